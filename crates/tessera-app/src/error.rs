@@ -1,0 +1,56 @@
+use tessera_domain::{DomainError, RedemptionFailure};
+use thiserror::Error;
+
+use crate::ports::StoreError;
+
+pub type AppResult<T> = Result<T, AppError>;
+
+/// Every way a use case can fail. The HTTP adapter maps each variant to exactly one
+/// status and error code.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Invalid(#[from] DomainError),
+    #[error("a valid API key is required")]
+    Unauthorized,
+    #[error("this API key's role does not allow that")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    /// A failed redemption as public callers see it: nothing but "invalid code".
+    #[error("invalid code")]
+    InvalidCode,
+    /// A failed redemption with its reason, for callers holding a key of the tenant.
+    #[error("{}", .0.message())]
+    Redemption(RedemptionFailure),
+    #[error("the program or tenant has reached its ticket cap")]
+    MaxTicketsReached,
+    #[error("the program is suspended or has ended")]
+    ProgramNotActive,
+    #[error("the resource changed since that version")]
+    VersionConflict,
+    #[error("this subject already has an active ticket in the program")]
+    SubjectHasActiveTicket,
+    #[error("the database is unavailable")]
+    Unavailable,
+    /// A bug or an unexpected store failure; the detail is for logs, not clients.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => AppError::NotFound,
+            StoreError::VersionConflict => AppError::VersionConflict,
+            StoreError::MaxTicketsReached => AppError::MaxTicketsReached,
+            StoreError::ProgramNotActive => AppError::ProgramNotActive,
+            StoreError::SubjectHasActiveTicket => AppError::SubjectHasActiveTicket,
+            StoreError::Unavailable(_) => AppError::Unavailable,
+            StoreError::DuplicateSecret => {
+                AppError::Internal("secret hash collided repeatedly".to_owned())
+            }
+            StoreError::Internal(detail) => AppError::Internal(detail),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Tessera's application layer: the use cases (inbound ports, implemented by
+//! [`Tessera`]) and the outbound ports they drive (repositories, clock, hasher).
+//! Depends on the domain only; adapters plug in from outside.
+
+mod error;
+pub mod ports;
+mod service;
+pub mod usecases;
+
+pub use error::{AppError, AppResult};
+pub use service::{Limits, Tessera, TesseraPorts};

@@ -1,0 +1,114 @@
+//! [`Tessera`]: the implementation of every use case, over the outbound ports.
+
+mod access;
+mod programs;
+mod redeem;
+mod standalone;
+#[cfg(test)]
+mod test_support;
+mod tickets;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use tessera_domain::{Permission, ProgramId};
+
+use crate::ports::{
+    AccessStore, Clock, HealthProbe, ProgramStore, RedemptionStore, SecretHasher, StandaloneStore,
+    TicketStore,
+};
+use crate::usecases::Principal;
+use crate::{AppError, AppResult};
+
+/// How many times a use case draws a fresh secret after a hash collision before it
+/// gives up; with ≥ 1000 codes per ticket, five collisions in a row mean a bug.
+const SECRET_ATTEMPTS: usize = 5;
+/// How many times an update without `If-Match` re-reads after a concurrent change.
+const UPDATE_ATTEMPTS: usize = 3;
+
+/// Limits set by the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Live standalone tickets per tenant.
+    pub max_standalone_tickets: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_standalone_tickets: 1_000_000,
+        }
+    }
+}
+
+/// The adapters a [`Tessera`] runs on.
+#[derive(Clone)]
+pub struct TesseraPorts {
+    pub clock: Arc<dyn Clock>,
+    pub hasher: Arc<dyn SecretHasher>,
+    pub access: Arc<dyn AccessStore>,
+    pub programs: Arc<dyn ProgramStore>,
+    pub tickets: Arc<dyn TicketStore>,
+    pub redemptions: Arc<dyn RedemptionStore>,
+    pub standalone: Arc<dyn StandaloneStore>,
+    pub health: Arc<dyn HealthProbe>,
+}
+
+impl std::fmt::Debug for TesseraPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TesseraPorts").finish_non_exhaustive()
+    }
+}
+
+/// The immutable facts of a program that a redemption needs before it can hash
+/// the code. Cached, because a program's tenant, alphabet and length never change.
+#[derive(Debug, Clone)]
+struct ProgramFacts {
+    tenant_id: tessera_domain::TenantId,
+    alphabet: tessera_domain::Alphabet,
+    ticket_length: tessera_domain::TicketLength,
+}
+
+/// Bounds the cache of program facts; past it the cache starts over, which only
+/// costs one lookup per program.
+const PROGRAM_FACTS_CAPACITY: usize = 10_000;
+
+/// Every use case of Tessera.
+pub struct Tessera {
+    ports: TesseraPorts,
+    limits: Limits,
+    program_facts: RwLock<HashMap<ProgramId, ProgramFacts>>,
+}
+
+impl std::fmt::Debug for Tessera {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tessera")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tessera {
+    pub fn new(ports: TesseraPorts, limits: Limits) -> Self {
+        Self {
+            ports,
+            limits,
+            program_facts: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+/// Refuses the call unless the caller's role grants `permission`.
+fn require(caller: &Principal, permission: Permission) -> AppResult<()> {
+    if caller.role.allows(permission) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+impl crate::usecases::HealthUseCases for Tessera {
+    fn ready(&self) -> AppResult<()> {
+        self.ports.health.ping().map_err(|_| AppError::Unavailable)
+    }
+}

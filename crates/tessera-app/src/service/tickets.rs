@@ -1,0 +1,132 @@
+use tessera_domain::{
+    effective_limit, Code, LinkToken, PageRequest, Permission, ProgramId, Ticket, TicketId,
+    TicketState,
+};
+
+use super::{require, Tessera, SECRET_ATTEMPTS, UPDATE_ATTEMPTS};
+use crate::ports::{NewTicket, Page, StoreError, TicketView};
+use crate::usecases::{IssueRequest, IssuedTicket, Principal, TicketUseCases};
+use crate::{AppError, AppResult};
+
+impl TicketUseCases for Tessera {
+    fn issue_ticket(
+        &self,
+        caller: &Principal,
+        program_id: &ProgramId,
+        request: IssueRequest,
+    ) -> AppResult<IssuedTicket> {
+        require(caller, Permission::IssueTickets)?;
+        let tenant = &caller.tenant_id;
+        let program = self.ports.programs.get(tenant, program_id)?;
+        let now = self.ports.clock.now();
+        // Fail early with the precise reason; the store re-checks both atomically.
+        if !program.is_issuing(now) {
+            return Err(AppError::ProgramNotActive);
+        }
+        if !program.has_room_for(1) {
+            return Err(AppError::MaxTicketsReached);
+        }
+        for _ in 0..SECRET_ATTEMPTS {
+            let code = Code::generate(program.alphabet, program.ticket_length);
+            let link_token = program.url_prefix.as_ref().map(|_| LinkToken::generate());
+            let ticket = Ticket {
+                id: TicketId::generate(),
+                tenant_id: tenant.clone(),
+                program_id: program.id.clone(),
+                email: request.email.clone(),
+                subject: request.subject.clone(),
+                max_redemptions: request.max_redemptions,
+                redemptions: 0,
+                state: TicketState::Active,
+                failed_attempts: 0,
+                payload: request.payload.clone(),
+                last_redeemed_at: None,
+                last_failed_at: None,
+                created_at: now,
+                version: 1,
+            };
+            let new = NewTicket {
+                code_hash: self.ports.hasher.code_hash(tenant, &code),
+                link_hash: link_token
+                    .as_ref()
+                    .map(|token| self.ports.hasher.link_hash(token)),
+                ticket,
+            };
+            match self.ports.tickets.issue(&new, now) {
+                Ok(()) => {
+                    let link = program
+                        .url_prefix
+                        .as_ref()
+                        .zip(link_token)
+                        .map(|(prefix, token)| format!("{}{}", prefix.as_str(), token.expose()));
+                    return Ok(IssuedTicket {
+                        ticket_id: new.ticket.id,
+                        program_id: program.id.clone(),
+                        code,
+                        email: new.ticket.email,
+                        subject: new.ticket.subject,
+                        max_redemptions: effective_limit(
+                            request.max_redemptions,
+                            program.max_redemptions,
+                        ),
+                        link,
+                    });
+                }
+                Err(StoreError::DuplicateSecret) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(StoreError::DuplicateSecret.into())
+    }
+
+    fn get_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<TicketView> {
+        require(caller, Permission::IssueTickets)?;
+        Ok(self.ports.tickets.get(&caller.tenant_id, id)?)
+    }
+
+    fn list_tickets(
+        &self,
+        caller: &Principal,
+        program: &ProgramId,
+        page: PageRequest,
+    ) -> AppResult<Page<TicketView>> {
+        require(caller, Permission::IssueTickets)?;
+        Ok(self.ports.tickets.list(&caller.tenant_id, program, page)?)
+    }
+
+    fn set_ticket_state(
+        &self,
+        caller: &Principal,
+        id: &TicketId,
+        state: TicketState,
+        if_match: Option<i64>,
+    ) -> AppResult<TicketView> {
+        require(caller, Permission::ManageTicketState)?;
+        let tenant = &caller.tenant_id;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.ports.tickets.get(tenant, id)?;
+            if if_match.is_some_and(|expected| expected != current.ticket.version) {
+                return Err(AppError::VersionConflict);
+            }
+            let target = current.ticket.state.admin_transition(state)?;
+            let now = self.ports.clock.now();
+            match self
+                .ports
+                .tickets
+                .set_state(tenant, id, target, current.ticket.version, now)
+            {
+                Err(StoreError::VersionConflict) if if_match.is_none() => continue,
+                result => return Ok(result?),
+            }
+        }
+        Err(AppError::VersionConflict)
+    }
+
+    fn revoke_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<()> {
+        require(caller, Permission::IssueTickets)?;
+        Ok(self
+            .ports
+            .tickets
+            .revoke(&caller.tenant_id, id, self.ports.clock.now())?)
+    }
+}

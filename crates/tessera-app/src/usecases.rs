@@ -1,0 +1,180 @@
+//! Inbound ports: the use cases the adapters call. [`crate::Tessera`] implements
+//! them; the HTTP adapter's tests use their mocks.
+
+#[cfg(any(test, feature = "mocks"))]
+use mockall::automock;
+use tessera_domain::{
+    ApiKeyId, ApiKeySecret, Code, Email, Label, NewProgram, PageRequest, Payload, Program,
+    ProgramChanges, ProgramId, RedemptionLimit, Role, StandaloneTicket, StandaloneToken, Subject,
+    TenantId, TenantName, TicketId, TicketState, Ttl, Uses,
+};
+
+use crate::ports::{ApiKey, Page, StandaloneUse, Tenant, TicketView};
+use crate::AppResult;
+
+/// Who is calling: the tenant and role of the API key presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant_id: TenantId,
+    pub key_id: ApiKeyId,
+    pub role: Role,
+}
+
+/// A new API key with its secret, which is shown this once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedKey {
+    pub key: ApiKey,
+    pub secret: ApiKeySecret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedTenant {
+    pub tenant: Tenant,
+    pub admin_key: CreatedKey,
+}
+
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait AccessUseCases: Send + Sync {
+    /// The principal for a presented bearer key; `Unauthorized` when unknown.
+    fn authenticate(&self, presented_key: &str) -> AppResult<Principal>;
+    /// A new tenant with a first admin key (operator action).
+    fn create_tenant(&self, name: TenantName) -> AppResult<CreatedTenant>;
+    fn create_api_key(&self, caller: &Principal, name: Label, role: Role) -> AppResult<CreatedKey>;
+    fn list_api_keys(&self, caller: &Principal) -> AppResult<Vec<ApiKey>>;
+    fn delete_api_key(&self, caller: &Principal, id: &ApiKeyId) -> AppResult<()>;
+}
+
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait ProgramUseCases: Send + Sync {
+    fn create_program(&self, caller: &Principal, new: NewProgram) -> AppResult<Program>;
+    fn get_program(&self, caller: &Principal, id: &ProgramId) -> AppResult<Program>;
+    fn list_programs(&self, caller: &Principal, page: PageRequest) -> AppResult<Page<Program>>;
+    /// Applies `changes`; with `if_match`, only if the program is at that version.
+    fn update_program(
+        &self,
+        caller: &Principal,
+        id: &ProgramId,
+        changes: ProgramChanges,
+        if_match: Option<i64>,
+    ) -> AppResult<Program>;
+    fn suspend_program(&self, caller: &Principal, id: &ProgramId) -> AppResult<Program>;
+    fn delete_program(&self, caller: &Principal, id: &ProgramId) -> AppResult<()>;
+}
+
+/// What an issuer asks for when issuing one ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IssueRequest {
+    pub email: Option<Email>,
+    pub max_redemptions: Option<RedemptionLimit>,
+    pub subject: Option<Subject>,
+    pub payload: Option<Payload>,
+}
+
+/// A freshly issued ticket, with its code: the only time the code is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedTicket {
+    pub ticket_id: TicketId,
+    pub program_id: ProgramId,
+    pub code: Code,
+    pub email: Option<Email>,
+    pub subject: Option<Subject>,
+    /// The effective limit: min(the ticket's, the program's).
+    pub max_redemptions: u32,
+    pub link: Option<String>,
+}
+
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait TicketUseCases: Send + Sync {
+    fn issue_ticket(
+        &self,
+        caller: &Principal,
+        program: &ProgramId,
+        request: IssueRequest,
+    ) -> AppResult<IssuedTicket>;
+    fn get_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<TicketView>;
+    fn list_tickets(
+        &self,
+        caller: &Principal,
+        program: &ProgramId,
+        page: PageRequest,
+    ) -> AppResult<Page<TicketView>>;
+    /// Unlocks, re-enables or disables; with `if_match`, only at that version.
+    fn set_ticket_state(
+        &self,
+        caller: &Principal,
+        id: &TicketId,
+        state: TicketState,
+        if_match: Option<i64>,
+    ) -> AppResult<TicketView>;
+    fn revoke_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<()>;
+}
+
+/// A redemption request, after the HTTP edge resolved which program it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedeemRequest {
+    pub program_id: ProgramId,
+    /// When the caller named the tenant too (`tenantId` or `issuer`): it must match.
+    pub tenant_id: Option<TenantId>,
+    /// The code exactly as presented; a secret.
+    pub code: String,
+    pub email: Option<String>,
+}
+
+/// What a successful redemption grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redemption {
+    pub object_id: String,
+    pub program_id: ProgramId,
+    pub ticket_id: TicketId,
+    pub remaining: u32,
+    pub group_addresses: Vec<String>,
+    pub payload: Option<Payload>,
+}
+
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait RedeemUseCases: Send + Sync {
+    /// Redeems one use. Failure is `InvalidCode`, or `Redemption(reason)` when the
+    /// caller holds a key of the program's tenant that may see details.
+    fn redeem(&self, caller: Option<Principal>, request: RedeemRequest) -> AppResult<Redemption>;
+}
+
+/// What an issuer asks for when creating a standalone ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewStandalone {
+    pub ttl: Ttl,
+    pub uses: Uses,
+    pub payload: Option<Payload>,
+    pub name: Option<Label>,
+    pub permissions: Option<Payload>,
+}
+
+/// The answer to deleting a standalone ticket (Authen's shape).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// Uses the deleted ticket had left; `None` when unlimited or nothing was deleted.
+    pub uses: Option<u32>,
+    pub deleted: u32,
+}
+
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait StandaloneUseCases: Send + Sync {
+    fn create_standalone(
+        &self,
+        caller: &Principal,
+        new: NewStandalone,
+    ) -> AppResult<StandaloneToken>;
+    /// `NotFound` when unknown, expired or used up.
+    fn use_standalone(&self, caller: &Principal, presented: &str) -> AppResult<StandaloneUse>;
+    fn delete_standalone(&self, caller: &Principal, presented: &str) -> AppResult<DeleteOutcome>;
+    fn list_standalone(
+        &self,
+        caller: &Principal,
+        page: PageRequest,
+    ) -> AppResult<Page<StandaloneTicket>>;
+}
+
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait HealthUseCases: Send + Sync {
+    /// `Unavailable` when the database does not answer.
+    fn ready(&self) -> AppResult<()>;
+}

@@ -1,0 +1,115 @@
+use std::fmt;
+
+use crate::secret::random_string;
+
+const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/// What an API key may do within its tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Everything in the tenant.
+    Admin,
+    /// Read programs; issue, list and revoke tickets; create, list and delete
+    /// standalone tickets.
+    Issuer,
+    /// Redeem with detailed errors; use standalone tickets.
+    Redeemer,
+}
+
+/// The actions that roles are granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    ManageKeys,
+    ManagePrograms,
+    ManageTicketState,
+    ReadEvents,
+    ReadPrograms,
+    IssueTickets,
+    RedeemWithDetails,
+    UseStandaloneTickets,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Issuer => "issuer",
+            Role::Redeemer => "redeemer",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "admin" => Some(Role::Admin),
+            "issuer" => Some(Role::Issuer),
+            "redeemer" => Some(Role::Redeemer),
+            _ => None,
+        }
+    }
+
+    pub fn allows(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Admin => true,
+            Role::Issuer => matches!(permission, ReadPrograms | IssueTickets),
+            Role::Redeemer => matches!(permission, RedeemWithDetails | UseStandaloneTickets),
+        }
+    }
+}
+
+/// An API key's secret, shown once at creation. Stored only as a keyed hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeySecret(String);
+
+impl ApiKeySecret {
+    /// The prefix lets secret scanners recognise a leaked key.
+    pub const PREFIX: &'static str = "tsk_";
+
+    /// `tsk_` and 40 base58 characters ≈ 234 random bits.
+    pub fn generate() -> Self {
+        Self(format!("{}{}", Self::PREFIX, random_string(BASE58, 40)))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKeySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKeySecret(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_grant_what_the_api_promises() {
+        assert!(Role::Admin.allows(Permission::ManageKeys));
+        assert!(Role::Issuer.allows(Permission::IssueTickets));
+        assert!(Role::Issuer.allows(Permission::ReadPrograms));
+        assert!(!Role::Issuer.allows(Permission::ManagePrograms));
+        assert!(!Role::Issuer.allows(Permission::UseStandaloneTickets));
+        assert!(Role::Redeemer.allows(Permission::RedeemWithDetails));
+        assert!(!Role::Redeemer.allows(Permission::ReadPrograms));
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for role in [Role::Admin, Role::Issuer, Role::Redeemer] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn secrets_are_prefixed_unique_and_redacted() {
+        let key = ApiKeySecret::generate();
+        assert!(key.expose().starts_with("tsk_"));
+        assert_eq!(key.expose().len(), 44);
+        assert_ne!(key, ApiKeySecret::generate());
+        assert!(!format!("{key:?}").contains(key.expose()));
+    }
+}

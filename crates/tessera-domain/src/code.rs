@@ -1,0 +1,251 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::random_string;
+use crate::{DomainError, MaxTickets};
+
+const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+/// Crockford's base32: no I, L, O or U, so a person cannot misread a code.
+const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const DIGITS: &[u8] = b"0123456789";
+
+/// How many candidate codes must exist per ticket a program may issue, so that a
+/// guess hits a live code with probability at most 1/1000.
+const CODE_SPACE_FACTOR: u128 = 1000;
+
+/// The characters a program's codes are drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Alphabet {
+    /// A–Z a–z 0–9, case-sensitive.
+    #[default]
+    Alphanumeric,
+    /// Crockford base32, case-insensitive; spaces and dashes are ignored on input.
+    Humane,
+    /// 0–9.
+    Numeric,
+}
+
+impl Alphabet {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alphabet::Alphanumeric => "alphanumeric",
+            Alphabet::Humane => "humane",
+            Alphabet::Numeric => "numeric",
+        }
+    }
+
+    fn symbols(self) -> &'static [u8] {
+        match self {
+            Alphabet::Alphanumeric => ALPHANUMERIC,
+            Alphabet::Humane => CROCKFORD,
+            Alphabet::Numeric => DIGITS,
+        }
+    }
+
+    pub fn size(self) -> u32 {
+        self.symbols().len() as u32
+    }
+
+    /// Whether `length` characters of this alphabet leave enough room for
+    /// `max_tickets` codes (see `CODE_SPACE_FACTOR`). Unlimited programs always fit:
+    /// their risk is bounded by throttling, not by the cap.
+    pub fn fits(self, length: TicketLength, max_tickets: MaxTickets) -> bool {
+        let Some(cap) = max_tickets.limit() else {
+            return true;
+        };
+        let space = u128::from(self.size())
+            .checked_pow(u32::from(length.get()))
+            .unwrap_or(u128::MAX);
+        space >= CODE_SPACE_FACTOR.saturating_mul(u128::from(cap))
+    }
+}
+
+impl FromStr for Alphabet {
+    type Err = DomainError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw {
+            "alphanumeric" => Ok(Alphabet::Alphanumeric),
+            "humane" => Ok(Alphabet::Humane),
+            "numeric" => Ok(Alphabet::Numeric),
+            _ => Err(DomainError::new(
+                "alphabet",
+                "must be one of alphanumeric, humane, numeric",
+            )),
+        }
+    }
+}
+
+/// The number of characters in a program's codes: 4..=64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TicketLength(u8);
+
+impl TicketLength {
+    pub const MIN: u8 = 4;
+    pub const MAX: u8 = 64;
+    pub const DEFAULT: TicketLength = TicketLength(6);
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for TicketLength {
+    type Error = DomainError;
+
+    fn try_from(value: i64) -> Result<Self, Self::Error> {
+        if (i64::from(Self::MIN)..=i64::from(Self::MAX)).contains(&value) {
+            Ok(Self(value as u8))
+        } else {
+            Err(DomainError::new(
+                "ticketLength",
+                format!("must be between {} and {}", Self::MIN, Self::MAX),
+            ))
+        }
+    }
+}
+
+/// A ticket's code in canonical form. A secret: it leaves the process only in the
+/// issuance response, so `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Code(String);
+
+impl Code {
+    /// A fresh code from the operating system's CSPRNG.
+    pub fn generate(alphabet: Alphabet, length: TicketLength) -> Self {
+        Self(random_string(alphabet.symbols(), usize::from(length.get())))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Code(<redacted>)")
+    }
+}
+
+/// What a person typed, before it is known to be a code of a given program.
+pub struct CodeInput<'a>(pub &'a str);
+
+impl fmt::Debug for CodeInput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CodeInput(<redacted>)")
+    }
+}
+
+impl CodeInput<'_> {
+    /// The canonical code this input denotes for a program with `alphabet` and
+    /// `length`, or `None` when no code of that program could look like it (so the
+    /// caller can reject it without a database lookup).
+    pub fn normalize(&self, alphabet: Alphabet, length: TicketLength) -> Option<Code> {
+        let canonical: String = match alphabet {
+            Alphabet::Humane => self
+                .0
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '-'))
+                .map(|c| match c.to_ascii_uppercase() {
+                    'I' | 'L' => '1',
+                    'O' => '0',
+                    upper => upper,
+                })
+                .collect(),
+            Alphabet::Alphanumeric | Alphabet::Numeric => self.0.trim().to_owned(),
+        };
+        let symbols = alphabet.symbols();
+        let valid = canonical.len() == usize::from(length.get())
+            && canonical.bytes().all(|b| symbols.contains(&b));
+        valid.then_some(Code(canonical))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn length(n: i64) -> TicketLength {
+        TicketLength::try_from(n).expect("valid length")
+    }
+
+    #[test]
+    fn ticket_length_accepts_only_4_to_64() {
+        assert!(TicketLength::try_from(3).is_err());
+        assert!(TicketLength::try_from(65).is_err());
+        assert_eq!(length(4).get(), 4);
+        assert_eq!(length(64).get(), 64);
+    }
+
+    #[test]
+    fn generated_codes_have_the_length_and_alphabet_asked_for() {
+        for alphabet in [Alphabet::Alphanumeric, Alphabet::Humane, Alphabet::Numeric] {
+            let code = Code::generate(alphabet, length(12));
+            assert_eq!(code.expose().len(), 12);
+            assert!(code
+                .expose()
+                .bytes()
+                .all(|b| alphabet.symbols().contains(&b)));
+        }
+    }
+
+    #[test]
+    fn generation_uses_the_whole_alphabet() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            seen.extend(Code::generate(Alphabet::Humane, length(8)).expose().chars());
+        }
+        assert_eq!(seen.len(), 32, "all 32 Crockford symbols should appear");
+    }
+
+    #[test]
+    fn humane_input_ignores_case_spaces_dashes_and_misreadings() {
+        let code = CodeInput("ab-c1 o-l")
+            .normalize(Alphabet::Humane, length(6))
+            .expect("normalizes");
+        assert_eq!(code.expose(), "ABC101");
+        assert!(CodeInput("ABCU12")
+            .normalize(Alphabet::Humane, length(6))
+            .is_none());
+    }
+
+    #[test]
+    fn alphanumeric_input_stays_case_sensitive() {
+        let code = CodeInput("aB3dE6")
+            .normalize(Alphabet::Alphanumeric, length(6))
+            .expect("valid");
+        assert_eq!(code.expose(), "aB3dE6");
+        assert!(CodeInput("aB-dE6")
+            .normalize(Alphabet::Alphanumeric, length(6))
+            .is_none());
+    }
+
+    #[test]
+    fn input_of_the_wrong_length_or_alphabet_is_refused() {
+        assert!(CodeInput("12345")
+            .normalize(Alphabet::Numeric, length(6))
+            .is_none());
+        assert!(CodeInput("12345a")
+            .normalize(Alphabet::Numeric, length(6))
+            .is_none());
+    }
+
+    #[test]
+    fn code_space_must_hold_a_thousand_codes_per_ticket() {
+        let cap = |n| MaxTickets::try_from(n).expect("valid cap");
+        // 10^4 = 10,000 = 1000 × 10.
+        assert!(Alphabet::Numeric.fits(length(4), cap(10)));
+        assert!(!Alphabet::Numeric.fits(length(4), cap(11)));
+        assert!(Alphabet::Numeric.fits(length(4), cap(0)), "unlimited fits");
+        assert!(Alphabet::Alphanumeric.fits(length(64), cap(i64::from(u32::MAX))));
+    }
+
+    #[test]
+    fn codes_never_show_in_debug_output() {
+        let code = Code::generate(Alphabet::Alphanumeric, length(10));
+        assert!(!format!("{code:?}").contains(code.expose()));
+    }
+}

@@ -1,0 +1,30 @@
+//! Tessera's domain: programs, tickets, standalone tickets and API keys, with the
+//! rules that govern them and the value objects that make invalid states
+//! unrepresentable. Pure: no I/O, no database, no web framework.
+
+mod api_key;
+mod code;
+mod email;
+mod error;
+mod id;
+mod program;
+mod secret;
+mod standalone;
+mod ticket;
+mod values;
+
+pub use api_key::{ApiKeySecret, Permission, Role};
+pub use code::{Alphabet, Code, CodeInput, TicketLength};
+pub use email::Email;
+pub use error::DomainError;
+pub use id::{ApiKeyId, EventId, LinkToken, ProgramId, StandaloneTicketId, TenantId, TicketId};
+pub use program::{NewProgram, Program, ProgramChanges, ProgramState};
+pub use secret::random_string;
+pub use standalone::{StandaloneTicket, StandaloneToken, Ttl, Uses};
+pub use ticket::{
+    effective_limit, RedemptionFailure, Ticket, TicketState, EMAIL_MISMATCHES_BEFORE_LOCK,
+};
+pub use values::{
+    GroupAddresses, Label, MaxTickets, NtpClass, ObjectId, PageRequest, Payload, RedemptionLimit,
+    Subject, TenantName, UrlPrefix, ValidityWindow,
+};

@@ -1,0 +1,336 @@
+use chrono::{DateTime, Utc};
+
+use crate::{
+    DomainError, Email, Payload, Program, ProgramId, RedemptionLimit, Subject, TenantId, TicketId,
+};
+
+/// Consecutive wrong emails after which a ticket locks (until an admin unlocks it).
+pub const EMAIL_MISMATCHES_BEFORE_LOCK: u32 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TicketState {
+    Active,
+    /// Locked after repeated wrong emails; an admin may set it active again.
+    Locked,
+    /// Disabled by an admin; an admin may set it active again.
+    Disabled,
+    /// Revoked by its issuer: final.
+    Revoked,
+}
+
+impl TicketState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketState::Active => "active",
+            TicketState::Locked => "locked",
+            TicketState::Disabled => "disabled",
+            TicketState::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "active" => Some(TicketState::Active),
+            "locked" => Some(TicketState::Locked),
+            "disabled" => Some(TicketState::Disabled),
+            "revoked" => Some(TicketState::Revoked),
+            _ => None,
+        }
+    }
+
+    /// An admin's change of state: only `active` (unlock, re-enable) and `disabled`
+    /// may be asked for, and a revoked ticket stays revoked.
+    pub fn admin_transition(self, target: TicketState) -> Result<TicketState, DomainError> {
+        match (self, target) {
+            (TicketState::Revoked, _) => Err(DomainError::new(
+                "state",
+                "a revoked ticket cannot change state",
+            )),
+            (_, TicketState::Active | TicketState::Disabled) => Ok(target),
+            (_, TicketState::Locked | TicketState::Revoked) => {
+                Err(DomainError::new("state", "must be active or disabled"))
+            }
+        }
+    }
+}
+
+/// Why a redemption failed. Public callers only ever learn `invalid_code`; a caller
+/// with a key of the tenant learns the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RedemptionFailure {
+    TicketNotFound,
+    TicketExhausted,
+    TicketRevoked,
+    TicketDisabled,
+    TicketLocked,
+    EmailMismatch,
+    ProgramSuspended,
+    ProgramNotStarted,
+    ProgramEnded,
+}
+
+impl RedemptionFailure {
+    /// The API's error code for this reason.
+    pub fn code(self) -> &'static str {
+        match self {
+            RedemptionFailure::TicketNotFound => "ticket_not_found",
+            RedemptionFailure::TicketExhausted => "ticket_exhausted",
+            RedemptionFailure::TicketRevoked => "ticket_revoked",
+            RedemptionFailure::TicketDisabled => "ticket_disabled",
+            RedemptionFailure::TicketLocked => "ticket_locked",
+            RedemptionFailure::EmailMismatch => "email_mismatch",
+            RedemptionFailure::ProgramSuspended => "program_suspended",
+            RedemptionFailure::ProgramNotStarted => "program_not_started",
+            RedemptionFailure::ProgramEnded => "program_ended",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            RedemptionFailure::TicketNotFound,
+            RedemptionFailure::TicketExhausted,
+            RedemptionFailure::TicketRevoked,
+            RedemptionFailure::TicketDisabled,
+            RedemptionFailure::TicketLocked,
+            RedemptionFailure::EmailMismatch,
+            RedemptionFailure::ProgramSuspended,
+            RedemptionFailure::ProgramNotStarted,
+            RedemptionFailure::ProgramEnded,
+        ]
+        .into_iter()
+        .find(|failure| failure.code() == raw)
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            RedemptionFailure::TicketNotFound => "No ticket of this program has that code.",
+            RedemptionFailure::TicketExhausted => "The ticket has no redemptions left.",
+            RedemptionFailure::TicketRevoked => "The ticket was revoked.",
+            RedemptionFailure::TicketDisabled => "The ticket is disabled.",
+            RedemptionFailure::TicketLocked => "The ticket is locked after repeated wrong emails.",
+            RedemptionFailure::EmailMismatch => "The email does not match the ticket's.",
+            RedemptionFailure::ProgramSuspended => "The program is suspended.",
+            RedemptionFailure::ProgramNotStarted => "The program has not started yet.",
+            RedemptionFailure::ProgramEnded => "The program has ended.",
+        }
+    }
+}
+
+/// A ticket may be redeemed min(its own limit, its program's) times: lowering the
+/// program's limit applies to tickets already issued.
+/// A ticket issued without a limit of its own follows its program's.
+pub fn effective_limit(ticket: Option<RedemptionLimit>, program: RedemptionLimit) -> u32 {
+    ticket.map_or(program.get(), |own| own.get().min(program.get()))
+}
+
+/// A ticket of a program. Its code is not here: only its keyed hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: TicketId,
+    pub tenant_id: TenantId,
+    pub program_id: ProgramId,
+    pub email: Option<Email>,
+    pub subject: Option<Subject>,
+    /// `None`: the program's limit, whatever it is at redemption time.
+    pub max_redemptions: Option<RedemptionLimit>,
+    pub redemptions: u32,
+    pub state: TicketState,
+    pub failed_attempts: u32,
+    pub payload: Option<Payload>,
+    pub last_redeemed_at: Option<DateTime<Utc>>,
+    pub last_failed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl Ticket {
+    /// Redemptions left under `program`'s current limit.
+    pub fn remaining(&self, program: &Program) -> u32 {
+        effective_limit(self.max_redemptions, program.max_redemptions)
+            .saturating_sub(self.redemptions)
+    }
+
+    /// Why this ticket cannot be redeemed now with `presented_email`, if it cannot.
+    /// The order is the order a person would fix things in: the program first,
+    /// then the ticket's state, its uses, and last the email.
+    pub fn check_redeemable(
+        &self,
+        program: &Program,
+        now: DateTime<Utc>,
+        presented_email: Option<&str>,
+    ) -> Result<(), RedemptionFailure> {
+        program.check_redeemable(now)?;
+        match self.state {
+            TicketState::Revoked => return Err(RedemptionFailure::TicketRevoked),
+            TicketState::Disabled => return Err(RedemptionFailure::TicketDisabled),
+            TicketState::Locked => return Err(RedemptionFailure::TicketLocked),
+            TicketState::Active => {}
+        }
+        if self.remaining(program) == 0 {
+            return Err(RedemptionFailure::TicketExhausted);
+        }
+        match &self.email {
+            Some(bound) if !presented_email.is_some_and(|email| bound.matches(email)) => {
+                Err(RedemptionFailure::EmailMismatch)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The state after one more consecutive wrong email.
+    pub fn after_email_mismatch(&self) -> (u32, TicketState) {
+        let attempts = self.failed_attempts + 1;
+        let state = if attempts >= EMAIL_MISMATCHES_BEFORE_LOCK {
+            TicketState::Locked
+        } else {
+            self.state
+        };
+        (attempts, state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::tests::{at, program};
+
+    fn ticket(program: &Program, limit: i64, email: Option<&str>) -> Ticket {
+        Ticket {
+            id: TicketId::generate(),
+            tenant_id: program.tenant_id.clone(),
+            program_id: program.id.clone(),
+            email: email.map(|e| Email::parse(e).unwrap()),
+            subject: None,
+            max_redemptions: Some(RedemptionLimit::try_from(limit).unwrap()),
+            redemptions: 0,
+            state: TicketState::Active,
+            failed_attempts: 0,
+            payload: None,
+            last_redeemed_at: None,
+            last_failed_at: None,
+            created_at: at(0),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn the_effective_limit_is_the_lower_of_ticket_and_program() {
+        let program = program(0); // maxRedemptions 3
+        assert_eq!(ticket(&program, 10, None).remaining(&program), 3);
+        assert_eq!(ticket(&program, 2, None).remaining(&program), 2);
+        let mut used = ticket(&program, 10, None);
+        used.redemptions = 3;
+        assert_eq!(used.remaining(&program), 0);
+        assert_eq!(
+            used.check_redeemable(&program, at(1), None),
+            Err(RedemptionFailure::TicketExhausted)
+        );
+    }
+
+    #[test]
+    fn a_ticket_without_its_own_limit_follows_the_program() {
+        let mut program = program(0);
+        let mut own = ticket(&program, 1, None);
+        own.max_redemptions = None;
+        assert_eq!(own.remaining(&program), 3);
+        program.max_redemptions = RedemptionLimit::try_from(7).unwrap();
+        assert_eq!(own.remaining(&program), 7);
+    }
+
+    #[test]
+    fn a_lowered_program_limit_exhausts_tickets_already_used_that_much() {
+        let mut program = program(0);
+        let mut used = ticket(&program, 10, None);
+        used.redemptions = 2;
+        program.max_redemptions = RedemptionLimit::try_from(1).unwrap();
+        assert_eq!(used.remaining(&program), 0);
+    }
+
+    #[test]
+    fn program_rules_come_before_ticket_rules() {
+        let program = program(0).suspended(at(0));
+        let mut revoked = ticket(&program, 1, None);
+        revoked.state = TicketState::Revoked;
+        assert_eq!(
+            revoked.check_redeemable(&program, at(1), None),
+            Err(RedemptionFailure::ProgramSuspended)
+        );
+    }
+
+    #[test]
+    fn each_state_other_than_active_has_its_reason() {
+        let program = program(0);
+        for (state, failure) in [
+            (TicketState::Revoked, RedemptionFailure::TicketRevoked),
+            (TicketState::Disabled, RedemptionFailure::TicketDisabled),
+            (TicketState::Locked, RedemptionFailure::TicketLocked),
+        ] {
+            let mut t = ticket(&program, 1, None);
+            t.state = state;
+            assert_eq!(t.check_redeemable(&program, at(1), None), Err(failure));
+        }
+    }
+
+    #[test]
+    fn a_bound_email_must_be_presented_in_any_case() {
+        let program = program(0);
+        let bound = ticket(&program, 1, Some("Ann@Example.com"));
+        assert_eq!(
+            bound.check_redeemable(&program, at(1), Some("ann@example.com")),
+            Ok(())
+        );
+        assert_eq!(
+            bound.check_redeemable(&program, at(1), None),
+            Err(RedemptionFailure::EmailMismatch)
+        );
+        assert_eq!(
+            bound.check_redeemable(&program, at(1), Some("bob@example.com")),
+            Err(RedemptionFailure::EmailMismatch)
+        );
+        assert_eq!(
+            ticket(&program, 1, None).check_redeemable(&program, at(1), Some("x@y.z")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn the_fifth_consecutive_wrong_email_locks() {
+        let program = program(0);
+        let mut t = ticket(&program, 1, Some("ann@example.com"));
+        for expected in 1..EMAIL_MISMATCHES_BEFORE_LOCK {
+            let (attempts, state) = t.after_email_mismatch();
+            assert_eq!((attempts, state), (expected, TicketState::Active));
+            t.failed_attempts = attempts;
+        }
+        assert_eq!(t.after_email_mismatch(), (5, TicketState::Locked));
+    }
+
+    #[test]
+    fn admins_may_only_activate_or_disable_and_never_unrevoke() {
+        assert_eq!(
+            TicketState::Locked.admin_transition(TicketState::Active),
+            Ok(TicketState::Active)
+        );
+        assert_eq!(
+            TicketState::Active.admin_transition(TicketState::Disabled),
+            Ok(TicketState::Disabled)
+        );
+        assert!(TicketState::Active
+            .admin_transition(TicketState::Revoked)
+            .is_err());
+        assert!(TicketState::Revoked
+            .admin_transition(TicketState::Active)
+            .is_err());
+    }
+
+    #[test]
+    fn failure_codes_round_trip() {
+        for failure in [
+            RedemptionFailure::TicketLocked,
+            RedemptionFailure::ProgramEnded,
+        ] {
+            assert_eq!(RedemptionFailure::parse(failure.code()), Some(failure));
+        }
+        assert_eq!(RedemptionFailure::parse("nope"), None);
+    }
+}
