@@ -1,1 +1,284 @@
+//! The end-to-end harness: real `tessera` processes on a fresh PostgreSQL database
+//! each, driven over HTTP.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::fs;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+pub use tessera_postgres::testing::TestDatabase;
+
+pub const OPERATOR_TOKEN: &str = "e2e-operator-token-0123456789";
+/// A fixed master key (base64 of 32 bytes), so restarted servers hash alike.
+pub const MASTER_KEY: &str = "dGVzc2VyYS1lMmUtbWFzdGVyLWtleS0zMi1ieXRlcyE=";
+
+/// The `tessera` binary that `make test` builds before the suite runs.
+pub fn binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("debug").join("tessera");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test`, or `cargo build -p tessera-server` before `cargo test -p tessera-e2e`",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port on loopback")
+}
+
+/// A scratch directory for one server's logs and key file.
+fn scratch_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-e2e-{label}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A running `tessera serve`, killed on drop.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    pub base_url: String,
+    pub log_path: PathBuf,
+    pub database_url: String,
+}
+
+impl Server {
+    pub fn start(database: &TestDatabase) -> Self {
+        Self::start_with(database, &[])
+    }
+
+    pub fn start_with(database: &TestDatabase, extra_env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let dir = scratch_dir("server");
+        let log_path = dir.join("server.log");
+        let log = fs::File::create(&log_path).expect("log file");
+        let mut command = Command::new(binary());
+        command
+            .arg("serve")
+            .current_dir(&dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("DATABASE_URL", database.url())
+            .env("TESSERA_BIND", format!("127.0.0.1:{port}"))
+            .env("TESSERA_MASTER_KEY", MASTER_KEY)
+            .env("TESSERA_OPERATOR_TOKEN", OPERATOR_TOKEN)
+            .env("TESSERA_DB_POOL_SIZE", "8")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log);
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("tessera starts");
+        let server = Self {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            log_path,
+            database_url: database.url().to_owned(),
+        };
+        server.wait_until_healthy();
+        server
+    }
+
+    fn wait_until_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if ureq::get(&format!("{}/healthz", self.base_url))
+                .timeout(Duration::from_secs(1))
+                .call()
+                .is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("tessera did not become healthy; its log:\n{}", self.logs());
+    }
+
+    pub fn logs(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn client(&self, key: Option<&str>) -> Client {
+        Client {
+            base_url: self.base_url.clone(),
+            key: key.map(str::to_owned),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .build(),
+        }
+    }
+
+    /// Creates a tenant over HTTP with the operator token; returns (tenant id, admin key).
+    pub fn create_tenant(&self, name: &str) -> (String, String) {
+        let (status, body) = self.client(Some(OPERATOR_TOKEN)).send(
+            "POST",
+            "/v1/tenants",
+            Some(json!({ "name": name })),
+        );
+        assert_eq!(status, 201, "tenant creation failed: {body}");
+        (
+            body["tenant"]["id"].as_str().unwrap().to_owned(),
+            body["apiKey"]["key"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client with an optional bearer key; every answer is (status, JSON body).
+#[derive(Clone, Debug)]
+pub struct Client {
+    base_url: String,
+    key: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        match body {
+            Some(body) => self.send_raw(
+                method,
+                path,
+                &[("Content-Type", "application/json")],
+                body.to_string().as_bytes(),
+            ),
+            None => self.send_raw(method, path, &[], b""),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.send("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send("POST", path, Some(body))
+    }
+
+    /// Sends bytes as they are, so tests can send what no JSON library would.
+    pub fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Value) {
+        let mut request = self
+            .agent
+            .request(method, &format!("{}{}", self.base_url, path));
+        if let Some(key) = &self.key {
+            request = request.set("Authorization", &format!("Bearer {key}"));
+        }
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        let response = if body.is_empty() && method != "POST" && method != "PATCH" {
+            request.call()
+        } else {
+            request.send_bytes(body)
+        };
+        let response = match response {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(error) => panic!("{method} {path}: transport error {error}"),
+        };
+        let status = response.status();
+        let mut text = String::new();
+        response
+            .into_reader()
+            .take(10 << 20)
+            .read_to_string(&mut text)
+            .expect("body");
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| {
+                panic!("{method} {path} answered {status} with non-JSON: {text}")
+            })
+        };
+        (status, json)
+    }
+}
+
+/// Runs `tessera` with `args` against `database`, returning its output.
+pub fn run_cli(database: &TestDatabase, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    let dir = scratch_dir("cli");
+    let mut command = Command::new(binary());
+    command
+        .args(args)
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database.url())
+        .env("TESSERA_MASTER_KEY", MASTER_KEY)
+        .env("RUST_LOG", "info");
+    for (name, value) in extra_env {
+        command.env(name, value);
+    }
+    command.output().expect("tessera runs")
+}
+
+/// A program valid from an hour ago for a day, with `extra` fields merged in.
+pub fn program_body(extra: Value) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut body = json!({
+        "objectId": "iq__3ax1WuidvcNm8Bd2CGEnqLYScsxL",
+        "groupAddresses": ["0x96bb65d1fdbb9fd710ffc3bb30bc4d0f82889d78"],
+        "startTime": now - 3_600_000,
+        "endTime": now + 86_400_000,
+    });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        for (key, value) in extra {
+            body.insert(key.clone(), value.clone());
+        }
+    }
+    body
+}
+
+/// Runs `count` calls of `call` at once on their own threads, collecting results.
+pub fn concurrently<T: Send + 'static>(
+    count: usize,
+    call: impl Fn(usize) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let call = std::sync::Arc::new(call);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(count));
+    let handles: Vec<_> = (0..count)
+        .map(|index| {
+            let call = call.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                call(index)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|handle| handle.join().expect("thread"))
+        .collect()
+}

@@ -1,1 +1,21 @@
+//! Tessera's PostgreSQL adapter: the diesel schema, an r2d2 connection pool, the
+//! embedded migrations and [`PgStore`], which implements every store port of
+//! `tessera_app::ports`. The rules that must hold under concurrency (no
+//! over-redemption, ticket caps, one active ticket per subject) are enforced by
+//! conditional statements and constraints in the database, never by a read and a
+//! decision in Rust.
 
+mod error;
+mod events;
+mod models;
+mod schema;
+mod setup;
+mod stores;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use setup::{connect, ensure_database, run_migrations, SetupError, MIGRATIONS};
+pub use stores::PgStore;
+
+/// The connection pool every store shares.
+pub type PgPool = diesel::r2d2::Pool<diesel::r2d2::ConnectionManager<diesel::PgConnection>>;

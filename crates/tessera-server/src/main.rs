@@ -1,1 +1,84 @@
-fn main() {}
+//! `tessera`: the Tessera server and its administration commands.
+
+mod clock;
+mod commands;
+mod keys;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::settings::Settings;
+
+/// Limited-use tickets as a service: issue short codes and opaque tokens under a
+/// policy, redeem them a bounded number of times inside a time window.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the REST API (creates and migrates the database first).
+    Serve,
+    /// Create the database if missing and apply pending migrations, then exit.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print it with its first admin API key, as JSON on stdout.
+    Create {
+        /// The tenant's display name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Exit code for a setting the server cannot start with (API.md: "exit code 2").
+const EXIT_BAD_SETTING: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("tessera: bad setting {error}");
+            return ExitCode::from(EXIT_BAD_SETTING);
+        }
+    };
+    let outcome = match cli.command {
+        Command::Serve => commands::serve(settings),
+        Command::Migrate => commands::migrate(&settings),
+        Command::Tenant {
+            command: TenantCommand::Create { name },
+        } => commands::create_tenant(&settings, name),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tessera: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Logs go to stderr, so commands that print JSON keep stdout for the document.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

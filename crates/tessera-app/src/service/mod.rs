@@ -6,6 +6,8 @@ mod redeem;
 mod standalone;
 #[cfg(test)]
 mod test_support;
+#[cfg(test)]
+mod tests;
 mod tickets;
 
 use std::collections::HashMap;

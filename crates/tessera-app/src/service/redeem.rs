@@ -80,15 +80,21 @@ impl RedeemUseCases for Tessera {
             now: self.ports.clock.now(),
         };
         match self.ports.redemptions.redeem(&attempt)? {
-            Ok(redeemed) => Ok(Redemption {
-                object_id: redeemed.object_id,
-                program_id: request.program_id,
-                ticket_id: redeemed.ticket_id,
-                remaining: redeemed.remaining,
-                group_addresses: redeemed.group_addresses,
-                payload: redeemed.payload,
-            }),
-            Err(reason) => Err(fail(reason)),
+            Ok(redeemed) => {
+                tracing::debug!(program = %request.program_id, ticket = %redeemed.ticket_id, remaining = redeemed.remaining, "redeemed");
+                Ok(Redemption {
+                    object_id: redeemed.object_id,
+                    program_id: request.program_id,
+                    ticket_id: redeemed.ticket_id,
+                    remaining: redeemed.remaining,
+                    group_addresses: redeemed.group_addresses,
+                    payload: redeemed.payload,
+                })
+            }
+            Err(reason) => {
+                tracing::debug!(program = %request.program_id, reason = reason.code(), "redemption failed");
+                Err(fail(reason))
+            }
         }
     }
 }

@@ -1,0 +1,38 @@
+# Tessera: the two commands are `make run` and `make test`.
+CARGO ?= cargo
+
+.PHONY: run test lint fmt db build migrate tenant help
+
+help:
+	@echo "make run     start the service on 127.0.0.1:8080 (creates and migrates its database)"
+	@echo "make test    run every test (unit, PostgreSQL integration, end-to-end)"
+	@echo "make lint    rustfmt check and clippy with warnings as errors"
+	@echo "make fmt     format the code"
+	@echo "make tenant NAME=acme   create a tenant and print its admin key"
+
+## Make sure the local PostgreSQL is up (starts the Debian cluster if it is down).
+db:
+	@scripts/ensure-postgres
+
+build:
+	$(CARGO) build -p tessera-server --bin tessera
+
+run: db
+	$(CARGO) run -p tessera-server --bin tessera -- serve
+
+migrate: db
+	$(CARGO) run -p tessera-server --bin tessera -- migrate
+
+tenant: db
+	@$(CARGO) run -q -p tessera-server --bin tessera -- tenant create --name "$(NAME)"
+
+## The end-to-end suite drives the real binary, so it is built first.
+test: db build
+	$(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all

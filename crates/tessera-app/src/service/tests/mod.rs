@@ -1,0 +1,8 @@
+//! Unit tests of every use case of [`super::Tessera`], against mocks of its ports.
+
+mod access;
+mod health;
+mod programs;
+mod redeem;
+mod standalone;
+mod tickets;

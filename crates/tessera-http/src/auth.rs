@@ -1,0 +1,85 @@
+//! `Authorization: Bearer <key>` → [`Principal`], and the operator token check.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{dev, web, FromRequest, HttpRequest};
+use subtle::ConstantTimeEq;
+use tessera_app::usecases::Principal;
+
+use crate::error::ApiError;
+use crate::state::{run, AppState};
+
+/// The bearer token of the request, if it presents one.
+fn bearer(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("AppState is not registered"))
+}
+
+async fn authenticate(state: web::Data<AppState>, key: String) -> Result<Principal, ApiError> {
+    run(move || state.access.authenticate(&key)).await
+}
+
+/// An authenticated caller: a missing or unknown key is `401 unauthorized`.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
+        let key = bearer(req);
+        let state = state(req);
+        Box::pin(async move {
+            let key = key.ok_or_else(ApiError::unauthorized)?;
+            authenticate(state?, key).await.map(Caller)
+        })
+    }
+}
+
+/// A caller that may present a key (redeem): absent → `None`; present but unknown
+/// → `401 unauthorized`.
+#[derive(Debug, Clone)]
+pub struct OptionalCaller(pub Option<Principal>);
+
+impl FromRequest for OptionalCaller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
+        let key = bearer(req);
+        let state = state(req);
+        Box::pin(async move {
+            match key {
+                None => Ok(OptionalCaller(None)),
+                Some(key) => authenticate(state?, key)
+                    .await
+                    .map(|principal| OptionalCaller(Some(principal))),
+            }
+        })
+    }
+}
+
+/// Checks the operator token: the route does not exist (`404`) when no token is
+/// configured; a missing or different token is `401`. Constant-time comparison.
+pub(crate) fn require_operator(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(expected) = state.settings.operator_token.as_deref() else {
+        return Err(ApiError::not_found());
+    };
+    let presented = bearer(req).ok_or_else(ApiError::unauthorized)?;
+    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}

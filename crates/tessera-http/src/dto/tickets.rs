@@ -1,0 +1,166 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tessera_app::ports::TicketView;
+use tessera_app::usecases::{IssueRequest, IssuedTicket};
+use tessera_domain::{effective_limit, Email, RedemptionLimit, Subject, TicketState};
+use utoipa::ToSchema;
+
+use super::common::payload;
+use crate::error::ApiError;
+use crate::time;
+
+/// Signed codes need the signing key, which does not exist yet: until it does,
+/// `signed: true` is refused here, and only here.
+fn signed_codes_unavailable() -> ApiError {
+    ApiError::invalid("signed: signed codes are not available yet")
+}
+
+/// `POST /v1/programs/{programId}/tickets`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IssueTicketRequest {
+    /// Redemption must then present it (case-insensitive); `""` means none.
+    pub email: Option<String>,
+    /// ≥ 1; the effective limit is min(this, the program's).
+    pub max_redemptions: Option<i64>,
+    /// The user this ticket belongs to (URL tickets).
+    pub subject: Option<String>,
+    /// Any JSON, ≤ 16 KiB serialized (else `413`); returned on redemption.
+    #[schema(value_type = Option<Value>)]
+    pub payload: Option<serde_json::Value>,
+    /// Also return `signedCode`. Not available yet: `true` → `400`.
+    pub signed: Option<bool>,
+}
+
+impl TryFrom<IssueTicketRequest> for IssueRequest {
+    type Error = ApiError;
+
+    fn try_from(body: IssueTicketRequest) -> Result<Self, ApiError> {
+        if body.signed == Some(true) {
+            return Err(signed_codes_unavailable());
+        }
+        Ok(IssueRequest {
+            email: body
+                .email
+                .filter(|email| !email.trim().is_empty())
+                .map(|email| Email::parse(&email))
+                .transpose()?,
+            max_redemptions: body
+                .max_redemptions
+                .map(RedemptionLimit::try_from)
+                .transpose()?,
+            subject: body.subject.map(Subject::try_from).transpose()?,
+            payload: payload("payload", body.payload)?,
+        })
+    }
+}
+
+/// A freshly issued ticket: the only time its `code` is shown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedTicketResponse {
+    pub ticket_id: String,
+    pub program_id: String,
+    pub code: String,
+    pub email: Option<String>,
+    pub subject: Option<String>,
+    /// The effective limit: min(the ticket's, the program's).
+    pub max_redemptions: u32,
+    /// `urlPrefix` + link token, when the program has a `urlPrefix`.
+    pub link: Option<String>,
+    /// Always `null` for now: signed codes are not available yet.
+    pub signed_code: Option<String>,
+}
+
+impl From<&IssuedTicket> for IssuedTicketResponse {
+    fn from(issued: &IssuedTicket) -> Self {
+        Self {
+            ticket_id: issued.ticket_id.to_string(),
+            program_id: issued.program_id.to_string(),
+            code: issued.code.expose().to_owned(),
+            email: issued.email.as_ref().map(|email| email.as_str().to_owned()),
+            subject: issued.subject.as_ref().map(|s| s.as_str().to_owned()),
+            max_redemptions: issued.max_redemptions,
+            link: issued.link.clone(),
+            signed_code: None,
+        }
+    }
+}
+
+/// A ticket of a program (never its code).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketResponse {
+    pub id: String,
+    pub program_id: String,
+    pub email: Option<String>,
+    pub subject: Option<String>,
+    /// The effective limit: min(the ticket's, the program's current one).
+    pub max_redemptions: u32,
+    pub redemptions: u32,
+    pub remaining: u32,
+    /// `active`, `locked`, `disabled` or `revoked`.
+    #[schema(example = "active")]
+    pub state: &'static str,
+    pub failed_attempts: u32,
+    #[serde(serialize_with = "time::serialize_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_redeemed_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "time::serialize_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_failed_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "time::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl From<&TicketView> for TicketResponse {
+    fn from(view: &TicketView) -> Self {
+        let ticket = &view.ticket;
+        Self {
+            id: ticket.id.to_string(),
+            program_id: ticket.program_id.to_string(),
+            email: ticket.email.as_ref().map(|email| email.as_str().to_owned()),
+            subject: ticket.subject.as_ref().map(|s| s.as_str().to_owned()),
+            max_redemptions: effective_limit(ticket.max_redemptions, view.program_limit),
+            redemptions: ticket.redemptions,
+            remaining: view.remaining(),
+            state: ticket.state.as_str(),
+            failed_attempts: ticket.failed_attempts,
+            last_redeemed_at: ticket.last_redeemed_at,
+            last_failed_at: ticket.last_failed_at,
+            created_at: ticket.created_at,
+            version: ticket.version,
+        }
+    }
+}
+
+/// `GET /v1/programs/{programId}/tickets`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TicketList {
+    pub tickets: Vec<TicketResponse>,
+    pub start: u64,
+    pub end: u64,
+    pub total: u64,
+}
+
+/// `PATCH /v1/tickets/{ticketId}`: unlock / re-enable (`active`) or `disabled`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateTicketRequest {
+    /// `active` or `disabled`.
+    #[schema(example = "disabled")]
+    pub state: String,
+}
+
+impl TryFrom<UpdateTicketRequest> for TicketState {
+    type Error = ApiError;
+
+    fn try_from(body: UpdateTicketRequest) -> Result<Self, ApiError> {
+        match TicketState::parse(&body.state) {
+            Some(state @ (TicketState::Active | TicketState::Disabled)) => Ok(state),
+            _ => Err(ApiError::invalid("state: must be active or disabled")),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+use std::fmt;
+use std::sync::Arc;
+
+use tessera_app::usecases::{
+    AccessUseCases, HealthUseCases, ProgramUseCases, RedeemUseCases, StandaloneUseCases,
+    TicketUseCases,
+};
+use tessera_app::AppResult;
+
+use crate::error::ApiError;
+
+/// The use cases the routes call, and the adapter's settings.
+#[derive(Clone)]
+pub struct AppState {
+    pub access: Arc<dyn AccessUseCases>,
+    pub programs: Arc<dyn ProgramUseCases>,
+    pub tickets: Arc<dyn TicketUseCases>,
+    pub redeem: Arc<dyn RedeemUseCases>,
+    pub standalone: Arc<dyn StandaloneUseCases>,
+    pub health: Arc<dyn HealthUseCases>,
+    pub settings: HttpSettings,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+pub struct HttpSettings {
+    /// Enables `POST /v1/tenants` for `Authorization: Bearer <this>`; unset → 404.
+    pub operator_token: Option<String>,
+    /// The largest request body accepted; larger → `413 payload_too_large`.
+    pub body_limit_bytes: usize,
+}
+
+impl HttpSettings {
+    pub const DEFAULT_BODY_LIMIT_BYTES: usize = 64 * 1024;
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            operator_token: None,
+            body_limit_bytes: Self::DEFAULT_BODY_LIMIT_BYTES,
+        }
+    }
+}
+
+// Hand-written so the operator token never reaches a log line.
+impl fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field(
+                "operator_token",
+                &self.operator_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .finish()
+    }
+}
+
+/// Runs a (synchronous, database-bound) use case on actix's blocking pool.
+pub(crate) async fn run<T, F>(use_case: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    match actix_web::web::block(use_case).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(error) => Err(ApiError::internal(format!(
+            "the blocking pool failed to run a use case: {error}"
+        ))),
+    }
+}

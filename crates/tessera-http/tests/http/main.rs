@@ -1,0 +1,13 @@
+//! Handler tests: the real routes against mocked use cases.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod access;
+mod errors;
+mod logging;
+mod ops;
+mod programs;
+mod redeem;
+mod standalone;
+mod support;
+mod tickets;

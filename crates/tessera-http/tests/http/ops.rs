@@ -1,0 +1,86 @@
+use actix_web::test::TestRequest;
+use tessera_app::AppError;
+
+use crate::support::*;
+
+#[actix_web::test]
+async fn healthz_is_ok_without_touching_anything() {
+    let reply = send(Mocks::bare(), TestRequest::get().uri("/healthz")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, serde_json::json!({"status": "ok"}));
+}
+
+#[actix_web::test]
+async fn readyz_follows_the_database() {
+    let mut mocks = Mocks::bare();
+    mocks.health.expect_ready().times(1).returning(|| Ok(()));
+    let reply = send(mocks, TestRequest::get().uri("/readyz")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["status"], "ok");
+
+    let mut mocks = Mocks::bare();
+    mocks
+        .health
+        .expect_ready()
+        .times(1)
+        .returning(|| Err(AppError::Unavailable));
+    let reply = send(mocks, TestRequest::get().uri("/readyz")).await;
+    reply.assert_error(503, "unavailable");
+    assert_eq!(reply.header("retry-after"), Some("5"));
+}
+
+#[actix_web::test]
+async fn openapi_documents_every_path_the_errors_and_bearer_auth() {
+    let reply = send(Mocks::bare(), TestRequest::get().uri("/openapi.json")).await;
+    assert_eq!(reply.status, 200);
+    let doc = &reply.body;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/healthz", &["get"][..]),
+        ("/readyz", &["get"]),
+        ("/openapi.json", &["get"]),
+        ("/v1/tenants", &["post"]),
+        ("/v1/api-keys", &["get", "post"]),
+        ("/v1/api-keys/{key_id}", &["delete"]),
+        ("/v1/programs", &["get", "post"]),
+        ("/v1/programs/{program_id}", &["get", "patch", "delete"]),
+        ("/v1/programs/{program_id}/suspend", &["post"]),
+        ("/v1/programs/{program_id}/tickets", &["get", "post"]),
+        ("/v1/tickets", &["get", "post"]),
+        ("/v1/tickets/use", &["post"]),
+        ("/v1/tickets/delete", &["post"]),
+        ("/v1/tickets/{ticket_id}", &["get", "patch", "delete"]),
+        ("/v1/redeem", &["post"]),
+    ] {
+        for method in methods {
+            assert!(
+                paths.get(path).and_then(|p| p.get(*method)).is_some(),
+                "{method} {path} missing from the document"
+            );
+        }
+    }
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["apiKey"]["scheme"], "bearer");
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(
+        doc["components"]["schemas"]["ProgramResponse"]["properties"]["oneActivePerSubject"]
+            .is_object()
+    );
+}
+
+#[actix_web::test]
+async fn unknown_routes_are_json_404s() {
+    let reply = send(Mocks::bare(), TestRequest::get().uri("/v1/nope")).await;
+    reply.assert_error(404, "not_found");
+    let reply = send(Mocks::bare(), TestRequest::get().uri("/")).await;
+    reply.assert_error(404, "not_found");
+}
+
+#[actix_web::test]
+async fn a_known_route_with_another_method_is_a_json_405() {
+    let reply = send(Mocks::bare(), TestRequest::put().uri("/v1/programs")).await;
+    reply.assert_error(405, "method_not_allowed");
+    let reply = send(Mocks::bare(), TestRequest::get().uri("/v1/redeem")).await;
+    reply.assert_error(405, "method_not_allowed");
+}

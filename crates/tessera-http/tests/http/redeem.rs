@@ -1,0 +1,187 @@
+use tessera_app::usecases::Redemption;
+use tessera_app::AppError;
+use tessera_domain::{Payload, RedemptionFailure, Role};
+
+use crate::support::*;
+
+fn redemption() -> Redemption {
+    Redemption {
+        object_id: "iq__3ax1".to_owned(),
+        program_id: program_id(),
+        ticket_id: ticket_id(),
+        remaining: 99,
+        group_addresses: vec!["0x96bb".to_owned()],
+        payload: Some(Payload::from_json_text(r#"{"seat":"A1"}"#.to_owned()).unwrap()),
+    }
+}
+
+fn expecting_program(tenant_named: bool) -> Mocks {
+    let mut mocks = Mocks::new();
+    mocks
+        .redeem
+        .expect_redeem()
+        .withf(move |caller, request| {
+            caller.is_none()
+                && request.program_id == program_id()
+                && request.tenant_id.is_some() == tenant_named
+                && request.code == "ABC123"
+        })
+        .times(1)
+        .returning(|_, _| Ok(redemption()));
+    mocks
+}
+
+#[actix_web::test]
+async fn redeeming_by_program_id_answers_what_the_ticket_grants() {
+    let body = format!(r#"{{"code":"ABC123","programId":"{PROGRAM_ID}"}}"#);
+    let reply = send(
+        expecting_program(false),
+        post_json("/v1/redeem", None, &body),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        reply.body,
+        serde_json::json!({
+            "objectId": "iq__3ax1",
+            "ticketId": TICKET_ID,
+            "remaining": 99,
+            "groupAddresses": ["0x96bb"],
+            "payload": {"seat": "A1"},
+        })
+    );
+    assert!(reply.body.get("programId").is_none());
+}
+
+#[actix_web::test]
+async fn every_way_of_naming_the_program_is_understood() {
+    let issuer = format!("/otp/ntp/ten_1111111111111111/{PROGRAM_ID}");
+    for (body, tenant_named) in [
+        (
+            format!(r#"{{"code":"ABC123","ntpId":"{PROGRAM_ID}"}}"#),
+            false,
+        ),
+        (
+            format!(
+                r#"{{"code":"ABC123","tenantId":"ten_1111111111111111","ntpId":"{PROGRAM_ID}"}}"#
+            ),
+            true,
+        ),
+        (format!(r#"{{"code":"ABC123","issuer":"{issuer}"}}"#), true),
+        (
+            format!(
+                r#"{{"code":"ABC123","issuer":"{issuer}","programId":"{PROGRAM_ID}","email":""}}"#
+            ),
+            true,
+        ),
+    ] {
+        let reply = send(
+            expecting_program(tenant_named),
+            post_json("/v1/redeem", None, &body),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{body}: {}", reply.text);
+    }
+}
+
+#[actix_web::test]
+async fn include_program_id_adds_it_under_either_name() {
+    for flag in ["includeProgramId", "includeNTPId"] {
+        let body = format!(r#"{{"code":"ABC123","programId":"{PROGRAM_ID}","{flag}":true}}"#);
+        let reply = send(
+            expecting_program(false),
+            post_json("/v1/redeem", None, &body),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.body["programId"], PROGRAM_ID);
+    }
+}
+
+#[actix_web::test]
+async fn requests_that_name_no_program_or_two_are_400() {
+    for body in [
+        r#"{"code":"ABC123"}"#.to_owned(),
+        r#"{"code":"ABC123","tenantId":"ten_1111111111111111"}"#.to_owned(),
+        format!(
+            r#"{{"code":"ABC123","issuer":"/otp/ntp/ten_1111111111111111/{PROGRAM_ID}","programId":"prg_5555555555555555"}}"#
+        ),
+        format!(
+            r#"{{"code":"ABC123","issuer":"/otp/ntp/ten_1111111111111111/{PROGRAM_ID}","tenantId":"ten_5555555555555555"}}"#
+        ),
+        r#"{"code":"ABC123","issuer":"somewhere"}"#.to_owned(),
+        format!(r#"{{"programId":"{PROGRAM_ID}"}}"#),
+        format!(r#"{{"code":"ABC123","programId":"{PROGRAM_ID}","ntpId":"{PROGRAM_ID}"}}"#),
+        format!(r#"{{"code":"ABC123","programId":"{PROGRAM_ID}","extra":1}}"#),
+    ] {
+        let mut mocks = Mocks::new();
+        mocks.redeem.expect_redeem().times(0);
+        let reply = send(mocks, post_json("/v1/redeem", None, &body)).await;
+        reply.assert_error(400, "invalid_request");
+    }
+}
+
+#[actix_web::test]
+async fn a_malformed_program_or_tenant_id_is_just_an_invalid_code() {
+    for body in [
+        r#"{"code":"ABC123","programId":"prg_nope"}"#.to_owned(),
+        r#"{"code":"ABC123","issuer":"/otp/ntp/ten_x/prg_y"}"#.to_owned(),
+        format!(r#"{{"code":"ABC123","tenantId":"bad","programId":"{PROGRAM_ID}"}}"#),
+    ] {
+        let mut mocks = Mocks::new();
+        mocks.redeem.expect_redeem().times(0);
+        let reply = send(mocks, post_json("/v1/redeem", Some(REDEEMER_KEY), &body)).await;
+        reply.assert_error(404, "invalid_code");
+    }
+}
+
+#[actix_web::test]
+async fn a_key_gives_detailed_failures_and_an_unknown_key_is_401() {
+    let mut mocks = Mocks::new();
+    mocks
+        .redeem
+        .expect_redeem()
+        .withf(|caller, _| caller.as_ref().map(|c| c.role) == Some(Role::Redeemer))
+        .times(1)
+        .returning(|_, _| Err(AppError::Redemption(RedemptionFailure::TicketExhausted)));
+    let body = format!(r#"{{"code":"ABC123","programId":"{PROGRAM_ID}"}}"#);
+    let reply = send(mocks, post_json("/v1/redeem", Some(REDEEMER_KEY), &body)).await;
+    reply.assert_error(409, "ticket_exhausted");
+
+    let mut mocks = Mocks::new();
+    mocks.redeem.expect_redeem().times(0);
+    let reply = send(mocks, post_json("/v1/redeem", Some("tsk_unknown"), &body)).await;
+    reply.assert_error(401, "unauthorized");
+}
+
+#[actix_web::test]
+async fn public_failures_are_invalid_code() {
+    let mut mocks = Mocks::new();
+    mocks
+        .redeem
+        .expect_redeem()
+        .returning(|_, _| Err(AppError::InvalidCode));
+    let body = format!(r#"{{"code":"ABC123","programId":"{PROGRAM_ID}"}}"#);
+    let reply = send(mocks, post_json("/v1/redeem", None, &body)).await;
+    reply.assert_error(404, "invalid_code");
+}
+
+#[actix_web::test]
+async fn the_email_is_passed_and_an_empty_one_dropped() {
+    for (email, expected) in [
+        (r#""Ann@Example.com""#, Some("Ann@Example.com")),
+        (r#""""#, None),
+        ("null", None),
+    ] {
+        let mut mocks = Mocks::new();
+        mocks
+            .redeem
+            .expect_redeem()
+            .withf(move |_, request| request.email.as_deref() == expected)
+            .times(1)
+            .returning(|_, _| Ok(redemption()));
+        let body = format!(r#"{{"code":"ABC123","programId":"{PROGRAM_ID}","email":{email}}}"#);
+        let reply = send(mocks, post_json("/v1/redeem", None, &body)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+}

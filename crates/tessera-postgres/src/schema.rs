@@ -1,0 +1,115 @@
+//! The diesel view of the tables in `migrations/`. Most statements are written as
+//! SQL (they need `FROM`, CTEs and conditional predicates); these definitions let
+//! row structs take their column types from one place.
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        name -> Text,
+        role -> Text,
+        key_hash -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    programs (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        name -> Nullable<Text>,
+        object_id -> Text,
+        group_addresses -> Array<Text>,
+        ntp_class -> Int2,
+        max_tickets -> Int8,
+        max_redemptions -> Int8,
+        start_time -> Timestamptz,
+        end_time -> Timestamptz,
+        ticket_length -> Int2,
+        alphabet -> Text,
+        url_prefix -> Nullable<Text>,
+        one_active_per_subject -> Bool,
+        state -> Text,
+        issued_tickets -> Int8,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tickets (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        program_id -> Text,
+        code_hash -> Bytea,
+        link_hash -> Nullable<Bytea>,
+        email -> Nullable<Text>,
+        email_normalized -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        exclusive_subject -> Nullable<Text>,
+        max_redemptions -> Nullable<Int8>,
+        redemptions -> Int8,
+        state -> Text,
+        failed_attempts -> Int8,
+        payload -> Nullable<Text>,
+        last_redeemed_at -> Nullable<Timestamptz>,
+        last_failed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    standalone_tickets (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        token_hash -> Bytea,
+        name -> Nullable<Text>,
+        permissions -> Nullable<Text>,
+        payload -> Nullable<Text>,
+        total_uses -> Int8,
+        uses_left -> Nullable<Int8>,
+        expires_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tenant_counters (tenant_id) {
+        tenant_id -> Text,
+        live_standalone -> Int8,
+    }
+}
+
+diesel::table! {
+    events (tenant_id, seq) {
+        tenant_id -> Text,
+        seq -> Int8,
+        id -> Text,
+        #[sql_name = "type"]
+        event_type -> Text,
+        created_at -> Timestamptz,
+        program_id -> Nullable<Text>,
+        ticket_id -> Nullable<Text>,
+        data -> Jsonb,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    api_keys,
+    programs,
+    tickets,
+    standalone_tickets,
+    tenant_counters,
+    events,
+);

@@ -1,0 +1,13 @@
+use diesel::{sql_query, RunQueryDsl};
+use tessera_app::ports::{HealthProbe, StoreResult};
+
+use crate::PgStore;
+
+impl HealthProbe for PgStore {
+    fn ping(&self) -> StoreResult<()> {
+        self.with_conn(|conn| {
+            sql_query("SELECT 1").execute(conn)?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,69 @@
+//! `PgStore`'s implementations of the application's store ports, one file per port.
+
+mod access;
+mod health;
+mod programs;
+mod redemption;
+mod standalone;
+mod tickets;
+
+use diesel::r2d2::{ConnectionManager, PooledConnection};
+use diesel::{Connection, PgConnection};
+use tessera_app::ports::StoreResult;
+
+use crate::error::Outcome;
+use crate::PgPool;
+
+/// Every store port over one connection pool. Cheap to clone: the pool is shared.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.pool.state();
+        f.debug_struct("PgStore")
+            .field("connections", &state.connections)
+            .field("idle_connections", &state.idle_connections)
+            .finish()
+    }
+}
+
+impl PgStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    fn connection(&self) -> Outcome<PooledConnection<ConnectionManager<PgConnection>>> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `work` on a pooled connection, outside any explicit transaction: for
+    /// single statements, which PostgreSQL commits atomically on their own.
+    pub(crate) fn with_conn<T>(
+        &self,
+        work: impl FnOnce(&mut PgConnection) -> Outcome<T>,
+    ) -> StoreResult<T> {
+        let mut conn = self.connection()?;
+        Ok(work(&mut conn)?)
+    }
+
+    /// Runs `work` in one transaction, rolled back on any error.
+    pub(crate) fn in_transaction<T>(
+        &self,
+        work: impl FnOnce(&mut PgConnection) -> Outcome<T>,
+    ) -> StoreResult<T> {
+        let mut pooled = self.connection()?;
+        let conn: &mut PgConnection = &mut pooled;
+        Ok(conn.transaction(work)?)
+    }
+}
+
+/// A `LIMIT`/`OFFSET` pair from a page request, as SQL bigints.
+pub(crate) fn limit_offset(page: tessera_domain::PageRequest) -> (i64, i64) {
+    (
+        i64::from(page.count()),
+        i64::try_from(page.offset()).unwrap_or(i64::MAX),
+    )
+}

@@ -1,0 +1,91 @@
+#![allow(clippy::unwrap_used)] // fixture helpers unwrap as the tests do
+
+mod common;
+
+use common::{at, fixture, hash};
+use tessera_app::ports::{AccessStore, ApiKey, StoreError};
+use tessera_domain::{ApiKeyId, Label, Role, TenantId};
+
+fn key(tenant: &TenantId, name: &str, role: Role, seconds: i64) -> ApiKey {
+    ApiKey {
+        id: ApiKeyId::generate(),
+        tenant_id: tenant.clone(),
+        name: Label::try_from(name.to_owned()).unwrap(),
+        role,
+        created_at: at(seconds),
+    }
+}
+
+#[test]
+fn the_first_admin_key_is_found_by_its_hash() {
+    let f = fixture();
+    let tenant = common::tenant(&f.store);
+    let found = f
+        .store
+        .find_api_key(hash(tenant.as_str()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.tenant_id, tenant);
+    assert_eq!(found.role, Role::Admin);
+    assert_eq!(f.store.find_api_key(hash("unknown")).unwrap(), None);
+}
+
+#[test]
+fn keys_are_listed_oldest_first_and_deleted_keys_stop_working() {
+    let f = fixture();
+    let tenant = common::tenant(&f.store);
+    let late = key(&tenant, "late", Role::Redeemer, 50);
+    let early = key(&tenant, "early", Role::Issuer, 10);
+    f.store.insert_api_key(&late, hash("late")).unwrap();
+    f.store.insert_api_key(&early, hash("early")).unwrap();
+    let names: Vec<_> = f
+        .store
+        .list_api_keys(&tenant)
+        .unwrap()
+        .into_iter()
+        .map(|key| key.name.as_str().to_owned())
+        .collect();
+    assert_eq!(names, ["admin", "early", "late"]);
+    assert_eq!(
+        f.store.find_api_key(hash("late")).unwrap(),
+        Some(late.clone())
+    );
+
+    f.store.delete_api_key(&tenant, &late.id).unwrap();
+    assert_eq!(f.store.find_api_key(hash("late")).unwrap(), None);
+    assert_eq!(
+        f.store.delete_api_key(&tenant, &late.id),
+        Err(StoreError::NotFound)
+    );
+}
+
+#[test]
+fn a_duplicate_key_hash_is_a_duplicate_secret() {
+    let f = fixture();
+    let tenant = common::tenant(&f.store);
+    let other = common::tenant(&f.store);
+    f.store
+        .insert_api_key(&key(&tenant, "a", Role::Admin, 1), hash("same"))
+        .unwrap();
+    // Key hashes are unique across tenants: a key alone names its tenant.
+    assert_eq!(
+        f.store
+            .insert_api_key(&key(&other, "b", Role::Admin, 1), hash("same")),
+        Err(StoreError::DuplicateSecret)
+    );
+}
+
+#[test]
+fn another_tenants_keys_are_invisible() {
+    let f = fixture();
+    let tenant = common::tenant(&f.store);
+    let other = common::tenant(&f.store);
+    let secret = key(&tenant, "mine", Role::Issuer, 1);
+    f.store.insert_api_key(&secret, hash("mine")).unwrap();
+    assert_eq!(
+        f.store.delete_api_key(&other, &secret.id),
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(f.store.list_api_keys(&other).unwrap().len(), 1);
+    assert_eq!(f.store.list_api_keys(&tenant).unwrap().len(), 2);
+}

@@ -1,0 +1,165 @@
+//! The master key and the keys derived from it (HKDF-SHA-256, one label per use),
+//! and the keyed hashing of secrets that the database stores instead of them.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tessera_app::ports::{SecretHash, SecretHasher};
+use tessera_domain::{Code, LinkToken, StandaloneToken, TenantId};
+
+use crate::settings::MasterKey;
+
+const CODE_HASH_LABEL: &[u8] = b"tessera/code-hash/v1";
+const API_KEY_HASH_LABEL: &[u8] = b"tessera/api-key-hash/v1";
+const STANDALONE_HASH_LABEL: &[u8] = b"tessera/standalone-hash/v1";
+const LINK_HASH_LABEL: &[u8] = b"tessera/link-hash/v1";
+
+/// Reads the master key file, or creates it (mode 0600) with a fresh key.
+/// Returns the key and whether it was just created.
+pub fn load_or_create_master_key(path: &Path) -> std::io::Result<(MasterKey, bool)> {
+    match fs::read_to_string(path) {
+        Ok(encoded) => MasterKey::from_base64("TESSERA_MASTER_KEY_FILE", &encoded)
+            .map(|key| (key, false))
+            .map_err(|error| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string())
+            }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+            let key = MasterKey(bytes);
+            if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                fs::create_dir_all(dir)?;
+            }
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(path)?;
+            writeln!(file, "{}", key.to_base64())?;
+            Ok((key, true))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The hashing keys derived from the master key. Holds no master key itself.
+#[derive(Clone)]
+pub struct Keyring {
+    code: HmacSha256,
+    api_key: HmacSha256,
+    standalone: HmacSha256,
+    link: HmacSha256,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyring(<redacted>)")
+    }
+}
+
+fn derive(master: &MasterKey, label: &[u8]) -> HmacSha256 {
+    let mut okm = [0u8; 32];
+    // 32 bytes is far below HKDF-SHA-256's 8160-byte limit, so expand cannot fail.
+    let _ = Hkdf::<Sha256>::new(None, &master.0).expand(label, &mut okm);
+    // HMAC accepts keys of any length, so this cannot fail either.
+    <HmacSha256 as Mac>::new_from_slice(&okm)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+}
+
+impl Keyring {
+    pub fn derive(master: &MasterKey) -> Self {
+        Self {
+            code: derive(master, CODE_HASH_LABEL),
+            api_key: derive(master, API_KEY_HASH_LABEL),
+            standalone: derive(master, STANDALONE_HASH_LABEL),
+            link: derive(master, LINK_HASH_LABEL),
+        }
+    }
+}
+
+/// HMAC over length-free parts separated by a byte no part can contain, so
+/// ("ab", "c") and ("a", "bc") never hash alike.
+fn mac(key: &HmacSha256, parts: &[&[u8]]) -> SecretHash {
+    let mut mac = key.clone();
+    for (index, part) in parts.iter().enumerate() {
+        if index > 0 {
+            mac.update(&[0]);
+        }
+        mac.update(part);
+    }
+    SecretHash(mac.finalize().into_bytes().into())
+}
+
+impl SecretHasher for Keyring {
+    fn code_hash(&self, tenant: &TenantId, code: &Code) -> SecretHash {
+        mac(
+            &self.code,
+            &[tenant.as_str().as_bytes(), code.expose().as_bytes()],
+        )
+    }
+
+    fn api_key_hash(&self, presented_key: &str) -> SecretHash {
+        mac(&self.api_key, &[presented_key.as_bytes()])
+    }
+
+    fn standalone_hash(&self, tenant: &TenantId, token: &StandaloneToken) -> SecretHash {
+        mac(
+            &self.standalone,
+            &[tenant.as_str().as_bytes(), token.expose().as_bytes()],
+        )
+    }
+
+    fn link_hash(&self, token: &LinkToken) -> SecretHash {
+        mac(&self.link, &[token.expose().as_bytes()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_domain::{Alphabet, TicketLength};
+
+    use super::*;
+
+    #[test]
+    fn hashes_depend_on_the_master_key_the_tenant_and_the_purpose() {
+        let one = Keyring::derive(&MasterKey([1; 32]));
+        let two = Keyring::derive(&MasterKey([2; 32]));
+        let code = Code::generate(Alphabet::Numeric, TicketLength::DEFAULT);
+        let tenant = TenantId::generate();
+        assert_eq!(one.code_hash(&tenant, &code), one.code_hash(&tenant, &code));
+        assert_ne!(one.code_hash(&tenant, &code), two.code_hash(&tenant, &code));
+        assert_ne!(
+            one.code_hash(&tenant, &code),
+            one.code_hash(&TenantId::generate(), &code)
+        );
+        assert_ne!(
+            one.api_key_hash(code.expose()),
+            mac(&one.code, &[code.expose().as_bytes()]),
+            "each purpose has its own key"
+        );
+    }
+
+    #[test]
+    fn a_new_key_file_is_private_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("tessera-key-{}", TenantId::generate()));
+        let path = dir.join("master.key");
+        let (created, fresh) = load_or_create_master_key(&path).expect("created");
+        assert!(fresh);
+        let (read, fresh_again) = load_or_create_master_key(&path).expect("read");
+        assert!(!fresh_again);
+        assert_eq!(created.0, read.0);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).expect("exists").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        fs::remove_dir_all(dir).expect("cleanup");
+    }
+}

@@ -1,0 +1,131 @@
+//! PRODUCT.md invariants 1 and 6 under real concurrency, several processes and restarts.
+
+use serde_json::json;
+use tessera_e2e::{concurrently, program_body, Server, TestDatabase};
+
+#[test]
+fn sixty_four_concurrent_redemptions_over_two_processes_give_exactly_one_success() {
+    let database = TestDatabase::new();
+    let first = Server::start(&database);
+    let second = Server::start(&database);
+    let (_, admin_key) = first.create_tenant("Concurrency");
+    let admin = first.client(Some(&admin_key));
+    let (_, program) = admin.post("/v1/programs", program_body(json!({})));
+    let program_id = program["id"].as_str().unwrap().to_owned();
+    let (_, issued) = admin.post(
+        &format!("/v1/programs/{program_id}/tickets"),
+        json!({"maxRedemptions": 1}),
+    );
+    let code = issued["code"].as_str().unwrap().to_owned();
+
+    let clients = [first.client(None), second.client(None)];
+    let statuses = concurrently(64, move |index| {
+        clients[index % 2]
+            .post("/v1/redeem", json!({"programId": program_id, "code": code}))
+            .0
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 404).count(),
+        63,
+        "{statuses:?}"
+    );
+
+    let (_, ticket) = second.client(Some(&admin_key)).get(&format!(
+        "/v1/tickets/{}",
+        issued["ticketId"].as_str().unwrap()
+    ));
+    assert_eq!(ticket["redemptions"], 1);
+}
+
+#[test]
+fn a_program_capped_at_twenty_issues_exactly_twenty_under_sixty_concurrent_requests() {
+    let database = TestDatabase::new();
+    let server = Server::start(&database);
+    let (_, admin_key) = server.create_tenant("Cap");
+    let admin = server.client(Some(&admin_key));
+    let (_, program) = admin.post("/v1/programs", program_body(json!({"maxTickets": 20})));
+    let program_id = program["id"].as_str().unwrap().to_owned();
+
+    let path = format!("/v1/programs/{program_id}/tickets");
+    let client = admin.clone();
+    let results = concurrently(60, move |_| client.post(&path, json!({})));
+    let issued = results.iter().filter(|(status, _)| *status == 201).count();
+    let refused = results
+        .iter()
+        .filter(|(status, body)| *status == 409 && body["error"]["code"] == "max_tickets_reached")
+        .count();
+    assert_eq!((issued, refused), (20, 40), "{results:?}");
+
+    let (_, program) = admin.get(&format!("/v1/programs/{program_id}"));
+    assert_eq!(program["issuedTickets"], 20);
+    let (_, tickets) = admin.get(&format!("/v1/programs/{program_id}/tickets?count=100"));
+    assert_eq!(tickets["total"], 20);
+}
+
+#[test]
+fn a_standalone_ticket_with_five_uses_gives_exactly_five_under_fifty_concurrent_uses() {
+    let database = TestDatabase::new();
+    let server = Server::start(&database);
+    let (_, admin_key) = server.create_tenant("Uses");
+    let admin = server.client(Some(&admin_key));
+    let (_, created) = admin.post("/v1/tickets", json!({"uses": 5, "ttl": 0}));
+    let ticket = created["ticket"].as_str().unwrap().to_owned();
+
+    let client = admin.clone();
+    let results = concurrently(50, move |_| {
+        client.post("/v1/tickets/use", json!({"ticket": ticket}))
+    });
+    let successes: Vec<_> = results
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .collect();
+    assert_eq!(successes.len(), 5, "{results:?}");
+    let mut left: Vec<i64> = successes
+        .iter()
+        .map(|(_, body)| body["uses"].as_i64().unwrap())
+        .collect();
+    left.sort_unstable();
+    assert_eq!(left, vec![0, 1, 2, 3, 4], "each use saw its own count");
+    assert_eq!(
+        results.iter().filter(|(status, _)| *status == 404).count(),
+        45
+    );
+}
+
+#[test]
+fn what_was_acknowledged_survives_a_restart() {
+    let database = TestDatabase::new();
+    let (program_id, code, admin_key) = {
+        let server = Server::start(&database);
+        let (_, admin_key) = server.create_tenant("Durable");
+        let admin = server.client(Some(&admin_key));
+        let (_, program) = admin.post("/v1/programs", program_body(json!({"maxRedemptions": 3})));
+        let program_id = program["id"].as_str().unwrap().to_owned();
+        let (_, issued) = admin.post(&format!("/v1/programs/{program_id}/tickets"), json!({}));
+        let code = issued["code"].as_str().unwrap().to_owned();
+        let (status, _) = server
+            .client(None)
+            .post("/v1/redeem", json!({"programId": program_id, "code": code}));
+        assert_eq!(status, 200);
+        (program_id, code, admin_key)
+    };
+    let restarted = Server::start(&database);
+    let (status, body) = restarted
+        .client(None)
+        .post("/v1/redeem", json!({"programId": program_id, "code": code}));
+    assert_eq!(
+        (status, body["remaining"].as_i64()),
+        (200, Some(1)),
+        "{body}"
+    );
+    assert_eq!(
+        restarted.client(Some(&admin_key)).get("/v1/programs").0,
+        200,
+        "keys survive too"
+    );
+}
