@@ -31,6 +31,10 @@ pub enum AppError {
     VersionConflict,
     #[error("this subject already has an active ticket in the program")]
     SubjectHasActiveTicket,
+    /// Too many failed redemptions from this client or for this program; the
+    /// attempt was not evaluated.
+    #[error("too many failed attempts; retry in {retry_after_seconds} s")]
+    TooManyAttempts { retry_after_seconds: u32 },
     #[error("the database is unavailable")]
     Unavailable,
     /// A bug or an unexpected store failure; the detail is for logs, not clients.

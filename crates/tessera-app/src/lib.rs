@@ -5,6 +5,7 @@
 mod error;
 pub mod ports;
 mod service;
+pub mod throttle;
 pub mod usecases;
 
 pub use error::{AppError, AppResult};

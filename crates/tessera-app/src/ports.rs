@@ -126,6 +126,48 @@ pub struct StandaloneUse {
     pub payload: Option<Payload>,
 }
 
+/// The claims of an access token handed out by a successful redemption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub ticket_id: TicketId,
+    pub tenant_id: TenantId,
+    pub program_id: ProgramId,
+    pub object_id: String,
+    pub group_addresses: Vec<String>,
+    pub issued_at: DateTime<Utc>,
+}
+
+/// A signed access token and how long it stays valid.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    pub token: String,
+    pub expires_in_seconds: u32,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "AccessToken(<redacted>, expires in {}s)",
+            self.expires_in_seconds
+        )
+    }
+}
+
+/// Ed25519 signatures by keys derived from the master key. Implementations MUST
+/// NOT touch storage: signatures are checked before any database lookup.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait TokenSigner: Send + Sync {
+    /// A JWT (`alg: EdDSA`, `kid`) carrying the claims, signed by the current key.
+    fn access_token(&self, claims: &AccessClaims) -> AccessToken;
+    /// The unpadded base64url signature, by the current key, of the UTF-8 bytes
+    /// `tessera-code-v1:<programId>:<code>`.
+    fn sign_code(&self, program: &ProgramId, code: &Code) -> String;
+    /// Whether `signature` is a valid signature of `code` for `program` by any
+    /// published key.
+    fn verify_code(&self, program: &ProgramId, code: &str, signature: &str) -> bool;
+}
+
 /// What time it is. A port so tests can stand still.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 pub trait Clock: Send + Sync {
@@ -222,6 +264,34 @@ pub trait TicketStore: Send + Sync {
     /// Revokes the ticket at once, writing `ticket.revoked`; revoking a revoked
     /// ticket changes nothing. MUST return `NotFound` when missing.
     fn revoke(&self, tenant: &TenantId, id: &TicketId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Reserves `count` tickets of the program's cap at once, all or nothing:
+    /// raises `issuedTickets` by `count` iff the program is active, has not ended
+    /// at `now` and stays within `maxTickets`. Returns the program after the
+    /// reservation. MUST return `NotFound`, `ProgramNotActive` or
+    /// `MaxTicketsReached`, writing nothing.
+    fn reserve(
+        &self,
+        tenant: &TenantId,
+        program: &ProgramId,
+        count: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Program>;
+    /// Inserts tickets whose places were reserved, in one transaction, skipping
+    /// those whose code or link hash already exists. Returns the indices (into
+    /// `tickets`) of the skipped ones, so the caller can retry them with fresh
+    /// secrets. Writes no per-ticket event (see `record_batch`).
+    fn insert_reserved(&self, tickets: &[NewTicket]) -> StoreResult<Vec<usize>>;
+    /// Gives back `count` reserved places that were not used (a batch that
+    /// stopped early), so the cap counts only tickets that exist.
+    fn release(&self, tenant: &TenantId, program: &ProgramId, count: u32) -> StoreResult<()>;
+    /// Records a finished batch: one `ticket.batch_issued` event with its count.
+    fn record_batch(
+        &self,
+        tenant: &TenantId,
+        program: &ProgramId,
+        count: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
 }
 
 /// The redemption hot path.

@@ -3,13 +3,15 @@
 
 #[cfg(any(test, feature = "mocks"))]
 use mockall::automock;
+use std::net::IpAddr;
+
 use tessera_domain::{
-    ApiKeyId, ApiKeySecret, Code, Email, Label, NewProgram, PageRequest, Payload, Program,
-    ProgramChanges, ProgramId, RedemptionLimit, Role, StandaloneTicket, StandaloneToken, Subject,
-    TenantId, TenantName, TicketId, TicketState, Ttl, Uses,
+    ApiKeyId, ApiKeySecret, BatchSize, Code, Email, Label, NewProgram, PageRequest, Payload,
+    Program, ProgramChanges, ProgramId, RedemptionLimit, Role, StandaloneTicket, StandaloneToken,
+    Subject, TenantId, TenantName, TicketId, TicketState, Ttl, Uses,
 };
 
-use crate::ports::{ApiKey, Page, StandaloneUse, Tenant, TicketView};
+use crate::ports::{AccessToken, ApiKey, Page, StandaloneUse, Tenant, TicketView};
 use crate::AppResult;
 
 /// Who is calling: the tenant and role of the API key presented.
@@ -68,6 +70,8 @@ pub struct IssueRequest {
     pub max_redemptions: Option<RedemptionLimit>,
     pub subject: Option<Subject>,
     pub payload: Option<Payload>,
+    /// Also return the code signed (`signedCode`), verifiable offline.
+    pub signed: bool,
 }
 
 /// A freshly issued ticket, with its code: the only time the code is shown.
@@ -81,6 +85,36 @@ pub struct IssuedTicket {
     /// The effective limit: min(the ticket's, the program's).
     pub max_redemptions: u32,
     pub link: Option<String>,
+    /// `code.signature`, when asked for.
+    pub signed_code: Option<String>,
+}
+
+/// What an issuer asks for when issuing many tickets at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRequest {
+    pub count: BatchSize,
+    pub max_redemptions: Option<RedemptionLimit>,
+    pub payload: Option<Payload>,
+}
+
+/// Where a batch's tickets go as soon as they are committed.
+pub trait BatchSink {
+    /// Takes one committed chunk; `false` when the receiver is gone, which stops
+    /// the batch.
+    fn accept(&mut self, chunk: &[IssuedCode]) -> bool;
+}
+
+impl<F: FnMut(&[IssuedCode]) -> bool> BatchSink for F {
+    fn accept(&mut self, chunk: &[IssuedCode]) -> bool {
+        self(chunk)
+    }
+}
+
+/// One ticket of a batch, with its code (shown this once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCode {
+    pub ticket_id: TicketId,
+    pub code: Code,
 }
 
 #[cfg_attr(any(test, feature = "mocks"), automock)]
@@ -91,6 +125,18 @@ pub trait TicketUseCases: Send + Sync {
         program: &ProgramId,
         request: IssueRequest,
     ) -> AppResult<IssuedTicket>;
+    /// Issues `request.count` tickets, all or nothing against `maxTickets`, handing
+    /// them to `sink` chunk by chunk as each chunk commits (`sink` returns `false`
+    /// when the receiver is gone, which stops the batch). Returns how many were
+    /// issued: fewer than asked only when the sink stopped the batch, in which
+    /// case the unused places are given back to the cap.
+    fn issue_batch(
+        &self,
+        caller: &Principal,
+        program: &ProgramId,
+        request: BatchRequest,
+        sink: &mut dyn BatchSink,
+    ) -> AppResult<u32>;
     fn get_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<TicketView>;
     fn list_tickets(
         &self,
@@ -112,12 +158,16 @@ pub trait TicketUseCases: Send + Sync {
 /// A redemption request, after the HTTP edge resolved which program it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedeemRequest {
-    pub program_id: ProgramId,
+    /// `None` when the caller named a program id that cannot exist (malformed):
+    /// it fails, and counts, like an unknown program.
+    pub program_id: Option<ProgramId>,
     /// When the caller named the tenant too (`tenantId` or `issuer`): it must match.
     pub tenant_id: Option<TenantId>,
-    /// The code exactly as presented; a secret.
+    /// The code (or `signedCode`) exactly as presented; a secret.
     pub code: String,
     pub email: Option<String>,
+    /// The client's address, for throttling failed attempts; `None` when unknown.
+    pub client: Option<IpAddr>,
 }
 
 /// What a successful redemption grants.
@@ -129,12 +179,15 @@ pub struct Redemption {
     pub remaining: u32,
     pub group_addresses: Vec<String>,
     pub payload: Option<Payload>,
+    pub access_token: AccessToken,
 }
 
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 pub trait RedeemUseCases: Send + Sync {
     /// Redeems one use. Failure is `InvalidCode`, or `Redemption(reason)` when the
-    /// caller holds a key of the program's tenant that may see details.
+    /// caller holds a key of the program's tenant that may see details;
+    /// `TooManyAttempts` when the client or the program is over its failure
+    /// budget, in which case the attempt is not evaluated.
     fn redeem(&self, caller: Option<Principal>, request: RedeemRequest) -> AppResult<Redemption>;
 }
 

@@ -25,6 +25,6 @@ pub use ticket::{
     effective_limit, RedemptionFailure, Ticket, TicketState, EMAIL_MISMATCHES_BEFORE_LOCK,
 };
 pub use values::{
-    GroupAddresses, Label, MaxTickets, NtpClass, ObjectId, PageRequest, Payload, RedemptionLimit,
-    Subject, TenantName, UrlPrefix, ValidityWindow,
+    BatchSize, GroupAddresses, Label, MaxTickets, NtpClass, ObjectId, PageRequest, Payload,
+    RedemptionLimit, Subject, TenantName, UrlPrefix, ValidityWindow,
 };

@@ -135,6 +135,11 @@ ranged_int!(
     MaxTickets(u32), "maxTickets", 0, i64::from(u32::MAX), "must be 0 (unlimited) or more"
 );
 
+ranged_int!(
+    /// How many tickets one batch issues: 1..=1,000,000.
+    BatchSize(u32), "count", 1, 1_000_000, "must be between 1 and 1000000"
+);
+
 impl NtpClass {
     pub const DEFAULT: NtpClass = NtpClass(4);
 }

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tessera_app::usecases::{
@@ -35,6 +36,10 @@ pub struct HttpSettings {
     pub operator_token: Option<String>,
     /// The largest request body accepted; larger → `413 payload_too_large`.
     pub body_limit_bytes: usize,
+    /// Peers whose `X-Forwarded-For` is believed when finding a client's address.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// The JSON Web Key Set served at `/.well-known/jwks.json`, rendered once.
+    pub jwks_json: Arc<str>,
 }
 
 impl HttpSettings {
@@ -46,6 +51,8 @@ impl Default for HttpSettings {
         Self {
             operator_token: None,
             body_limit_bytes: Self::DEFAULT_BODY_LIMIT_BYTES,
+            trusted_proxies: Vec::new(),
+            jwks_json: Arc::from(r#"{"keys":[]}"#),
         }
     }
 }
@@ -59,7 +66,8 @@ impl fmt::Debug for HttpSettings {
                 &self.operator_token.as_ref().map(|_| "<redacted>"),
             )
             .field("body_limit_bytes", &self.body_limit_bytes)
-            .finish()
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
     }
 }
 

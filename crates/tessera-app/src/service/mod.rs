@@ -1,6 +1,7 @@
 //! [`Tessera`]: the implementation of every use case, over the outbound ports.
 
 mod access;
+mod batch;
 mod programs;
 mod redeem;
 mod standalone;
@@ -17,8 +18,9 @@ use tessera_domain::{Permission, ProgramId};
 
 use crate::ports::{
     AccessStore, Clock, HealthProbe, ProgramStore, RedemptionStore, SecretHasher, StandaloneStore,
-    TicketStore,
+    TicketStore, TokenSigner,
 };
+use crate::throttle::FailureThrottle;
 use crate::usecases::Principal;
 use crate::{AppError, AppResult};
 
@@ -33,12 +35,15 @@ const UPDATE_ATTEMPTS: usize = 3;
 pub struct Limits {
     /// Live standalone tickets per tenant.
     pub max_standalone_tickets: u32,
+    /// Failed redemptions allowed per client address per minute (×10 per program).
+    pub redeem_failures_per_minute: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_standalone_tickets: 1_000_000,
+            redeem_failures_per_minute: 20,
         }
     }
 }
@@ -48,6 +53,7 @@ impl Default for Limits {
 pub struct TesseraPorts {
     pub clock: Arc<dyn Clock>,
     pub hasher: Arc<dyn SecretHasher>,
+    pub signer: Arc<dyn TokenSigner>,
     pub access: Arc<dyn AccessStore>,
     pub programs: Arc<dyn ProgramStore>,
     pub tickets: Arc<dyn TicketStore>,
@@ -80,6 +86,7 @@ pub struct Tessera {
     ports: TesseraPorts,
     limits: Limits,
     program_facts: RwLock<HashMap<ProgramId, ProgramFacts>>,
+    throttle: FailureThrottle,
 }
 
 impl std::fmt::Debug for Tessera {
@@ -94,6 +101,7 @@ impl Tessera {
     pub fn new(ports: TesseraPorts, limits: Limits) -> Self {
         Self {
             ports,
+            throttle: FailureThrottle::new(limits.redeem_failures_per_minute),
             limits,
             program_facts: RwLock::new(HashMap::new()),
         }

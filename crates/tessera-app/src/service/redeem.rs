@@ -1,7 +1,7 @@
 use tessera_domain::{CodeInput, Permission, ProgramId, RedemptionFailure};
 
 use super::{ProgramFacts, Tessera, PROGRAM_FACTS_CAPACITY};
-use crate::ports::RedemptionAttempt;
+use crate::ports::{AccessClaims, RedemptionAttempt};
 use crate::usecases::{Principal, RedeemRequest, RedeemUseCases, Redemption};
 use crate::{AppError, AppResult};
 
@@ -42,9 +42,46 @@ impl Tessera {
     }
 }
 
+/// Splits a `signedCode` (`code.signature`) into its parts; a plain code has no
+/// signature. No alphabet contains `.`, so the split is unambiguous.
+fn split_signed(presented: &str) -> (&str, Option<&str>) {
+    match presented.split_once('.') {
+        Some((code, signature)) => (code, Some(signature)),
+        None => (presented, None),
+    }
+}
+
 impl RedeemUseCases for Tessera {
     fn redeem(&self, caller: Option<Principal>, request: RedeemRequest) -> AppResult<Redemption> {
-        let facts = self.program_facts(&request.program_id)?.filter(|facts| {
+        let now = self.ports.clock.now();
+        let client = request.client;
+        let named = request.program_id.as_ref();
+        self.throttle
+            .check(client, named, now)
+            .map_err(|retry_after_seconds| AppError::TooManyAttempts {
+                retry_after_seconds,
+            })?;
+        // Every failure below counts against the client (and a known program).
+        let counted = |program: Option<&ProgramId>, error: AppError| {
+            self.throttle.record_failure(client, program, now);
+            tracing::debug!(program = ?program, error = %error, "redemption failed");
+            error
+        };
+
+        let Some(program_id) = named else {
+            return Err(counted(None, AppError::InvalidCode));
+        };
+        let (code_part, signature) = split_signed(&request.code);
+        // A forged signature is refused before any lookup.
+        if signature.is_some_and(|signature| {
+            !self
+                .ports
+                .signer
+                .verify_code(program_id, code_part, signature)
+        }) {
+            return Err(counted(Some(program_id), AppError::InvalidCode));
+        }
+        let facts = self.program_facts(program_id)?.filter(|facts| {
             request
                 .tenant_id
                 .as_ref()
@@ -53,48 +90,53 @@ impl RedeemUseCases for Tessera {
         // An unknown program, or one of another tenant, fails like an unknown code
         // for everyone: telling them apart would reveal which program ids exist.
         let Some(facts) = facts else {
-            return Err(AppError::InvalidCode);
+            return Err(counted(None, AppError::InvalidCode));
         };
         let detailed = caller.is_some_and(|caller| {
             caller.tenant_id == facts.tenant_id && caller.role.allows(Permission::RedeemWithDetails)
         });
         let fail = |reason: RedemptionFailure| {
-            if detailed {
+            let error = if detailed {
                 AppError::Redemption(reason)
             } else {
                 AppError::InvalidCode
-            }
+            };
+            counted(Some(program_id), error)
         };
-        let Some(code) = CodeInput(&request.code).normalize(facts.alphabet, facts.ticket_length)
-        else {
+        let Some(code) = CodeInput(code_part).normalize(facts.alphabet, facts.ticket_length) else {
             return Err(fail(RedemptionFailure::TicketNotFound));
         };
         let attempt = RedemptionAttempt {
             code_hash: self.ports.hasher.code_hash(&facts.tenant_id, &code),
             tenant_id: facts.tenant_id,
-            program_id: request.program_id.clone(),
+            program_id: program_id.clone(),
             email: request
                 .email
                 .map(|email| email.trim().to_lowercase())
                 .filter(|email| !email.is_empty()),
-            now: self.ports.clock.now(),
+            now,
         };
-        match self.ports.redemptions.redeem(&attempt)? {
-            Ok(redeemed) => {
-                tracing::debug!(program = %request.program_id, ticket = %redeemed.ticket_id, remaining = redeemed.remaining, "redeemed");
-                Ok(Redemption {
-                    object_id: redeemed.object_id,
-                    program_id: request.program_id,
-                    ticket_id: redeemed.ticket_id,
-                    remaining: redeemed.remaining,
-                    group_addresses: redeemed.group_addresses,
-                    payload: redeemed.payload,
-                })
-            }
-            Err(reason) => {
-                tracing::debug!(program = %request.program_id, reason = reason.code(), "redemption failed");
-                Err(fail(reason))
-            }
-        }
+        let redeemed = match self.ports.redemptions.redeem(&attempt)? {
+            Ok(redeemed) => redeemed,
+            Err(reason) => return Err(fail(reason)),
+        };
+        tracing::debug!(program = %program_id, ticket = %redeemed.ticket_id, remaining = redeemed.remaining, "redeemed");
+        let access_token = self.ports.signer.access_token(&AccessClaims {
+            ticket_id: redeemed.ticket_id.clone(),
+            tenant_id: attempt.tenant_id,
+            program_id: program_id.clone(),
+            object_id: redeemed.object_id.clone(),
+            group_addresses: redeemed.group_addresses.clone(),
+            issued_at: now,
+        });
+        Ok(Redemption {
+            object_id: redeemed.object_id,
+            program_id: program_id.clone(),
+            ticket_id: redeemed.ticket_id,
+            remaining: redeemed.remaining,
+            group_addresses: redeemed.group_addresses,
+            payload: redeemed.payload,
+            access_token,
+        })
     }
 }

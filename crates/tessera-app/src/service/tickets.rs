@@ -5,7 +5,9 @@ use tessera_domain::{
 
 use super::{require, Tessera, SECRET_ATTEMPTS, UPDATE_ATTEMPTS};
 use crate::ports::{NewTicket, Page, StoreError, TicketView};
-use crate::usecases::{IssueRequest, IssuedTicket, Principal, TicketUseCases};
+use crate::usecases::{
+    BatchRequest, BatchSink, IssueRequest, IssuedTicket, Principal, TicketUseCases,
+};
 use crate::{AppError, AppResult};
 
 impl TicketUseCases for Tessera {
@@ -62,7 +64,6 @@ impl TicketUseCases for Tessera {
                     return Ok(IssuedTicket {
                         ticket_id: new.ticket.id,
                         program_id: program.id.clone(),
-                        code,
                         email: new.ticket.email,
                         subject: new.ticket.subject,
                         max_redemptions: effective_limit(
@@ -70,6 +71,11 @@ impl TicketUseCases for Tessera {
                             program.max_redemptions,
                         ),
                         link,
+                        signed_code: request.signed.then(|| {
+                            let signature = self.ports.signer.sign_code(&program.id, &code);
+                            format!("{}.{signature}", code.expose())
+                        }),
+                        code,
                     });
                 }
                 Err(StoreError::DuplicateSecret) => continue,
@@ -77,6 +83,16 @@ impl TicketUseCases for Tessera {
             }
         }
         Err(StoreError::DuplicateSecret.into())
+    }
+
+    fn issue_batch(
+        &self,
+        caller: &Principal,
+        program: &ProgramId,
+        request: BatchRequest,
+        sink: &mut dyn BatchSink,
+    ) -> AppResult<u32> {
+        self.run_batch(caller, program, request, sink)
     }
 
     fn get_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<TicketView> {
