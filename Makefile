@@ -1,7 +1,7 @@
 # Tessera: the two commands are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint fmt db build migrate tenant help
+.PHONY: run test lint fmt db build migrate tenant help bench
 
 help:
 	@echo "make run     start the service on 127.0.0.1:8080 (creates and migrates its database)"
@@ -36,3 +36,7 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## Performance: bulk issuance, HTTP redemption vs pgbench, latency, memory (docs/performance.md).
+bench: db
+	scripts/bench

@@ -53,8 +53,8 @@ fn another_tenants_ids_answer_404_everywhere() {
         assert_eq!(status, 404, "{method} {path} by tenant B: {answer}");
         assert_eq!(answer["error"]["code"], "not_found");
         let never = path
-            .replace(&program_id, "prg_1111111111111111")
-            .replace(&ticket_id, "tkt_1111111111111111");
+            .replace(&program_id, "prg_11111111111111111111")
+            .replace(&ticket_id, "tkt_11111111111111111111");
         let (never_status, never_answer) = b.send(method, &never, body);
         assert_eq!(
             (never_status, never_answer["error"]["code"].clone()),

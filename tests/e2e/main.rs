@@ -7,3 +7,4 @@ mod invariants;
 mod isolation;
 mod lifecycle;
 mod secrets;
+mod security;

@@ -22,15 +22,21 @@ fn a_database_dump_and_the_debug_logs_hold_no_secret_in_clear() {
     );
     let program_id = program["id"].as_str().unwrap().to_owned();
     for _ in 0..5 {
-        let (_, issued) = admin.post(&format!("/v1/programs/{program_id}/tickets"), json!({}));
+        let (_, issued) = admin.post(
+            &format!("/v1/programs/{program_id}/tickets"),
+            json!({"signed": true}),
+        );
         let code = issued["code"].as_str().unwrap().to_owned();
         let link = issued["link"].as_str().unwrap();
         secrets.push(
             link.trim_start_matches("https://tickets.example.com/r/")
                 .to_owned(),
         );
-        let (status, _) = public.post("/v1/redeem", json!({"programId": program_id, "code": code}));
+        secrets.push(issued["signedCode"].as_str().unwrap().to_owned());
+        let (status, redeemed) =
+            public.post("/v1/redeem", json!({"programId": program_id, "code": code}));
         assert_eq!(status, 200);
+        secrets.push(redeemed["accessToken"].as_str().unwrap().to_owned());
         secrets.push(code);
     }
     // A failed guess must not be logged either.

@@ -3,6 +3,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod jwt;
+
 use std::fs;
 use std::io::Read;
 use std::net::TcpListener;
@@ -185,6 +187,25 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, Value) {
+        let answer = self.exchange(method, path, headers, body);
+        (answer.status, answer.json())
+    }
+
+    /// POSTs JSON with extra headers and returns the whole answer.
+    pub fn post_with(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Answer {
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        self.exchange("POST", path, &all, body.to_string().as_bytes())
+    }
+
+    /// Sends a request and returns its status, the headers tests look at, and the body.
+    pub fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
         let mut request = self
             .agent
             .request(method, &format!("{}{}", self.base_url, path));
@@ -205,20 +226,46 @@ impl Client {
             Err(error) => panic!("{method} {path}: transport error {error}"),
         };
         let status = response.status();
+        let retry_after = response.header("Retry-After").map(str::to_owned);
+        let content_type = response.content_type().to_owned();
         let mut text = String::new();
         response
             .into_reader()
-            .take(10 << 20)
+            .take(200 << 20)
             .read_to_string(&mut text)
             .expect("body");
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| {
-                panic!("{method} {path} answered {status} with non-JSON: {text}")
-            })
-        };
-        (status, json)
+        Answer {
+            status,
+            retry_after,
+            content_type,
+            text,
+            what: format!("{method} {path}"),
+        }
+    }
+}
+
+/// One HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub content_type: String,
+    pub text: String,
+    what: String,
+}
+
+impl Answer {
+    /// The body as JSON (`null` when empty); panics on anything else.
+    pub fn json(&self) -> Value {
+        if self.text.is_empty() {
+            return Value::Null;
+        }
+        serde_json::from_str(&self.text).unwrap_or_else(|_| {
+            panic!(
+                "{} answered {} with non-JSON: {}",
+                self.what, self.status, self.text
+            )
+        })
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use tessera_domain::ProgramId;
@@ -16,7 +16,9 @@ const WINDOW_SECONDS: i64 = 60;
 /// The per-program budget is this many times the per-client one: a program under
 /// a distributed guessing attack slows down without one client locking it.
 pub const PROGRAM_BUDGET_FACTOR: u32 = 10;
-/// Past this many tracked keys, windows that have ended are dropped.
+/// Past this many tracked keys, windows that have ended are dropped. When that
+/// frees little (many clients in the current minute), the next prune waits until
+/// the map has doubled, so pruning stays amortised O(1) per attempt.
 const PRUNE_THRESHOLD: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -27,21 +29,63 @@ enum Subject {
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
-    /// The minute (seconds since the epoch / 60) this window counts.
+    /// The minute (seconds since the epoch / 60) `failures` counts.
     minute: i64,
     failures: u32,
+    /// Attempts admitted and not yet settled, whatever their minute.
+    in_flight: u32,
+}
+
+#[derive(Debug)]
+struct Windows {
+    by_subject: HashMap<Subject, Window>,
+    prune_at: usize,
 }
 
 /// Counts failed redemptions and refuses further attempts once a budget is spent.
+///
+/// A subject is refused when its confirmed failures this minute reach the budget,
+/// or when its failures plus its attempts still in flight reach twice the budget.
+/// The second rule bounds what concurrency can sneak past the first (an attacker
+/// firing many guesses at once gets at most 2 × budget − 1 evaluated a minute),
+/// while a busy client with no failures — a venue's NAT, a backend redeeming for
+/// its users — may keep up to 2 × budget redemptions in flight.
 #[derive(Debug)]
 pub struct FailureThrottle {
     per_client: u32,
     per_program: u32,
-    windows: Mutex<HashMap<Subject, Window>>,
+    windows: Mutex<Windows>,
 }
 
 fn minute_of(now: DateTime<Utc>) -> i64 {
     now.timestamp().div_euclid(WINDOW_SECONDS)
+}
+
+/// An admitted attempt. It counts as a failure unless [`Admission::succeeded`] is
+/// called, so every early return — including a database error — is counted.
+#[derive(Debug)]
+#[must_use = "an admission dropped at once counts as a failure"]
+pub struct Admission<'a> {
+    throttle: &'a FailureThrottle,
+    subjects: Vec<Subject>,
+    now: DateTime<Utc>,
+    settled: bool,
+}
+
+impl Admission<'_> {
+    /// The attempt succeeded: it leaves the in-flight count and no failure is kept.
+    pub fn succeeded(mut self) {
+        self.throttle.settle(&self.subjects, self.now, false);
+        self.settled = true;
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.throttle.settle(&self.subjects, self.now, true);
+        }
+    }
 }
 
 impl FailureThrottle {
@@ -49,18 +93,19 @@ impl FailureThrottle {
         Self {
             per_client: failures_per_minute,
             per_program: failures_per_minute.saturating_mul(PROGRAM_BUDGET_FACTOR),
-            windows: Mutex::new(HashMap::new()),
+            windows: Mutex::new(Windows {
+                by_subject: HashMap::new(),
+                prune_at: PRUNE_THRESHOLD,
+            }),
         }
     }
 
-    fn subjects(
-        client: Option<IpAddr>,
-        program: Option<&ProgramId>,
-    ) -> impl Iterator<Item = Subject> {
+    fn subjects(client: Option<IpAddr>, program: Option<&ProgramId>) -> Vec<Subject> {
         client
             .map(Subject::Client)
             .into_iter()
             .chain(program.cloned().map(Subject::Program))
+            .collect()
     }
 
     fn budget(&self, subject: &Subject) -> u32 {
@@ -70,61 +115,78 @@ impl FailureThrottle {
         }
     }
 
-    /// `Err(seconds)` until the window ends when the client or the program has
-    /// spent its budget of failures this minute.
-    pub fn check(
-        &self,
-        client: Option<IpAddr>,
-        program: Option<&ProgramId>,
-        now: DateTime<Utc>,
-    ) -> Result<(), u32> {
-        let minute = minute_of(now);
-        let windows = self
-            .windows
+    fn lock(&self) -> MutexGuard<'_, Windows> {
+        // The map holds counters only; a panic elsewhere cannot leave it inconsistent.
+        self.windows
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let spent = Self::subjects(client, program).any(|subject| {
-            windows.get(&subject).is_some_and(|window| {
-                window.minute == minute && window.failures >= self.budget(&subject)
-            })
-        });
-        if spent {
-            let window_end = (minute + 1) * WINDOW_SECONDS;
-            Err(u32::try_from(window_end - now.timestamp())
-                .unwrap_or(1)
-                .max(1))
-        } else {
-            Ok(())
-        }
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Counts one failure against the client and the program.
-    pub fn record_failure(
+    /// Admits one attempt, or `Err(seconds until the window ends)` when the client
+    /// or the program is over its budget (nothing is counted then).
+    pub fn admit(
         &self,
         client: Option<IpAddr>,
         program: Option<&ProgramId>,
         now: DateTime<Utc>,
-    ) {
+    ) -> Result<Admission<'_>, u32> {
         let minute = minute_of(now);
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if windows.len() >= PRUNE_THRESHOLD {
-            windows.retain(|_, window| window.minute == minute);
+        let subjects = Self::subjects(client, program);
+        let mut windows = self.lock();
+        let over_budget = subjects.iter().any(|subject| {
+            windows.by_subject.get(subject).is_some_and(|window| {
+                let budget = self.budget(subject);
+                let failures = if window.minute == minute {
+                    window.failures
+                } else {
+                    0
+                };
+                failures >= budget || failures + window.in_flight >= budget.saturating_mul(2)
+            })
+        });
+        if over_budget {
+            let window_end = (minute + 1) * WINDOW_SECONDS;
+            return Err(u32::try_from(window_end - now.timestamp())
+                .unwrap_or(1)
+                .max(1));
         }
-        for subject in Self::subjects(client, program) {
-            let window = windows.entry(subject).or_insert(Window {
+        if windows.by_subject.len() >= windows.prune_at {
+            windows
+                .by_subject
+                .retain(|_, window| window.minute == minute || window.in_flight > 0);
+            windows.prune_at = PRUNE_THRESHOLD.max(windows.by_subject.len() * 2);
+        }
+        for subject in &subjects {
+            let window = windows.by_subject.entry(subject.clone()).or_insert(Window {
                 minute,
                 failures: 0,
+                in_flight: 0,
             });
-            if window.minute != minute {
-                *window = Window {
-                    minute,
-                    failures: 0,
-                };
+            window.in_flight = window.in_flight.saturating_add(1);
+        }
+        drop(windows);
+        Ok(Admission {
+            throttle: self,
+            subjects,
+            now,
+            settled: false,
+        })
+    }
+
+    fn settle(&self, subjects: &[Subject], now: DateTime<Utc>, failed: bool) {
+        let minute = minute_of(now);
+        let mut windows = self.lock();
+        for subject in subjects {
+            if let Some(window) = windows.by_subject.get_mut(subject) {
+                window.in_flight = window.in_flight.saturating_sub(1);
+                if failed {
+                    if window.minute != minute {
+                        window.minute = minute;
+                        window.failures = 0;
+                    }
+                    window.failures = window.failures.saturating_add(1);
+                }
             }
-            window.failures = window.failures.saturating_add(1);
         }
     }
 }
@@ -135,13 +197,22 @@ mod tests {
 
     use super::*;
 
+    /// `seconds` after the start of a minute.
     fn at(seconds: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_800_000_000 - 1_800_000_000 % 60 + seconds, 0)
-            .unwrap()
+        Utc.timestamp_opt(1_800_000_000 + seconds, 0).unwrap()
     }
 
     fn ip(last: u8) -> Option<IpAddr> {
         Some(IpAddr::from([192, 0, 2, last]))
+    }
+
+    fn fail(
+        throttle: &FailureThrottle,
+        client: Option<IpAddr>,
+        program: Option<&ProgramId>,
+        now: DateTime<Utc>,
+    ) {
+        drop(throttle.admit(client, program, now).expect("admitted"));
     }
 
     #[test]
@@ -149,19 +220,81 @@ mod tests {
         let throttle = FailureThrottle::new(3);
         let program = ProgramId::generate();
         for _ in 0..3 {
-            assert_eq!(throttle.check(ip(1), Some(&program), at(10)), Ok(()));
-            throttle.record_failure(ip(1), Some(&program), at(10));
+            fail(&throttle, ip(1), Some(&program), at(10));
         }
-        assert_eq!(throttle.check(ip(1), Some(&program), at(15)), Err(45));
         assert_eq!(
-            throttle.check(ip(2), Some(&program), at(15)),
-            Ok(()),
+            throttle.admit(ip(1), Some(&program), at(15)).map(|_| ()),
+            Err(45)
+        );
+        assert!(
+            throttle.admit(ip(2), Some(&program), at(15)).is_ok(),
             "other clients go on"
         );
-        assert_eq!(
-            throttle.check(ip(1), Some(&program), at(60)),
-            Ok(()),
+        assert!(
+            throttle.admit(ip(1), Some(&program), at(60)).is_ok(),
             "a new minute, a new budget"
+        );
+    }
+
+    #[test]
+    fn successes_never_spend_the_budget() {
+        let throttle = FailureThrottle::new(2);
+        let program = ProgramId::generate();
+        for _ in 0..50 {
+            throttle
+                .admit(ip(1), Some(&program), at(5))
+                .expect("admitted")
+                .succeeded();
+        }
+        assert!(throttle.admit(ip(1), Some(&program), at(5)).is_ok());
+    }
+
+    #[test]
+    fn a_busy_client_without_failures_may_keep_twice_the_budget_in_flight() {
+        let throttle = FailureThrottle::new(5);
+        let in_flight: Vec<_> = (0..10)
+            .map(|_| throttle.admit(ip(1), None, at(1)).expect("admitted"))
+            .collect();
+        assert!(
+            throttle.admit(ip(1), None, at(1)).is_err(),
+            "the eleventh concurrent attempt waits"
+        );
+        in_flight.into_iter().for_each(Admission::succeeded);
+        assert!(
+            throttle.admit(ip(1), None, at(2)).is_ok(),
+            "none of them failed"
+        );
+    }
+
+    #[test]
+    fn concurrent_guesses_cannot_overrun_twice_the_budget() {
+        let throttle = FailureThrottle::new(5);
+        let mut evaluated = 0;
+        let mut in_flight = Vec::new();
+        for _ in 0..100 {
+            if let Ok(admission) = throttle.admit(ip(1), None, at(1)) {
+                evaluated += 1;
+                in_flight.push(admission);
+            }
+            if in_flight.len() == 3 {
+                in_flight.clear(); // three guesses at a time come back wrong
+            }
+        }
+        drop(in_flight);
+        assert!(evaluated < 10, "evaluated {evaluated}");
+        assert!(throttle.admit(ip(1), None, at(1)).is_err());
+    }
+
+    #[test]
+    fn a_refused_attempt_is_not_counted() {
+        let throttle = FailureThrottle::new(1);
+        let admitted = throttle.admit(ip(1), None, at(1)).expect("admitted");
+        admitted.succeeded();
+        fail(&throttle, ip(1), None, at(1));
+        assert!(throttle.admit(ip(1), None, at(2)).is_err());
+        assert!(
+            throttle.admit(ip(1), None, at(61)).is_ok(),
+            "only one failure was ever counted"
         );
     }
 
@@ -170,29 +303,63 @@ mod tests {
         let throttle = FailureThrottle::new(2);
         let program = ProgramId::generate();
         for client in 0..20 {
-            throttle.record_failure(ip(client), Some(&program), at(1));
+            fail(&throttle, ip(client), Some(&program), at(1));
         }
-        assert!(throttle.check(ip(200), Some(&program), at(2)).is_err());
-        assert_eq!(
-            throttle.check(ip(200), Some(&ProgramId::generate()), at(2)),
-            Ok(())
-        );
+        assert!(throttle.admit(ip(200), Some(&program), at(2)).is_err());
+        assert!(throttle
+            .admit(ip(200), Some(&ProgramId::generate()), at(2))
+            .is_ok());
     }
 
     #[test]
     fn retry_after_is_at_least_one_second() {
         let throttle = FailureThrottle::new(1);
-        throttle.record_failure(ip(1), None, at(59));
+        fail(&throttle, ip(1), None, at(59));
         assert_eq!(
-            throttle.check(ip(1), None, at(59) + Duration::milliseconds(900)),
+            throttle
+                .admit(ip(1), None, at(59) + Duration::milliseconds(900))
+                .map(|_| ()),
             Err(1)
+        );
+    }
+
+    #[test]
+    fn past_the_threshold_only_windows_of_minutes_that_ended_are_dropped() {
+        let throttle = FailureThrottle::new(1);
+        let client = |n: usize| {
+            let n = u32::try_from(n).unwrap();
+            Some(IpAddr::from(std::net::Ipv4Addr::from(0x0A00_0000 + n)))
+        };
+        for n in 0..PRUNE_THRESHOLD {
+            fail(&throttle, client(n), None, at(1));
+        }
+        // Pruning within the minute keeps every window: the budgets still hold.
+        fail(&throttle, client(PRUNE_THRESHOLD), None, at(2));
+        assert!(throttle.admit(client(0), None, at(3)).is_err());
+        assert_eq!(throttle.lock().by_subject.len(), PRUNE_THRESHOLD + 1);
+        let prune_at = throttle.lock().prune_at;
+        assert_eq!(
+            prune_at,
+            2 * PRUNE_THRESHOLD,
+            "a prune that freed nothing waits for twice the size"
+        );
+
+        // A minute later, once the map reaches that size, the ended minute goes.
+        let fresh = prune_at - (PRUNE_THRESHOLD + 1);
+        for n in 0..=fresh {
+            fail(&throttle, client(1_000_000 + n), None, at(61));
+        }
+        assert_eq!(
+            throttle.lock().by_subject.len(),
+            fresh + 1,
+            "the ended minute's windows are gone"
         );
     }
 
     #[test]
     fn unknown_clients_and_programs_are_not_counted() {
         let throttle = FailureThrottle::new(1);
-        throttle.record_failure(None, None, at(1));
-        assert_eq!(throttle.check(None, None, at(2)), Ok(()));
+        fail(&throttle, None, None, at(1));
+        assert!(throttle.admit(None, None, at(2)).is_ok());
     }
 }

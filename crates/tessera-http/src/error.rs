@@ -78,6 +78,18 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
     }
 
+    /// `429 too_many_attempts` with `Retry-After: <seconds>`.
+    pub fn too_many_attempts(retry_after_seconds: u32) -> Self {
+        Self {
+            retry_after: Some(retry_after_seconds),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                format!("Too many failed attempts; retry in {retry_after_seconds} seconds."),
+            )
+        }
+    }
+
     pub fn unavailable() -> Self {
         Self {
             retry_after: Some(UNAVAILABLE_RETRY_AFTER_SECS),
@@ -197,6 +209,9 @@ impl From<AppError> for ApiError {
                 "subject_has_active_ticket",
                 "This subject already has an active ticket in the program.",
             ),
+            AppError::TooManyAttempts {
+                retry_after_seconds,
+            } => Self::too_many_attempts(retry_after_seconds),
             AppError::Unavailable => Self::unavailable(),
             AppError::Internal(detail) => Self::internal(detail),
         }

@@ -4,9 +4,12 @@
 //! document served at `/openapi.json`.
 //!
 //! Every use case runs on actix's blocking pool (`web::block`): the ports are
-//! synchronous. This crate never depends on a database driver.
+//! synchronous. Bulk issuance runs there too and streams its CSV back through a
+//! bounded channel (see `batch`). This crate never depends on a database driver.
 
 mod auth;
+mod batch;
+mod client_addr;
 pub mod dto;
 mod error;
 mod extract;
@@ -23,9 +26,10 @@ pub use state::{AppState, HttpSettings};
 
 use actix_web::web;
 
-/// Everything mounted: `/v1/...`, `/healthz`, `/readyz`, `/openapi.json`, a JSON 404
-/// for unknown routes and a JSON 405 for known routes with another method, and
-/// request logging (method, matched route pattern, status, latency).
+/// Everything mounted: `/v1/...`, `/healthz`, `/readyz`, `/openapi.json`,
+/// `/.well-known/jwks.json`, a JSON 404 for unknown routes and a JSON 405 for known
+/// routes with another method, and request logging (method, matched route pattern,
+/// status, latency).
 ///
 /// ```ignore
 /// HttpServer::new(move || App::new().configure(tessera_http::configure(state.clone())))

@@ -19,12 +19,14 @@ Unknown JSON fields are refused with `400 invalid_request`; bodies over the serv
 (default 64 KiB) get `413 payload_too_large`; a `Content-Type` other than JSON gets \
 `415 unsupported_media_type` (a body without one is read as JSON); an unknown route answers \
 `404 not_found` and a known route with another method `405 method_not_allowed`; a database \
-outage answers `503 unavailable` with `Retry-After`."
+outage answers `503 unavailable` with `Retry-After`; too many failed redemptions answer \
+`429 too_many_attempts` with `Retry-After`."
     ),
     paths(
         ops::healthz,
         ops::readyz,
         ops::openapi_json,
+        ops::jwks,
         access::create_tenant,
         access::create_api_key,
         access::list_api_keys,
@@ -36,6 +38,7 @@ outage answers `503 unavailable` with `Retry-After`."
         programs::suspend_program,
         programs::delete_program,
         tickets::issue_ticket,
+        tickets::issue_batch,
         tickets::list_tickets,
         tickets::get_ticket,
         tickets::update_ticket,
@@ -55,7 +58,7 @@ outage answers `503 unavailable` with `Retry-After`."
         (name = "standalone tickets", description = "Authen-compatible opaque tickets"),
         (name = "tenants", description = "Tenants (operator)"),
         (name = "api keys", description = "API keys of a tenant"),
-        (name = "operations", description = "Health and this document"),
+        (name = "operations", description = "Health, the token-verification keys and this document"),
     )
 )]
 pub struct ApiDoc;

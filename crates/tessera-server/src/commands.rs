@@ -13,6 +13,7 @@ use thiserror::Error;
 use crate::clock::SystemClock;
 use crate::keys::{load_or_create_master_key, Keyring};
 use crate::settings::{MasterKey, Settings};
+use crate::signing::Signer;
 
 #[derive(Debug, Error)]
 pub enum CommandError {
@@ -63,7 +64,7 @@ fn master_key(settings: &Settings) -> Result<MasterKey, CommandError> {
     Ok(key)
 }
 
-fn prepared_pool(settings: &Settings) -> Result<PgPool, CommandError> {
+pub(crate) fn prepared_pool(settings: &Settings) -> Result<PgPool, CommandError> {
     if tessera_postgres::ensure_database(&settings.database_url)? {
         tracing::info!("created the database");
     }
@@ -75,11 +76,28 @@ fn prepared_pool(settings: &Settings) -> Result<PgPool, CommandError> {
     Ok(pool)
 }
 
-fn tessera(settings: &Settings, pool: PgPool) -> Result<Tessera, CommandError> {
-    let store = Arc::new(PgStore::new(pool));
+/// The signer of access tokens and codes, with keys derived from the master key.
+fn signer(settings: &Settings, master: &MasterKey) -> Signer {
+    Signer::new(
+        master,
+        settings.signing_key_version,
+        settings.public_url.clone(),
+        settings.token_ttl_seconds,
+    )
+}
+
+/// Every use case, over the database `store` and keys derived from the master key,
+/// and the signer they sign with (whose JWKS the HTTP adapter serves).
+pub(crate) fn tessera_on(
+    settings: &Settings,
+    store: Arc<PgStore>,
+) -> Result<(Tessera, Arc<Signer>), CommandError> {
+    let master = master_key(settings)?;
+    let signer = Arc::new(signer(settings, &master));
     let ports = TesseraPorts {
         clock: Arc::new(SystemClock),
-        hasher: Arc::new(Keyring::derive(&master_key(settings)?)),
+        hasher: Arc::new(Keyring::derive(&master)),
+        signer: signer.clone(),
         access: store.clone(),
         programs: store.clone(),
         tickets: store.clone(),
@@ -89,8 +107,13 @@ fn tessera(settings: &Settings, pool: PgPool) -> Result<Tessera, CommandError> {
     };
     let limits = Limits {
         max_standalone_tickets: settings.max_standalone_tickets,
+        redeem_failures_per_minute: settings.redeem_failures_per_minute,
     };
-    Ok(Tessera::new(ports, limits))
+    Ok((Tessera::new(ports, limits), signer))
+}
+
+fn tessera(settings: &Settings, pool: PgPool) -> Result<(Tessera, Arc<Signer>), CommandError> {
+    tessera_on(settings, Arc::new(PgStore::new(pool)))
 }
 
 pub fn migrate(settings: &Settings) -> Result<(), CommandError> {
@@ -100,7 +123,7 @@ pub fn migrate(settings: &Settings) -> Result<(), CommandError> {
 pub fn create_tenant(settings: &Settings, name: String) -> Result<(), CommandError> {
     let name = TenantName::try_from(name)
         .map_err(|error| CommandError::BadArgument(format!("--{error}")))?;
-    let tessera = tessera(settings, prepared_pool(settings)?)?;
+    let (tessera, _) = tessera(settings, prepared_pool(settings)?)?;
     let created = tessera
         .create_tenant(name)
         .map_err(|error| CommandError::Failed(format!("cannot create the tenant: {error}")))?;
@@ -113,7 +136,8 @@ pub fn create_tenant(settings: &Settings, name: String) -> Result<(), CommandErr
 
 pub fn serve(settings: Settings) -> Result<(), CommandError> {
     let pool = prepared_pool(&settings)?;
-    let tessera = Arc::new(tessera(&settings, pool)?);
+    let (tessera, signer) = tessera(&settings, pool)?;
+    let tessera = Arc::new(tessera);
     let state = AppState {
         access: tessera.clone(),
         programs: tessera.clone(),
@@ -124,6 +148,8 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
         settings: HttpSettings {
             operator_token: settings.operator_token.clone(),
             body_limit_bytes: settings.body_limit_bytes,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            jwks_json: Arc::from(signer.jwks_json()),
         },
     };
     let bind = settings.bind;
@@ -139,6 +165,8 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
             %bind,
             public_url = %settings.public_url,
             token_ttl_seconds = settings.token_ttl_seconds,
+            signing_key_version = settings.signing_key_version,
+            signing_kid = signer.current_kid(),
             redeem_failures_per_minute = settings.redeem_failures_per_minute,
             trusted_proxies = ?settings.trusted_proxies,
             "tessera is serving"

@@ -63,11 +63,18 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
-fn derive(master: &MasterKey, label: &[u8]) -> HmacSha256 {
+/// 32 bytes of key material for one use, HKDF-SHA-256 over the master key with
+/// that use's label.
+pub fn derive_bytes(master: &MasterKey, label: &[u8]) -> [u8; 32] {
     let mut okm = [0u8; 32];
     // 32 bytes is far below HKDF-SHA-256's 8160-byte limit, so expand cannot fail.
     let _ = Hkdf::<Sha256>::new(None, &master.0).expand(label, &mut okm);
-    // HMAC accepts keys of any length, so this cannot fail either.
+    okm
+}
+
+fn derive(master: &MasterKey, label: &[u8]) -> HmacSha256 {
+    let okm = derive_bytes(master, label);
+    // HMAC accepts keys of any length, so this cannot fail.
     <HmacSha256 as Mac>::new_from_slice(&okm)
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
 }

@@ -1,10 +1,15 @@
 //! `tessera`: the Tessera server and its administration commands.
 
+mod batch;
 mod clock;
 mod commands;
+#[cfg(test)]
+mod jwt;
 mod keys;
 mod settings;
+mod signing;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Manage tickets directly on the database (operator commands, no API key).
+    Tickets {
+        #[command(subcommand)]
+        command: TicketsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +51,26 @@ enum TenantCommand {
         /// The tenant's display name.
         #[arg(long)]
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TicketsCommand {
+    /// Issue many tickets of a program into a new CSV file (`ticketId,code`,
+    /// mode 0600: it holds the codes), with progress on stderr.
+    Issue {
+        /// The program's id (`prg_…`).
+        #[arg(long, value_name = "ID")]
+        program: String,
+        /// How many tickets: 1 to 1000000, all or nothing against the program's cap.
+        #[arg(long, value_name = "N")]
+        count: String,
+        /// The CSV file to create; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE.csv")]
+        out: PathBuf,
+        /// Redemptions allowed per ticket (default: the program's).
+        #[arg(long, value_name = "M")]
+        max_redemptions: Option<String>,
     },
 }
 
@@ -63,6 +93,23 @@ fn main() -> ExitCode {
         Command::Tenant {
             command: TenantCommand::Create { name },
         } => commands::create_tenant(&settings, name),
+        Command::Tickets {
+            command:
+                TicketsCommand::Issue {
+                    program,
+                    count,
+                    out,
+                    max_redemptions,
+                },
+        } => batch::issue_tickets(
+            &settings,
+            &batch::IssueArgs {
+                program,
+                count,
+                out,
+                max_redemptions,
+            },
+        ),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -61,6 +61,9 @@ pub struct Settings {
     pub master_key_file: PathBuf,
     pub operator_token: Option<String>,
     pub token_ttl_seconds: u32,
+    /// The signing key version N: N signs, N and N-1 are published and accepted.
+    /// Rotate by bumping it, no more often than every `TESSERA_TOKEN_TTL`.
+    pub signing_key_version: u32,
     pub redeem_failures_per_minute: u32,
     pub max_standalone_tickets: u32,
     pub trusted_proxies: Vec<IpAddr>,
@@ -145,6 +148,7 @@ impl Settings {
             master_key_file,
             operator_token,
             token_ttl_seconds: number(get, "TESSERA_TOKEN_TTL", 3600, 1..=31_536_000)?,
+            signing_key_version: number(get, "TESSERA_SIGNING_KEY_VERSION", 1, 1..=1000)?,
             redeem_failures_per_minute: number(
                 get,
                 "TESSERA_REDEEM_FAILURES_PER_MINUTE",
@@ -213,6 +217,7 @@ mod tests {
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(s.public_url, "http://127.0.0.1:8080");
         assert_eq!(s.token_ttl_seconds, 3600);
+        assert_eq!(s.signing_key_version, 1);
         assert_eq!(s.redeem_failures_per_minute, 20);
         assert_eq!(s.max_standalone_tickets, 1_000_000);
         assert!(s.master_key.is_none());
@@ -233,6 +238,10 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("TESSERA_PUBLIC_URL", "example.com"),
             ("TESSERA_OPERATOR_TOKEN", "short"),
+            ("TESSERA_SIGNING_KEY_VERSION", "0"),
+            ("TESSERA_SIGNING_KEY_VERSION", "1001"),
+            ("TESSERA_SIGNING_KEY_VERSION", "two"),
+            ("TESSERA_REDEEM_FAILURES_PER_MINUTE", "0"),
         ] {
             let error = settings(&[(variable, value)]).expect_err(value);
             assert_eq!(error.variable, variable);
@@ -254,11 +263,15 @@ mod tests {
             ("TESSERA_PUBLIC_URL", "https://tickets.example.com/"),
             ("TESSERA_MASTER_KEY", &key),
             ("TESSERA_TRUSTED_PROXIES", "10.0.0.1, ::1"),
+            ("TESSERA_SIGNING_KEY_VERSION", "42"),
+            ("TESSERA_REDEEM_FAILURES_PER_MINUTE", "5"),
         ])
         .expect("valid");
         assert_eq!(s.bind.port(), 9000);
         assert_eq!(s.public_url, "https://tickets.example.com");
         assert_eq!(s.master_key.expect("set").0, [7; 32]);
         assert_eq!(s.trusted_proxies.len(), 2);
+        assert_eq!(s.signing_key_version, 42);
+        assert_eq!(s.redeem_failures_per_minute, 5);
     }
 }

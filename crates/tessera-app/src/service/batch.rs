@@ -46,18 +46,19 @@ impl Tessera {
         (new, code)
     }
 
-    /// Writes one chunk, drawing fresh codes for any that collided.
+    /// Writes one chunk into `issued`, drawing fresh codes for any that collided.
+    /// On error, `issued` holds the tickets of the chunk that were written.
     fn write_chunk(
         &self,
         program: &Program,
         request: &BatchRequest,
         size: usize,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> AppResult<Vec<IssuedCode>> {
+        issued: &mut Vec<IssuedCode>,
+    ) -> AppResult<()> {
         let (mut tickets, mut codes): (Vec<NewTicket>, Vec<Code>) = (0..size)
             .map(|_| self.new_batch_ticket(program, request, now))
             .unzip();
-        let mut issued = Vec::with_capacity(size);
         for _ in 0..SECRET_ATTEMPTS {
             let skipped = self.ports.tickets.insert_reserved(&tickets)?;
             let mut retry = (Vec::new(), Vec::new());
@@ -75,7 +76,7 @@ impl Tessera {
             }
             (tickets, codes) = retry;
             if tickets.is_empty() {
-                return Ok(issued);
+                return Ok(());
             }
         }
         Err(AppError::Internal(
@@ -100,13 +101,23 @@ impl Tessera {
         let mut issued: u32 = 0;
         while issued < count {
             let size = BATCH_CHUNK.min((count - issued) as usize);
-            let chunk = match self.write_chunk(&program, &request, size, now) {
-                Ok(chunk) => chunk,
-                Err(error) => {
-                    self.give_back(tenant, program_id, count - issued);
-                    return Err(error);
+            let mut chunk = Vec::with_capacity(size);
+            if let Err(error) = self.write_chunk(&program, &request, size, now, &mut chunk) {
+                // Tickets written before the failure exist: they keep their places
+                // and are recorded.
+                let written = issued + chunk.len() as u32;
+                self.give_back(tenant, program_id, count - written);
+                if written > 0 {
+                    if let Err(record_error) = self
+                        .ports
+                        .tickets
+                        .record_batch(tenant, program_id, written, now)
+                    {
+                        tracing::error!(program = %program_id, written, %record_error, "could not record a failed batch's tickets");
+                    }
                 }
-            };
+                return Err(error);
+            }
             issued += chunk.len() as u32;
             if !sink.accept(&chunk) {
                 tracing::warn!(program = %program_id, issued, count, "batch receiver went away; stopping");

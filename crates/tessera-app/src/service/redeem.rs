@@ -56,20 +56,20 @@ impl RedeemUseCases for Tessera {
         let now = self.ports.clock.now();
         let client = request.client;
         let named = request.program_id.as_ref();
-        self.throttle
-            .check(client, named, now)
+        // Every return below but a success counts as a failure when this drops.
+        let admission = self
+            .throttle
+            .admit(client, named, now)
             .map_err(|retry_after_seconds| AppError::TooManyAttempts {
                 retry_after_seconds,
             })?;
-        // Every failure below counts against the client (and a known program).
-        let counted = |program: Option<&ProgramId>, error: AppError| {
-            self.throttle.record_failure(client, program, now);
-            tracing::debug!(program = ?program, error = %error, "redemption failed");
+        let counted = |error: AppError| {
+            tracing::debug!(program = ?named, error = %error, "redemption failed");
             error
         };
 
         let Some(program_id) = named else {
-            return Err(counted(None, AppError::InvalidCode));
+            return Err(counted(AppError::InvalidCode));
         };
         let (code_part, signature) = split_signed(&request.code);
         // A forged signature is refused before any lookup.
@@ -79,7 +79,7 @@ impl RedeemUseCases for Tessera {
                 .signer
                 .verify_code(program_id, code_part, signature)
         }) {
-            return Err(counted(Some(program_id), AppError::InvalidCode));
+            return Err(counted(AppError::InvalidCode));
         }
         let facts = self.program_facts(program_id)?.filter(|facts| {
             request
@@ -90,7 +90,7 @@ impl RedeemUseCases for Tessera {
         // An unknown program, or one of another tenant, fails like an unknown code
         // for everyone: telling them apart would reveal which program ids exist.
         let Some(facts) = facts else {
-            return Err(counted(None, AppError::InvalidCode));
+            return Err(counted(AppError::InvalidCode));
         };
         let detailed = caller.is_some_and(|caller| {
             caller.tenant_id == facts.tenant_id && caller.role.allows(Permission::RedeemWithDetails)
@@ -101,7 +101,7 @@ impl RedeemUseCases for Tessera {
             } else {
                 AppError::InvalidCode
             };
-            counted(Some(program_id), error)
+            counted(error)
         };
         let Some(code) = CodeInput(code_part).normalize(facts.alphabet, facts.ticket_length) else {
             return Err(fail(RedemptionFailure::TicketNotFound));
@@ -120,6 +120,7 @@ impl RedeemUseCases for Tessera {
             Ok(redeemed) => redeemed,
             Err(reason) => return Err(fail(reason)),
         };
+        admission.succeeded();
         tracing::debug!(program = %program_id, ticket = %redeemed.ticket_id, remaining = redeemed.remaining, "redeemed");
         let access_token = self.ports.signer.access_token(&AccessClaims {
             ticket_id: redeemed.ticket_id.clone(),

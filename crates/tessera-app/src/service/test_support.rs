@@ -1,9 +1,12 @@
 //! Builds a [`Tessera`] over mockall mocks of its ports, with a clock that stands
-//! still, a deterministic fake hasher, and principals for every role.
+//! still, a deterministic fake hasher, a signer that hands out a fixed access
+//! token, and principals for every role.
 //!
 //! Usage: `let mut h = Harness::new();` set expectations on `h.programs`,
 //! `h.tickets`, … then `let app = h.build();`. A store without an expectation
 //! panics when called, so a test that sets none proves the store was not called.
+//! Tests about signing replace `h.signer` with a fresh `MockTokenSigner` and set
+//! exact expectations on it.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,8 +19,9 @@ use tessera_domain::{
 
 use super::{Limits, Tessera, TesseraPorts};
 use crate::ports::{
-    MockAccessStore, MockClock, MockHealthProbe, MockProgramStore, MockRedemptionStore,
-    MockSecretHasher, MockStandaloneStore, MockTicketStore, SecretHash, TicketView,
+    AccessToken, MockAccessStore, MockClock, MockHealthProbe, MockProgramStore,
+    MockRedemptionStore, MockSecretHasher, MockStandaloneStore, MockTicketStore, MockTokenSigner,
+    SecretHash, TicketView,
 };
 use crate::usecases::Principal;
 
@@ -31,12 +35,12 @@ pub(crate) fn now() -> DateTime<Utc> {
 
 /// The tenant every principal from [`principal`] belongs to.
 pub(crate) fn tenant() -> TenantId {
-    TenantId::parse("ten_TenantA111111111").expect("a well-formed tenant id")
+    TenantId::parse("ten_TenantA1111111111111").expect("a well-formed tenant id")
 }
 
 /// A tenant that is not [`tenant`].
 pub(crate) fn other_tenant() -> TenantId {
-    TenantId::parse("ten_TenantB222222222").expect("a well-formed tenant id")
+    TenantId::parse("ten_TenantB2222222221111").expect("a well-formed tenant id")
 }
 
 /// A caller of [`tenant`] with `role`.
@@ -133,6 +137,22 @@ pub(crate) fn fake_hasher() -> MockSecretHasher {
     hasher
 }
 
+/// The access token the harness's default signer hands out for any claims.
+pub(crate) fn access_token() -> AccessToken {
+    AccessToken {
+        token: "eyJhbGciOiJFZERTQSJ9.e30.c2lnbmF0dXJl".to_owned(),
+        expires_in_seconds: 3600,
+    }
+}
+
+/// A signer mock that answers every `access_token` with [`access_token`] and
+/// expects no other call: signing or verifying a code fails the test.
+pub(crate) fn token_only_signer() -> MockTokenSigner {
+    let mut signer = MockTokenSigner::new();
+    signer.expect_access_token().returning(|_| access_token());
+    signer
+}
+
 /// A clock mock that always answers [`now`].
 pub(crate) fn fixed_clock() -> MockClock {
     let mut clock = MockClock::new();
@@ -222,6 +242,7 @@ impl<T: Clone> Recorder<T> {
 pub(crate) struct Harness {
     pub(crate) clock: MockClock,
     pub(crate) hasher: MockSecretHasher,
+    pub(crate) signer: MockTokenSigner,
     pub(crate) access: MockAccessStore,
     pub(crate) programs: MockProgramStore,
     pub(crate) tickets: MockTicketStore,
@@ -232,12 +253,14 @@ pub(crate) struct Harness {
 }
 
 impl Harness {
-    /// A fixed clock, the fake hasher, default limits, and stores that expect
-    /// nothing (any call to them fails the test).
+    /// A fixed clock, the fake hasher, a signer that only hands out access tokens,
+    /// default limits, and stores that expect nothing (any call to them fails the
+    /// test).
     pub(crate) fn new() -> Self {
         Self {
             clock: fixed_clock(),
             hasher: fake_hasher(),
+            signer: token_only_signer(),
             access: MockAccessStore::new(),
             programs: MockProgramStore::new(),
             tickets: MockTicketStore::new(),
@@ -253,6 +276,7 @@ impl Harness {
             TesseraPorts {
                 clock: Arc::new(self.clock),
                 hasher: Arc::new(self.hasher),
+                signer: Arc::new(self.signer),
                 access: Arc::new(self.access),
                 programs: Arc::new(self.programs),
                 tickets: Arc::new(self.tickets),

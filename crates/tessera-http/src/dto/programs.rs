@@ -146,7 +146,7 @@ impl TryFrom<UpdateProgramRequest> for ProgramChanges {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProgramResponse {
-    #[schema(example = "prg_3xK9mQ2vTn8pLw4R")]
+    #[schema(example = "prg_3xK9mQ2vTn8pLw4R1111")]
     pub id: String,
     pub tenant_id: String,
     pub name: Option<String>,

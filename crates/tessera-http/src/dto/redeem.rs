@@ -1,6 +1,5 @@
 use serde::{Deserialize, Serialize};
 use tessera_app::usecases::{RedeemRequest, Redemption};
-use tessera_app::AppError;
 use tessera_domain::{ProgramId, TenantId};
 use utoipa::ToSchema;
 
@@ -9,23 +8,37 @@ use crate::error::ApiError;
 
 /// `POST /v1/redeem`. Name the program by `programId` (alias `ntpId`), by
 /// `tenantId` + `programId`, or by `issuer`; a request that names none → `400`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A malformed id fails like an unknown code (and counts as a failed attempt).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RedeemRequestBody {
-    /// The code (a secret).
+    /// The code, or a `signedCode` as issued (a secret).
     pub code: String,
     /// Alias: `ntpId`.
     #[serde(alias = "ntpId")]
     pub program_id: Option<String>,
     pub tenant_id: Option<String>,
     /// `/otp/ntp/<tenantId>/<programId>`.
-    #[schema(example = "/otp/ntp/ten_3xK9mQ2vTn8pLw4R/prg_3xK9mQ2vTn8pLw4R")]
+    #[schema(example = "/otp/ntp/ten_3xK9mQ2vTn8pLw4R1111/prg_3xK9mQ2vTn8pLw4R1111")]
     pub issuer: Option<String>,
     /// Required when the ticket is bound to an email; `""` means none.
     pub email: Option<String>,
     /// Include `programId` in the answer. Alias: `includeNTPId`.
     #[serde(alias = "includeNTPId")]
     pub include_program_id: Option<bool>,
+}
+
+// Hand-written so the code never reaches a log line.
+impl std::fmt::Debug for RedeemRequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedeemRequestBody")
+            .field("code", &"<redacted>")
+            .field("program_id", &self.program_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("issuer", &self.issuer)
+            .field("include_program_id", &self.include_program_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A redemption request with its program resolved.
@@ -80,19 +93,22 @@ impl TryFrom<RedeemRequestBody> for ResolvedRedeem {
                     )),
                 },
             };
-        // An id that cannot exist fails like an unknown code: nothing is revealed.
-        let invalid_code = |_| ApiError::from(AppError::InvalidCode);
-        let program_id = ProgramId::parse(program).map_err(invalid_code)?;
-        let tenant_id = tenant
-            .map(TenantId::parse)
-            .transpose()
-            .map_err(invalid_code)?;
+        // An id that cannot exist names nothing, but the use case still decides:
+        // it fails like an unknown program and counts as a failed attempt, so
+        // guessing ids is throttled like guessing codes. A malformed tenant id makes
+        // the whole name unusable, never an unchecked one.
+        let tenant_id = tenant.map(TenantId::parse).transpose();
+        let (program_id, tenant_id) = match (ProgramId::parse(program), tenant_id) {
+            (Ok(program_id), Ok(tenant_id)) => (Some(program_id), tenant_id),
+            _ => (None, None),
+        };
         Ok(ResolvedRedeem {
             request: RedeemRequest {
                 program_id,
                 tenant_id,
                 code: body.code,
                 email: body.email.filter(|email| !email.trim().is_empty()),
+                client: None,
             },
             include_program_id: body.include_program_id.unwrap_or(false),
         })
@@ -100,7 +116,7 @@ impl TryFrom<RedeemRequestBody> for ResolvedRedeem {
 }
 
 /// What a successful redemption grants.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RedeemResponse {
     #[schema(example = "iq__3ax1")]
@@ -114,6 +130,31 @@ pub struct RedeemResponse {
     /// The ticket's payload as issued, or `null`.
     #[schema(value_type = Option<Value>)]
     pub payload: RawJson,
+    /// A JWT (`alg: EdDSA`, `kid` in its header) with claims `iss`, `sub` (ticket
+    /// id), `tid`, `pid`, `obj`, `grp`, `iat`, `exp`, `jti`; verify it with the keys
+    /// of `/.well-known/jwks.json`.
+    #[schema(example = "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9...")]
+    pub access_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds the access token stays valid.
+    #[schema(example = 3600)]
+    pub expires_in: u32,
+}
+
+// Hand-written so the access token never reaches a log line.
+impl std::fmt::Debug for RedeemResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedeemResponse")
+            .field("object_id", &self.object_id)
+            .field("program_id", &self.program_id)
+            .field("ticket_id", &self.ticket_id)
+            .field("remaining", &self.remaining)
+            .field("access_token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedeemResponse {
@@ -125,6 +166,9 @@ impl RedeemResponse {
             remaining: redemption.remaining,
             group_addresses: redemption.group_addresses,
             payload: RawJson(redemption.payload),
+            access_token: redemption.access_token.token,
+            token_type: "Bearer",
+            expires_in: redemption.access_token.expires_in_seconds,
         }
     }
 }

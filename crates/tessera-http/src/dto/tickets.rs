@@ -1,19 +1,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_app::ports::TicketView;
-use tessera_app::usecases::{IssueRequest, IssuedTicket};
-use tessera_domain::{effective_limit, Email, RedemptionLimit, Subject, TicketState};
+use tessera_app::usecases::{BatchRequest, IssueRequest, IssuedTicket};
+use tessera_domain::{effective_limit, BatchSize, Email, RedemptionLimit, Subject, TicketState};
 use utoipa::ToSchema;
 
 use super::common::payload;
 use crate::error::ApiError;
 use crate::time;
-
-/// Signed codes need the signing key, which does not exist yet: until it does,
-/// `signed: true` is refused here, and only here.
-fn signed_codes_unavailable() -> ApiError {
-    ApiError::invalid("signed: signed codes are not available yet")
-}
 
 /// `POST /v1/programs/{programId}/tickets`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -28,7 +22,7 @@ pub struct IssueTicketRequest {
     /// Any JSON, ≤ 16 KiB serialized (else `413`); returned on redemption.
     #[schema(value_type = Option<Value>)]
     pub payload: Option<serde_json::Value>,
-    /// Also return `signedCode`. Not available yet: `true` → `400`.
+    /// Also return `signedCode`; default `false`.
     pub signed: Option<bool>,
 }
 
@@ -36,9 +30,6 @@ impl TryFrom<IssueTicketRequest> for IssueRequest {
     type Error = ApiError;
 
     fn try_from(body: IssueTicketRequest) -> Result<Self, ApiError> {
-        if body.signed == Some(true) {
-            return Err(signed_codes_unavailable());
-        }
         Ok(IssueRequest {
             email: body
                 .email
@@ -50,6 +41,36 @@ impl TryFrom<IssueTicketRequest> for IssueRequest {
                 .map(RedemptionLimit::try_from)
                 .transpose()?,
             subject: body.subject.map(Subject::try_from).transpose()?,
+            payload: payload("payload", body.payload)?,
+            signed: body.signed.unwrap_or(false),
+        })
+    }
+}
+
+/// `POST /v1/programs/{programId}/tickets/batch`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IssueBatchRequest {
+    /// How many tickets: 1..1000000.
+    #[schema(minimum = 1, maximum = 1000000, example = 1000)]
+    pub count: i64,
+    /// ≥ 1, for every ticket; the effective limit is min(this, the program's).
+    pub max_redemptions: Option<i64>,
+    /// Any JSON, ≤ 16 KiB serialized (else `413`), for every ticket.
+    #[schema(value_type = Option<Value>)]
+    pub payload: Option<serde_json::Value>,
+}
+
+impl TryFrom<IssueBatchRequest> for BatchRequest {
+    type Error = ApiError;
+
+    fn try_from(body: IssueBatchRequest) -> Result<Self, ApiError> {
+        Ok(BatchRequest {
+            count: BatchSize::try_from(body.count)?,
+            max_redemptions: body
+                .max_redemptions
+                .map(RedemptionLimit::try_from)
+                .transpose()?,
             payload: payload("payload", body.payload)?,
         })
     }
@@ -68,7 +89,10 @@ pub struct IssuedTicketResponse {
     pub max_redemptions: u32,
     /// `urlPrefix` + link token, when the program has a `urlPrefix`.
     pub link: Option<String>,
-    /// Always `null` for now: signed codes are not available yet.
+    /// With `signed: true`: the code, `.`, and the unpadded base64url Ed25519
+    /// signature (by a key of `/.well-known/jwks.json`) of the UTF-8 bytes
+    /// `tessera-code-v1:<programId>:<code>`; accepted wherever a code is. `null`
+    /// otherwise.
     pub signed_code: Option<String>,
 }
 
@@ -82,7 +106,7 @@ impl From<&IssuedTicket> for IssuedTicketResponse {
             subject: issued.subject.as_ref().map(|s| s.as_str().to_owned()),
             max_redemptions: issued.max_redemptions,
             link: issued.link.clone(),
-            signed_code: None,
+            signed_code: issued.signed_code.clone(),
         }
     }
 }

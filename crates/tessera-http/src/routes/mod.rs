@@ -34,6 +34,7 @@ pub(crate) fn scope() -> Scope {
         .service(resource("/healthz").route(web::get().to(healthz)))
         .service(resource("/readyz").route(web::get().to(readyz)))
         .service(resource("/openapi.json").route(web::get().to(openapi_json)))
+        .service(resource("/.well-known/jwks.json").route(web::get().to(jwks)))
         .service(resource("/v1/tenants").route(web::post().to(create_tenant)))
         .service(
             resource("/v1/api-keys")
@@ -59,6 +60,9 @@ pub(crate) fn scope() -> Scope {
             resource("/v1/programs/{program_id}/tickets")
                 .route(web::get().to(list_tickets))
                 .route(web::post().to(issue_ticket)),
+        )
+        .service(
+            resource("/v1/programs/{program_id}/tickets/batch").route(web::post().to(issue_batch)),
         )
         .service(
             resource("/v1/tickets")

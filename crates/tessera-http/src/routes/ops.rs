@@ -1,4 +1,4 @@
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{web, HttpResponse};
 
 use crate::dto::common::StatusBody;
@@ -30,4 +30,17 @@ pub(crate) async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/json"))
         .body(crate::openapi::openapi_document())
+}
+
+/// The public keys (JWK Set, Ed25519 `OKP` keys with `kid`) that verify access
+/// tokens and signed codes.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations",
+    responses((status = 200, description = "The JSON Web Key Set; cacheable for 5 minutes", content_type = "application/json",
+        headers(("Cache-Control" = String, description = "`public, max-age=300`")),
+        example = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "...", "x": "...", "alg": "EdDSA", "use": "sig"}]}))))]
+pub(crate) async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .insert_header((CACHE_CONTROL, "public, max-age=300"))
+        .body(state.settings.jwks_json.to_string())
 }

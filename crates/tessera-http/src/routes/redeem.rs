@@ -1,31 +1,41 @@
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::json;
 use crate::auth::OptionalCaller;
+use crate::client_addr::client_address;
 use crate::dto::redeem::{RedeemRequestBody, RedeemResponse, ResolvedRedeem};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::{run, AppState};
 
-/// Redeems one use of a code. No key needed; with a key of the program's tenant
-/// that may see details, failures carry their reason instead of `invalid_code`.
+/// Redeems one use of a code (or of a `signedCode`, as issued). No key needed;
+/// with a key of the program's tenant that may see details, failures carry their
+/// reason instead of `invalid_code`. Failed attempts are throttled per client
+/// address (the peer, or from `X-Forwarded-For` when the peer is a trusted proxy)
+/// and per program: past the limit → `429 too_many_attempts` with `Retry-After`,
+/// and the attempt is not evaluated. The answer carries an access token (JWT,
+/// EdDSA) verifiable with `/.well-known/jwks.json`.
 #[utoipa::path(post, path = "/v1/redeem", tag = "redeem",
     request_body = RedeemRequestBody,
     responses(
-        (status = 200, description = "What the ticket grants", body = RedeemResponse),
+        (status = 200, description = "What the ticket grants, with an access token", body = RedeemResponse),
         (status = 400, description = "`invalid_request`, e.g. no program named", body = ErrorBody),
         (status = 401, description = "`unauthorized`: a key was sent but is unknown", body = ErrorBody),
-        (status = 404, description = "`invalid_code` (public callers), or `ticket_not_found`", body = ErrorBody),
+        (status = 404, description = "`invalid_code` (public callers, and any malformed program or tenant id), or `ticket_not_found`", body = ErrorBody),
         (status = 409, description = "`ticket_exhausted`, `ticket_revoked`, `ticket_disabled`, `ticket_locked`, `email_mismatch`, `program_suspended`, `program_not_started` or `program_ended` (callers with a key of the tenant)", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many failed redemptions from this client or for this program; the attempt was not evaluated", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     ),
     security((), ("apiKey" = [])))]
 pub(crate) async fn redeem(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: OptionalCaller,
     body: JsonBody<RedeemRequestBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let resolved = ResolvedRedeem::try_from(body.into_inner()?)?;
+    let mut resolved = ResolvedRedeem::try_from(body.into_inner()?)?;
+    resolved.request.client = client_address(&req, &state.settings.trusted_proxies);
     let include_program_id = resolved.include_program_id;
     let redemption = run(move || state.redeem.redeem(caller.0, resolved.request)).await?;
     Ok(json(

@@ -9,7 +9,7 @@ use crate::support::*;
 
 fn api_key(role: Role) -> ApiKey {
     ApiKey {
-        id: ApiKeyId::parse("key_4444444444444444").unwrap(),
+        id: ApiKeyId::parse("key_44444444444444441111").unwrap(),
         tenant_id: tenant(),
         name: Label::try_from("ci".to_owned()).unwrap(),
         role,
@@ -60,8 +60,8 @@ async fn tenant_creation_needs_the_operator_token() {
     assert_eq!(
         reply.body,
         serde_json::json!({
-            "tenant": {"id": "ten_1111111111111111", "name": "Acme", "createdAt": "2020-11-02T23:55:51.043Z"},
-            "apiKey": {"id": "key_4444444444444444", "name": "ci", "role": "admin", "key": secret, "createdAt": "2020-11-02T23:55:51.043Z"},
+            "tenant": {"id": "ten_11111111111111111111", "name": "Acme", "createdAt": "2020-11-02T23:55:51.043Z"},
+            "apiKey": {"id": "key_44444444444444441111", "name": "ci", "role": "admin", "key": secret, "createdAt": "2020-11-02T23:55:51.043Z"},
         })
     );
     assert_eq!(
@@ -180,12 +180,12 @@ async fn deleting_a_key_is_204_and_a_malformed_id_is_404() {
     mocks
         .access
         .expect_delete_api_key()
-        .withf(|_, id| id.as_str() == "key_4444444444444444")
+        .withf(|_, id| id.as_str() == "key_44444444444444441111")
         .times(1)
         .returning(|_, _| Ok(()));
     let reply = send(
         mocks,
-        delete("/v1/api-keys/key_4444444444444444", ADMIN_KEY),
+        delete("/v1/api-keys/key_44444444444444441111", ADMIN_KEY),
     )
     .await;
     assert_eq!(reply.status, 204);
@@ -195,7 +195,7 @@ async fn deleting_a_key_is_204_and_a_malformed_id_is_404() {
     mocks.access.expect_delete_api_key().times(0);
     let reply = send(
         mocks,
-        delete("/v1/api-keys/prg_4444444444444444", ADMIN_KEY),
+        delete("/v1/api-keys/prg_44444444444444441111", ADMIN_KEY),
     )
     .await;
     reply.assert_error(404, "not_found");

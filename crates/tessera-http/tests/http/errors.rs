@@ -40,6 +40,13 @@ async fn every_app_error_has_its_status_and_code() {
             409,
             "subject_has_active_ticket",
         ),
+        (
+            AppError::TooManyAttempts {
+                retry_after_seconds: 30,
+            },
+            429,
+            "too_many_attempts",
+        ),
         (AppError::Unavailable, 503, "unavailable"),
         (
             AppError::Internal("db exploded".to_owned()),

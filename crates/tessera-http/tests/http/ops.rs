@@ -47,6 +47,8 @@ async fn openapi_documents_every_path_the_errors_and_bearer_auth() {
         ("/v1/programs/{program_id}", &["get", "patch", "delete"]),
         ("/v1/programs/{program_id}/suspend", &["post"]),
         ("/v1/programs/{program_id}/tickets", &["get", "post"]),
+        ("/v1/programs/{program_id}/tickets/batch", &["post"]),
+        ("/.well-known/jwks.json", &["get"]),
         ("/v1/tickets", &["get", "post"]),
         ("/v1/tickets/use", &["post"]),
         ("/v1/tickets/delete", &["post"]),
@@ -60,6 +62,33 @@ async fn openapi_documents_every_path_the_errors_and_bearer_auth() {
             );
         }
     }
+    let batch = &paths["/v1/programs/{program_id}/tickets/batch"]["post"]["responses"];
+    assert!(batch["200"]["content"]["text/csv"].is_object(), "{batch}");
+    assert!(batch["200"]["headers"]["Content-Disposition"].is_object());
+    for status in ["400", "401", "403", "404", "409", "413"] {
+        assert!(batch[status].is_object(), "batch {status}");
+    }
+    let redeem = &paths["/v1/redeem"]["post"]["responses"];
+    assert!(
+        redeem["429"]["headers"]["Retry-After"].is_object(),
+        "{redeem}"
+    );
+    let jwks = &paths["/.well-known/jwks.json"]["get"]["responses"]["200"];
+    assert!(jwks["content"]["application/json"].is_object(), "{jwks}");
+    let schemas = &doc["components"]["schemas"];
+    for field in ["accessToken", "tokenType", "expiresIn"] {
+        assert!(
+            schemas["RedeemResponse"]["properties"][field].is_object(),
+            "RedeemResponse.{field}"
+        );
+    }
+    for field in ["count", "maxRedemptions", "payload"] {
+        assert!(
+            schemas["IssueBatchRequest"]["properties"][field].is_object(),
+            "IssueBatchRequest.{field}"
+        );
+    }
+    assert!(schemas["IssuedTicketResponse"]["properties"]["signedCode"].is_object());
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["apiKey"]["scheme"], "bearer");
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
@@ -82,5 +111,24 @@ async fn a_known_route_with_another_method_is_a_json_405() {
     let reply = send(Mocks::bare(), TestRequest::put().uri("/v1/programs")).await;
     reply.assert_error(405, "method_not_allowed");
     let reply = send(Mocks::bare(), TestRequest::get().uri("/v1/redeem")).await;
+    reply.assert_error(405, "method_not_allowed");
+}
+
+#[actix_web::test]
+async fn the_jwks_is_served_verbatim_and_cacheable() {
+    let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","alg":"EdDSA","use":"sig"}]}"#;
+    let mut mocks = Mocks::bare();
+    mocks.settings.jwks_json = std::sync::Arc::from(jwks);
+    let reply = send(mocks, TestRequest::get().uri("/.well-known/jwks.json")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text, jwks);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.header("cache-control"), Some("public, max-age=300"));
+
+    let reply = send(
+        Mocks::bare(),
+        TestRequest::post().uri("/.well-known/jwks.json"),
+    )
+    .await;
     reply.assert_error(405, "method_not_allowed");
 }

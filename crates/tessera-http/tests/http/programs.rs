@@ -25,7 +25,7 @@ async fn creating_a_program_answers_201_with_every_field() {
         reply.body,
         serde_json::json!({
             "id": PROGRAM_ID,
-            "tenantId": "ten_1111111111111111",
+            "tenantId": "ten_11111111111111111111",
             "name": "Launch",
             "objectId": "iq__3ax1",
             "groupAddresses": ["0x96bb"],
@@ -317,8 +317,8 @@ async fn a_program_is_read_with_its_etag() {
 async fn malformed_program_ids_are_404_without_a_lookup() {
     for path in [
         "/v1/programs/nope",
-        "/v1/programs/tkt_3333333333333333",
-        "/v1/programs/prg_0000000000000000",
+        "/v1/programs/tkt_33333333333333331111",
+        "/v1/programs/prg_00000000000000000000",
         "/v1/programs/prg_%F0%9F%92%A5",
     ] {
         let mut mocks = Mocks::new();

@@ -178,7 +178,7 @@ async fn deleting_reports_what_was_deleted() {
 #[actix_web::test]
 async fn standalone_tickets_are_listed_without_secrets() {
     let ticket = StandaloneTicket {
-        id: StandaloneTicketId::parse("stk_6666666666666666").unwrap(),
+        id: StandaloneTicketId::parse("stk_66666666666666661111").unwrap(),
         tenant_id: tenant(),
         name: Some(Label::try_from("signup".to_owned()).unwrap()),
         permissions: Some(Payload::from_json_text(r#"{"admin":false}"#.to_owned()).unwrap()),
@@ -206,7 +206,7 @@ async fn standalone_tickets_are_listed_without_secrets() {
         reply.body,
         serde_json::json!({
             "tickets": [{
-                "id": "stk_6666666666666666",
+                "id": "stk_66666666666666661111",
                 "name": "signup",
                 "permissions": {"admin": false},
                 "uses": 4,

@@ -35,13 +35,13 @@ pub struct Mocks {
 }
 
 pub fn tenant() -> TenantId {
-    TenantId::parse("ten_1111111111111111").unwrap()
+    TenantId::parse("ten_11111111111111111111").unwrap()
 }
 
 pub fn principal(role: Role) -> Principal {
     Principal {
         tenant_id: tenant(),
-        key_id: ApiKeyId::parse("key_1111111111111111").unwrap(),
+        key_id: ApiKeyId::parse("key_11111111111111111111").unwrap(),
         role,
     }
 }
@@ -141,6 +141,42 @@ pub async fn send(mocks: Mocks, req: test::TestRequest) -> Reply {
     }
 }
 
+/// A response read as raw bytes: `body` is `Err` when the body ended with an
+/// error (a stream cut short).
+#[derive(Debug)]
+pub struct RawReply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Result<actix_web::web::Bytes, String>,
+}
+
+impl RawReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[track_caller]
+    pub fn text(&self) -> String {
+        let bytes = self.body.as_ref().expect("a complete body");
+        String::from_utf8(bytes.to_vec()).expect("UTF-8")
+    }
+}
+
+pub async fn send_raw(mocks: Mocks, req: test::TestRequest) -> RawReply {
+    let app = test::init_service(App::new().configure(configure(mocks.state()))).await;
+    let res = test::call_service(&app, req.to_request()).await;
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = actix_web::body::to_bytes(res.into_body())
+        .await
+        .map_err(|error| error.to_string());
+    RawReply {
+        status,
+        headers,
+        body,
+    }
+}
+
 pub fn get(path: &str, key: &str) -> test::TestRequest {
     test::TestRequest::get()
         .uri(path)
@@ -181,8 +217,8 @@ pub const START_MS: i64 = 1_604_361_351_043;
 /// 2020-11-03T23:55:51.043Z
 pub const END_MS: i64 = START_MS + 86_400_000;
 
-pub const PROGRAM_ID: &str = "prg_2222222222222222";
-pub const TICKET_ID: &str = "tkt_3333333333333333";
+pub const PROGRAM_ID: &str = "prg_22222222222222221111";
+pub const TICKET_ID: &str = "tkt_33333333333333331111";
 
 pub fn program_id() -> ProgramId {
     ProgramId::parse(PROGRAM_ID).unwrap()

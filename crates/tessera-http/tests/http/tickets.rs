@@ -1,6 +1,7 @@
 use tessera_app::ports::Page;
-use tessera_app::usecases::IssuedTicket;
-use tessera_domain::{Alphabet, Code, Email, TicketLength, TicketState};
+use tessera_app::usecases::{IssuedCode, IssuedTicket};
+use tessera_app::AppError;
+use tessera_domain::{Alphabet, Code, CodeInput, Email, TicketId, TicketLength, TicketState};
 
 use crate::support::*;
 
@@ -13,6 +14,7 @@ fn issued(email: Option<&str>) -> IssuedTicket {
         subject: None,
         max_redemptions: 3,
         link: Some("https://t.example/r/abc".to_owned()),
+        signed_code: None,
     }
 }
 
@@ -81,12 +83,7 @@ async fn an_empty_email_means_none() {
 async fn bad_issue_requests_never_reach_the_use_case() {
     let big_payload = format!(r#"{{"payload":"{}"}}"#, "x".repeat(17 * 1024));
     let cases: [(&str, u16, &str, &str); 6] = [
-        (
-            r#"{"signed":true}"#,
-            400,
-            "invalid_request",
-            "signed: signed codes are not available yet",
-        ),
+        (r#"{"signed":"yes"}"#, 400, "invalid_request", "signed:"),
         (
             r#"{"email":"not-an-email"}"#,
             400,
@@ -273,4 +270,292 @@ async fn issuing_maps_the_use_case_conflicts() {
         let reply = send(mocks, post_json(&issue_path(), Some(ISSUER_KEY), "{}")).await;
         reply.assert_error(409, code);
     }
+}
+
+#[actix_web::test]
+async fn signed_issuance_returns_the_signed_code() {
+    let mut answer = issued(None);
+    let signed_code = format!("{}.c2lnbmF0dXJl", answer.code.expose());
+    answer.signed_code = Some(signed_code.clone());
+    let mut mocks = Mocks::new();
+    mocks
+        .tickets
+        .expect_issue_ticket()
+        .withf(|_, _, request| request.signed)
+        .times(1)
+        .returning(move |_, _, _| Ok(answer.clone()));
+    let reply = send(
+        mocks,
+        post_json(&issue_path(), Some(ISSUER_KEY), r#"{"signed":true}"#),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(reply.body["signedCode"], signed_code.as_str());
+}
+
+// ---- bulk issuance ----
+
+fn batch_path() -> String {
+    format!("/v1/programs/{PROGRAM_ID}/tickets/batch")
+}
+
+fn code(text: &str) -> Code {
+    CodeInput(text)
+        .normalize(Alphabet::Alphanumeric, TicketLength::DEFAULT)
+        .unwrap()
+}
+
+fn issued_code(id: &str, text: &str) -> IssuedCode {
+    IssuedCode {
+        ticket_id: TicketId::parse(id).unwrap(),
+        code: code(text),
+    }
+}
+
+#[actix_web::test]
+async fn a_batch_streams_csv_chunk_by_chunk() {
+    let mut mocks = Mocks::new();
+    mocks
+        .tickets
+        .expect_issue_batch()
+        .withf(|caller, program, request, _| {
+            caller.role == tessera_domain::Role::Issuer
+                && *program == program_id()
+                && request.count.get() == 3
+                && request.max_redemptions.map(|m| m.get()) == Some(2)
+                && request.payload.as_ref().map(|p| p.as_json_text()) == Some(r#"{"seat":"A1"}"#)
+        })
+        .times(1)
+        .returning(|_, _, _, sink| {
+            assert!(sink.accept(&[
+                issued_code("tkt_33333333333333331111", "ABC123"),
+                issued_code("tkt_44444444444444441111", "DEF456"),
+            ]));
+            assert!(sink.accept(&[issued_code("tkt_55555555555555551111", "GHI789")]));
+            Ok(3)
+        });
+    let reply = send_raw(
+        mocks,
+        post_json(
+            &batch_path(),
+            Some(ISSUER_KEY),
+            r#"{"count":3,"maxRedemptions":2,"payload":{"seat":"A1"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.header("content-type"), Some("text/csv"));
+    assert_eq!(
+        reply.header("content-disposition"),
+        Some(format!("attachment; filename=\"{PROGRAM_ID}-tickets.csv\"").as_str())
+    );
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        reply.text(),
+        "ticketId,code\n\
+         tkt_33333333333333331111,ABC123\n\
+         tkt_44444444444444441111,DEF456\n\
+         tkt_55555555555555551111,GHI789\n"
+    );
+}
+
+#[actix_web::test]
+async fn a_batch_with_only_the_count_uses_the_defaults() {
+    let mut mocks = Mocks::new();
+    mocks
+        .tickets
+        .expect_issue_batch()
+        .withf(|_, _, request, _| {
+            request.count.get() == 1_000_000
+                && request.max_redemptions.is_none()
+                && request.payload.is_none()
+        })
+        .times(1)
+        .returning(|_, _, _, sink| {
+            sink.accept(&[issued_code("tkt_33333333333333331111", "ABC123")]);
+            Ok(1)
+        });
+    let reply = send_raw(
+        mocks,
+        post_json(&batch_path(), Some(ADMIN_KEY), r#"{"count":1000000}"#),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(
+        reply.text(),
+        "ticketId,code\ntkt_33333333333333331111,ABC123\n"
+    );
+}
+
+#[actix_web::test]
+async fn batch_errors_before_the_first_chunk_are_json() {
+    for (error, status, code) in [
+        (AppError::MaxTicketsReached, 409, "max_tickets_reached"),
+        (AppError::ProgramNotActive, 409, "program_not_active"),
+        (AppError::NotFound, 404, "not_found"),
+        (AppError::Forbidden, 403, "forbidden"),
+        (AppError::Unavailable, 503, "unavailable"),
+    ] {
+        let mut mocks = Mocks::new();
+        mocks
+            .tickets
+            .expect_issue_batch()
+            .times(1)
+            .returning(move |_, _, _, _| Err(error.clone()));
+        let reply = send(
+            mocks,
+            post_json(&batch_path(), Some(REDEEMER_KEY), r#"{"count":10}"#),
+        )
+        .await;
+        reply.assert_error(status, code);
+    }
+}
+
+#[actix_web::test]
+async fn a_batch_failing_mid_stream_is_cut_short() {
+    let mut mocks = Mocks::new();
+    mocks
+        .tickets
+        .expect_issue_batch()
+        .times(1)
+        .returning(|_, _, _, sink| {
+            sink.accept(&[issued_code("tkt_33333333333333331111", "ABC123")]);
+            Err(AppError::Unavailable)
+        });
+    let reply = send_raw(
+        mocks,
+        post_json(&batch_path(), Some(ISSUER_KEY), r#"{"count":10000}"#),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.is_err(), "{:?}", reply.body);
+}
+
+#[actix_web::test]
+async fn a_batch_panicking_mid_stream_is_cut_short() {
+    let mut mocks = Mocks::new();
+    mocks
+        .tickets
+        .expect_issue_batch()
+        .times(1)
+        .returning(|_, _, _, sink| {
+            sink.accept(&[issued_code("tkt_33333333333333331111", "ABC123")]);
+            panic!("boom")
+        });
+    let reply = send_raw(
+        mocks,
+        post_json(&batch_path(), Some(ISSUER_KEY), r#"{"count":10000}"#),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.is_err(), "{:?}", reply.body);
+
+    let mut mocks = Mocks::new();
+    mocks
+        .tickets
+        .expect_issue_batch()
+        .times(1)
+        .returning(|_, _, _, _| panic!("boom"));
+    let reply = send(
+        mocks,
+        post_json(&batch_path(), Some(ISSUER_KEY), r#"{"count":1}"#),
+    )
+    .await;
+    reply.assert_error(500, "internal");
+}
+
+#[actix_web::test]
+async fn bad_batch_requests_never_reach_the_use_case() {
+    let big_payload = format!(r#"{{"count":1,"payload":"{}"}}"#, "x".repeat(17 * 1024));
+    let cases: [(&str, u16, &str, &str); 9] = [
+        (r#"{"count":0}"#, 400, "invalid_request", "count:"),
+        (r#"{"count":1000001}"#, 400, "invalid_request", "count:"),
+        (r#"{"count":-5}"#, 400, "invalid_request", "count:"),
+        (r#"{"count":"10"}"#, 400, "invalid_request", "count:"),
+        (r#"{}"#, 400, "invalid_request", "count"),
+        (
+            r#"{"count":10,"email":"a@example.com"}"#,
+            400,
+            "invalid_request",
+            "email",
+        ),
+        (
+            r#"{"count":10,"maxRedemptions":0}"#,
+            400,
+            "invalid_request",
+            "maxRedemptions:",
+        ),
+        (r#"[1]"#, 400, "invalid_request", "object"),
+        (&big_payload, 413, "payload_too_large", "payload:"),
+    ];
+    for (body, status, code, message) in cases {
+        let mut mocks = Mocks::new();
+        mocks.tickets.expect_issue_batch().times(0);
+        let reply = send(mocks, post_json(&batch_path(), Some(ISSUER_KEY), body)).await;
+        reply.assert_error(status, code);
+        assert!(
+            reply.message().contains(message),
+            "{body}: {}",
+            reply.message()
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_batch_needs_a_key_and_a_real_program_id() {
+    let mut mocks = Mocks::new();
+    mocks.tickets.expect_issue_batch().times(0);
+    send(mocks, post_json(&batch_path(), None, r#"{"count":1}"#))
+        .await
+        .assert_error(401, "unauthorized");
+
+    let mut mocks = Mocks::new();
+    mocks.tickets.expect_issue_batch().times(0);
+    send(
+        mocks,
+        post_json(
+            "/v1/programs/prg_nope/tickets/batch",
+            Some(ISSUER_KEY),
+            r#"{"count":1}"#,
+        ),
+    )
+    .await
+    .assert_error(404, "not_found");
+
+    let reply = send(Mocks::new(), get(&batch_path(), ISSUER_KEY)).await;
+    reply.assert_error(405, "method_not_allowed");
+}
+
+#[actix_web::test]
+async fn a_client_that_leaves_stops_the_batch_with_little_buffered() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let done_tx = std::sync::Mutex::new(done_tx);
+    let mut mocks = Mocks::new();
+    mocks
+        .tickets
+        .expect_issue_batch()
+        .times(1)
+        .returning(move |_, _, _, sink| {
+            let chunk = [issued_code("tkt_33333333333333331111", "ABC123")];
+            let mut accepted = 0_u32;
+            while accepted < 1000 && sink.accept(&chunk) {
+                accepted += 1;
+            }
+            done_tx.lock().unwrap().send(accepted).unwrap();
+            Ok(accepted)
+        });
+    let app = actix_web::test::init_service(
+        actix_web::App::new().configure(tessera_http::configure(mocks.state())),
+    )
+    .await;
+    let req = post_json(&batch_path(), Some(ISSUER_KEY), r#"{"count":1000000}"#);
+    let res = actix_web::test::call_service(&app, req.to_request()).await;
+    assert_eq!(res.status(), 200);
+    // The client reads nothing and leaves: the batch must stop, having produced
+    // no more than the channel holds.
+    drop(res);
+    let accepted = done_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the batch stopped");
+    assert!((1..=5).contains(&accepted), "{accepted} chunks accepted");
 }

@@ -1,6 +1,7 @@
 //! `PgStore`'s implementations of the application's store ports, one file per port.
 
 mod access;
+mod batch;
 mod health;
 mod programs;
 mod redemption;

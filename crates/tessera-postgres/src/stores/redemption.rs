@@ -12,35 +12,16 @@ use crate::events::{record, Event};
 use crate::models::{TicketRow, TICKET_VIEW_COLUMNS};
 use crate::PgStore;
 
-/// The whole redemption as one statement: every rule is a predicate of the
-/// conditional UPDATE, and the events are written by the same statement, so a use
-/// is counted, and recorded, iff every rule held at the instant of the write.
-/// Concurrent attempts queue on the ticket's row lock and re-check the predicate
-/// against the committed row, so n uses left yield at most n successes.
-const REDEEM: &str = "\
-WITH redeemed AS (
-    UPDATE tickets t
-    SET redemptions = t.redemptions + 1, failed_attempts = 0, last_redeemed_at = $4
-    FROM programs p
-    WHERE t.tenant_id = $1 AND t.code_hash = $2 AND t.program_id = $3
-      AND p.tenant_id = t.tenant_id AND p.id = t.program_id
-      AND p.state = 'active' AND p.start_time <= $4 AND $4 < p.end_time
-      AND t.state = 'active'
-      AND t.redemptions < LEAST(COALESCE(t.max_redemptions, p.max_redemptions), p.max_redemptions)
-      AND (t.email_normalized IS NULL OR t.email_normalized = $5)
-    RETURNING t.id AS ticket_id, t.payload, p.object_id, p.group_addresses,
-        LEAST(COALESCE(t.max_redemptions, p.max_redemptions), p.max_redemptions)
-            - t.redemptions AS remaining
-), logged AS (
-    INSERT INTO events (tenant_id, id, type, created_at, program_id, ticket_id, data)
-    SELECT $1, $6, 'ticket.redeemed', $4, $3, r.ticket_id,
-           jsonb_build_object('remaining', r.remaining)
-    FROM redeemed r
-    UNION ALL
-    SELECT $1, $7, 'ticket.exhausted', $4, $3, r.ticket_id, '{}'::jsonb
-    FROM redeemed r WHERE r.remaining = 0
-)
-SELECT ticket_id, payload, object_id, group_addresses, remaining FROM redeemed";
+/// The whole redemption as one statement: `tessera_redeem` (migration
+/// `redeem_function`) is one conditional `UPDATE tickets … FROM programs … WHERE
+/// <every rule> RETURNING` with the `ticket.redeemed` / `ticket.exhausted` events
+/// inserted by the same statement, so a use is counted, and recorded, iff every
+/// rule held at the instant of the write. Concurrent attempts queue on the
+/// ticket's row lock and re-check the predicate against the committed row, so n
+/// uses left yield at most n successes. It lives in a PL/pgSQL function because
+/// PostgreSQL then plans it once per connection rather than once per call.
+const REDEEM: &str = "SELECT ticket_id, payload, object_id, group_addresses, remaining \
+                      FROM tessera_redeem($1, $2, $3, $4, $5, $6, $7)";
 
 #[derive(QueryableByName)]
 struct RedeemedRow {

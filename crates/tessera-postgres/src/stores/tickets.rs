@@ -3,10 +3,10 @@ use diesel::sql_types::{BigInt, Bool, Bytea, Nullable, Text, Timestamptz};
 use diesel::{sql_query, OptionalExtension, PgConnection, QueryableByName, RunQueryDsl};
 use serde_json::json;
 use tessera_app::ports::{NewTicket, Page, StoreError, StoreResult, TicketStore, TicketView};
-use tessera_domain::{PageRequest, ProgramId, TenantId, Ticket, TicketId, TicketState};
+use tessera_domain::{PageRequest, Program, ProgramId, TenantId, Ticket, TicketId, TicketState};
 
-use super::limit_offset;
 use super::programs::find as find_program;
+use super::{batch, limit_offset};
 use crate::error::Outcome;
 use crate::events::{record, Event};
 use crate::models::{TicketRow, Total, TICKET_VIEW_COLUMNS};
@@ -258,5 +258,35 @@ impl TicketStore for PgStore {
                 },
             )
         })
+    }
+
+    fn reserve(
+        &self,
+        tenant: &TenantId,
+        program: &ProgramId,
+        count: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Program> {
+        // One statement (the conditional UPDATE) decides; the read that follows a
+        // refusal only classifies it.
+        self.with_conn(|conn| batch::reserve(conn, tenant, program, count, now))
+    }
+
+    fn insert_reserved(&self, tickets: &[NewTicket]) -> StoreResult<Vec<usize>> {
+        self.in_transaction(|conn| batch::insert_reserved(conn, tickets))
+    }
+
+    fn release(&self, tenant: &TenantId, program: &ProgramId, count: u32) -> StoreResult<()> {
+        self.with_conn(|conn| batch::release(conn, tenant, program, count))
+    }
+
+    fn record_batch(
+        &self,
+        tenant: &TenantId,
+        program: &ProgramId,
+        count: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.with_conn(|conn| batch::record_batch(conn, tenant, program, count, now))
     }
 }

@@ -465,10 +465,11 @@ fn a_deleted_program_is_forgotten_by_the_redemption_cache() {
         app.redeem(
             None,
             RedeemRequest {
-                program_id: id.clone(),
+                program_id: Some(id.clone()),
                 tenant_id: None,
                 code: "aB3dE6".to_owned(),
                 email: None,
+                client: None,
             },
         )
     };

@@ -3,14 +3,16 @@ use tessera_domain::{
     Alphabet, Payload, Program, ProgramId, RedemptionFailure, Role, TicketId, TicketLength,
 };
 
-use crate::ports::{Redeemed, RedemptionAttempt, StoreError};
+use crate::ports::{
+    AccessClaims, AccessToken, MockTokenSigner, Redeemed, RedemptionAttempt, StoreError,
+};
 use crate::service::test_support::*;
 use crate::usecases::{Principal, RedeemRequest, RedeemUseCases, Redemption};
 use crate::AppError;
 
-const CODE: &str = "aB3dE6";
+pub(super) const CODE: &str = "aB3dE6";
 
-const EVERY_FAILURE: [RedemptionFailure; 9] = [
+pub(super) const EVERY_FAILURE: [RedemptionFailure; 9] = [
     RedemptionFailure::TicketNotFound,
     RedemptionFailure::TicketExhausted,
     RedemptionFailure::TicketRevoked,
@@ -22,17 +24,18 @@ const EVERY_FAILURE: [RedemptionFailure; 9] = [
     RedemptionFailure::ProgramEnded,
 ];
 
-fn request(program: &Program, code: &str) -> RedeemRequest {
+pub(super) fn request(program: &Program, code: &str) -> RedeemRequest {
     RedeemRequest {
-        program_id: program.id.clone(),
+        program_id: Some(program.id.clone()),
         tenant_id: None,
         code: code.to_owned(),
         email: None,
+        client: None,
     }
 }
 
 /// Programs locates `program` by its id, any number of times.
-fn expect_locate(h: &mut Harness, program: &Program) {
+pub(super) fn expect_locate(h: &mut Harness, program: &Program) {
     let located = program.clone();
     h.programs
         .expect_locate()
@@ -41,7 +44,7 @@ fn expect_locate(h: &mut Harness, program: &Program) {
 }
 
 /// The redemption store answers every attempt with `reason` and records it.
-fn fail_with(h: &mut Harness, reason: RedemptionFailure) -> Recorder<RedemptionAttempt> {
+pub(super) fn fail_with(h: &mut Harness, reason: RedemptionFailure) -> Recorder<RedemptionAttempt> {
     let seen = Recorder::new();
     let record = seen.clone();
     h.redemptions.expect_redeem().returning(move |attempt| {
@@ -62,7 +65,7 @@ fn redeemed() -> Redeemed {
 }
 
 /// The redemption store accepts every attempt and records it.
-fn succeed(h: &mut Harness) -> Recorder<RedemptionAttempt> {
+pub(super) fn succeed(h: &mut Harness) -> Recorder<RedemptionAttempt> {
     let seen = Recorder::new();
     let record = seen.clone();
     let granted = redeemed();
@@ -73,7 +76,7 @@ fn succeed(h: &mut Harness) -> Recorder<RedemptionAttempt> {
     seen
 }
 
-fn every_caller() -> Vec<Option<Principal>> {
+pub(super) fn every_caller() -> Vec<Option<Principal>> {
     vec![
         None,
         Some(admin()),
@@ -89,10 +92,11 @@ fn an_unknown_program_is_an_invalid_code_for_every_caller() {
         let mut h = Harness::new();
         h.programs.expect_locate().times(1).returning(|_| Ok(None));
         let unknown = RedeemRequest {
-            program_id: ProgramId::generate(),
+            program_id: Some(ProgramId::generate()),
             tenant_id: None,
             code: CODE.to_owned(),
             email: None,
+            client: None,
         };
         assert_eq!(
             h.build().redeem(caller.clone(), unknown),
@@ -321,6 +325,7 @@ fn a_success_tells_what_the_ticket_grants() {
             remaining: 99,
             group_addresses: granted.group_addresses,
             payload: granted.payload,
+            access_token: access_token(),
         })
     );
 }
@@ -346,4 +351,137 @@ fn an_unreachable_database_is_unavailable_not_an_invalid_code() {
         h.build().redeem(None, request(&program, CODE)),
         Err(AppError::Unavailable)
     );
+}
+
+/// A signature as a client presents it after the `.` of a signed code.
+const SIGNATURE: &str = "c2lnbmF0dXJlLW9mLXRoZS1jb2Rl";
+
+/// Replaces the harness's signer by one that expects exactly one `verify_code`,
+/// answering `valid` and recording what it was asked, and hands out
+/// [`access_token`] for any success.
+fn expect_one_verification(h: &mut Harness, valid: bool) -> Recorder<(ProgramId, String, String)> {
+    let seen = Recorder::new();
+    let record = seen.clone();
+    h.signer = MockTokenSigner::new();
+    h.signer
+        .expect_verify_code()
+        .times(1)
+        .returning(move |program, code, signature| {
+            record.record((program.clone(), code.to_owned(), signature.to_owned()));
+            valid
+        });
+    h.signer.expect_access_token().returning(|_| access_token());
+    seen
+}
+
+#[test]
+fn a_signed_code_is_verified_with_the_program_id_and_the_code_part_then_redeemed_by_that_parts_hash(
+) {
+    let program = program();
+    let mut h = Harness::new();
+    let verified = expect_one_verification(&mut h, true);
+    expect_locate(&mut h, &program);
+    let seen = succeed(&mut h);
+    h.build()
+        .redeem(None, request(&program, &format!("{CODE}.{SIGNATURE}")))
+        .expect("redeemed");
+
+    assert_eq!(
+        verified.all(),
+        vec![(program.id.clone(), CODE.to_owned(), SIGNATURE.to_owned())]
+    );
+    let [attempt] = seen.all().try_into().expect("one attempt");
+    assert_eq!(attempt.code_hash, code_hash_of(&tenant(), CODE));
+}
+
+#[test]
+fn a_bad_signature_is_an_invalid_code_for_every_caller_before_any_lookup() {
+    let program = program();
+    for caller in every_caller() {
+        let mut h = Harness::new();
+        expect_one_verification(&mut h, false);
+        // No `expect_locate` and no `expect_redeem`: a lookup would fail the test.
+        assert_eq!(
+            h.build().redeem(
+                caller.clone(),
+                request(&program, &format!("{CODE}.{SIGNATURE}"))
+            ),
+            Err(AppError::InvalidCode),
+            "{caller:?}"
+        );
+    }
+}
+
+#[test]
+fn a_plain_code_is_never_sent_to_the_signer_for_verification() {
+    let program = program();
+    let mut h = Harness::new();
+    h.signer = MockTokenSigner::new();
+    h.signer
+        .expect_access_token()
+        .times(1)
+        .returning(|_| access_token());
+    expect_locate(&mut h, &program);
+    succeed(&mut h);
+    assert!(h.build().redeem(None, request(&program, CODE)).is_ok());
+}
+
+#[test]
+fn a_success_hands_out_the_signers_token_for_the_ticket_tenant_program_object_groups_and_now() {
+    let program = program_in(other_tenant());
+    let granted = redeemed();
+    let token = AccessToken {
+        token: "a-token-for-this-redemption".to_owned(),
+        expires_in_seconds: 900,
+    };
+    let mut h = Harness::new();
+    expect_locate(&mut h, &program);
+    let returned = granted.clone();
+    h.redemptions
+        .expect_redeem()
+        .times(1)
+        .returning(move |_| Ok(Ok(returned.clone())));
+    let claims = Recorder::new();
+    let record = claims.clone();
+    let handed_out = token.clone();
+    h.signer = MockTokenSigner::new();
+    h.signer
+        .expect_access_token()
+        .times(1)
+        .returning(move |seen: &AccessClaims| {
+            record.record(seen.clone());
+            handed_out.clone()
+        });
+    let redemption = h
+        .build()
+        .redeem(Some(issuer()), request(&program, CODE))
+        .expect("redeemed");
+
+    assert_eq!(
+        claims.all(),
+        vec![AccessClaims {
+            ticket_id: granted.ticket_id,
+            tenant_id: other_tenant(),
+            program_id: program.id.clone(),
+            object_id: granted.object_id,
+            group_addresses: granted.group_addresses,
+            issued_at: now(),
+        }]
+    );
+    assert_eq!(redemption.access_token, token);
+}
+
+#[test]
+fn a_failed_redemption_hands_out_no_token() {
+    let program = program();
+    for reason in EVERY_FAILURE {
+        let mut h = Harness::new();
+        h.signer = MockTokenSigner::new();
+        expect_locate(&mut h, &program);
+        fail_with(&mut h, reason);
+        assert_eq!(
+            h.build().redeem(Some(redeemer()), request(&program, CODE)),
+            Err(AppError::Redemption(reason))
+        );
+    }
 }

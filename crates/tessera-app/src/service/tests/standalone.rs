@@ -45,6 +45,7 @@ fn create_stores_the_ticket_with_its_expiry_uses_and_the_configured_cap() {
     let mut h = Harness::new();
     h.limits = Limits {
         max_standalone_tickets: 7,
+        ..Limits::default()
     };
     let seen = record_creates(&mut h);
     let new = new_standalone(90, 3);

@@ -5,7 +5,7 @@ use tessera_domain::{
     Role, Subject, TicketId, TicketLength, TicketState, UrlPrefix,
 };
 
-use crate::ports::{NewTicket, Page, StoreError, TicketView};
+use crate::ports::{MockTokenSigner, NewTicket, Page, StoreError, TicketView};
 use crate::service::test_support::*;
 use crate::service::{SECRET_ATTEMPTS, UPDATE_ATTEMPTS};
 use crate::usecases::{IssueRequest, TicketUseCases};
@@ -49,6 +49,7 @@ fn an_issuer_issues_a_ticket_whose_code_hashes_to_what_was_stored() {
         max_redemptions: None,
         subject: Some(Subject::try_from("user-7".to_owned()).expect("valid subject")),
         payload: Some(Payload::from_json_text("{\"seat\":\"A1\"}".to_owned()).expect("payload")),
+        signed: false,
     };
     let issued = h
         .build()
@@ -76,6 +77,7 @@ fn an_issuer_issues_a_ticket_whose_code_hashes_to_what_was_stored() {
     assert_eq!(issued.subject, request.subject);
     assert_eq!(issued.code.expose().len(), 6);
     assert_eq!(issued.link, None);
+    assert_eq!(issued.signed_code, None);
 }
 
 #[test]
@@ -607,5 +609,131 @@ fn revoking_a_ticket_the_tenant_does_not_have_is_not_found() {
     assert_eq!(
         h.build().revoke_ticket(&issuer(), &TicketId::generate()),
         Err(AppError::NotFound)
+    );
+}
+
+/// What `sign_code` answers in the signing tests.
+const SIGNATURE: &str = "c2lnbmF0dXJlLW9mLXRoZS1jb2Rl";
+
+/// Replaces the harness's signer by one that expects exactly one `sign_code`,
+/// answers [`SIGNATURE`] and records the program id and the code it was given.
+fn expect_one_signature(h: &mut Harness) -> Recorder<(ProgramId, String)> {
+    let seen = Recorder::new();
+    let record = seen.clone();
+    h.signer = MockTokenSigner::new();
+    h.signer
+        .expect_sign_code()
+        .times(1)
+        .returning(move |program, code| {
+            record.record((program.clone(), code.expose().to_owned()));
+            SIGNATURE.to_owned()
+        });
+    seen
+}
+
+#[test]
+fn a_signed_issuance_returns_the_code_and_its_signature_joined_by_a_dot() {
+    let program = program();
+    let mut h = Harness::new();
+    expect_program(&mut h, &program);
+    record_issues(&mut h);
+    let signed = expect_one_signature(&mut h);
+    let issued = h
+        .build()
+        .issue_ticket(
+            &issuer(),
+            &program.id,
+            IssueRequest {
+                signed: true,
+                ..IssueRequest::default()
+            },
+        )
+        .expect("issued");
+
+    assert_eq!(
+        signed.all(),
+        vec![(program.id.clone(), issued.code.expose().to_owned())],
+        "the program id and the code are signed"
+    );
+    assert_eq!(
+        issued.signed_code,
+        Some(format!("{}.{SIGNATURE}", issued.code.expose()))
+    );
+}
+
+#[test]
+fn only_the_code_that_was_stored_is_signed_after_a_collision() {
+    let program = program();
+    let mut h = Harness::new();
+    expect_program(&mut h, &program);
+    h.tickets
+        .expect_issue()
+        .times(1)
+        .returning(|_, _| Err(StoreError::DuplicateSecret));
+    let stored = Recorder::new();
+    let record = stored.clone();
+    h.tickets
+        .expect_issue()
+        .times(1)
+        .returning(move |new: &NewTicket, _| {
+            record.record(new.code_hash);
+            Ok(())
+        });
+    let signed = expect_one_signature(&mut h);
+    let issued = h
+        .build()
+        .issue_ticket(
+            &issuer(),
+            &program.id,
+            IssueRequest {
+                signed: true,
+                ..IssueRequest::default()
+            },
+        )
+        .expect("issued on retry");
+
+    let [(_, signed_code)] = signed.all().try_into().expect("one signature");
+    assert_eq!(
+        stored.all(),
+        vec![code_hash_of(&tenant(), &signed_code)],
+        "the signed code is the stored one"
+    );
+    assert_eq!(signed_code, issued.code.expose());
+}
+
+#[test]
+fn an_unsigned_issuance_never_calls_the_signer() {
+    let program = program();
+    let mut h = Harness::new();
+    expect_program(&mut h, &program);
+    record_issues(&mut h);
+    // No expectation at all: any call to the signer fails the test.
+    h.signer = MockTokenSigner::new();
+    let issued = h
+        .build()
+        .issue_ticket(&issuer(), &program.id, IssueRequest::default())
+        .expect("issued");
+    assert_eq!(issued.signed_code, None);
+}
+
+#[test]
+fn a_refused_signed_issuance_signs_nothing() {
+    let program = program();
+    let mut h = Harness::new();
+    expect_program(&mut h, &program);
+    h.tickets
+        .expect_issue()
+        .returning(|_, _| Err(StoreError::MaxTicketsReached));
+    h.signer = MockTokenSigner::new();
+    assert_eq!(
+        h.build().issue_ticket(
+            &issuer(),
+            &program.id,
+            IssueRequest {
+                signed: true,
+                ..IssueRequest::default()
+            },
+        ),
+        Err(AppError::MaxTicketsReached)
     );
 }

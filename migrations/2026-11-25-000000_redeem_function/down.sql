@@ -1,0 +1,1 @@
+DROP FUNCTION tessera_redeem(text, bytea, text, timestamptz, text, text, text);
