@@ -302,7 +302,9 @@ pub trait RedemptionStore: Send + Sync {
     /// `ticket.redeemed` (and `ticket.exhausted` on the last use) in the same
     /// transaction. Otherwise classifies why (`RedemptionFailure`), writes
     /// `ticket.redemption_failed` with the reason, and on `EmailMismatch` counts a
-    /// failed attempt, locking the ticket at the fifth (`ticket.locked`).
+    /// failed attempt (stamping `lastFailedAt`), locking the ticket at the fifth
+    /// (`ticket.locked`). Other failures MUST NOT write to the ticket, so that a
+    /// known code failing a rule costs, and takes, what an unknown code does.
     fn redeem(
         &self,
         attempt: &RedemptionAttempt,

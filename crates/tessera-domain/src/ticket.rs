@@ -135,9 +135,12 @@ pub struct Ticket {
     pub max_redemptions: Option<RedemptionLimit>,
     pub redemptions: u32,
     pub state: TicketState,
+    /// Consecutive wrong emails since the last success or unlock.
     pub failed_attempts: u32,
     pub payload: Option<Payload>,
     pub last_redeemed_at: Option<DateTime<Utc>>,
+    /// When the last wrong email was presented (the failures `failed_attempts`
+    /// counts); other failed redemptions are recorded as events only.
     pub last_failed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub version: i64,

@@ -155,12 +155,15 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
     let bind = settings.bind;
     actix_web::rt::System::new().block_on(async move {
         let server =
-            HttpServer::new(move || App::new().configure(tessera_http::configure(state.clone())))
-                .bind(bind)
-                .map_err(|source| CommandError::Bind {
-                    bind: bind.to_string(),
-                    source,
-                })?;
+            HttpServer::new(move || App::new().configure(tessera_http::configure(state.clone())));
+        let server = match settings.http_workers {
+            Some(workers) => server.workers(workers as usize),
+            None => server,
+        };
+        let server = server.bind(bind).map_err(|source| CommandError::Bind {
+            bind: bind.to_string(),
+            source,
+        })?;
         tracing::info!(
             %bind,
             public_url = %settings.public_url,

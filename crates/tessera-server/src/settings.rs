@@ -68,6 +68,8 @@ pub struct Settings {
     pub max_standalone_tickets: u32,
     pub trusted_proxies: Vec<IpAddr>,
     pub db_pool_size: u32,
+    /// HTTP worker threads (event loops); `None`: one per CPU.
+    pub http_workers: Option<u32>,
     pub body_limit_bytes: usize,
 }
 
@@ -163,6 +165,9 @@ impl Settings {
             )?,
             trusted_proxies,
             db_pool_size: number(get, "TESSERA_DB_POOL_SIZE", 16, 1..=1000)?,
+            http_workers: get("TESSERA_HTTP_WORKERS")
+                .map(|_| number(get, "TESSERA_HTTP_WORKERS", 1, 1..=256))
+                .transpose()?,
             body_limit_bytes: number(
                 get,
                 "TESSERA_BODY_LIMIT",

@@ -1,10 +1,12 @@
-use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz};
-use diesel::{sql_query, OptionalExtension, PgConnection, QueryableByName, RunQueryDsl};
+use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
+use diesel::{sql_query, OptionalExtension, PgConnection, RunQueryDsl};
 use serde_json::json;
 use tessera_app::ports::{
     Redeemed, RedemptionAttempt, RedemptionStore, StoreError, StoreResult, TicketView,
 };
-use tessera_domain::{EventId, Payload, RedemptionFailure, TicketId, TicketState};
+use tessera_domain::{
+    EventId, Payload, RedemptionFailure, TicketId, TicketState, EMAIL_MISMATCHES_BEFORE_LOCK,
+};
 
 use super::programs::find as find_program;
 use crate::error::{corrupt, Outcome};
@@ -12,73 +14,72 @@ use crate::events::{record, Event};
 use crate::models::{TicketRow, TICKET_VIEW_COLUMNS};
 use crate::PgStore;
 
-/// The whole redemption as one statement: `tessera_redeem` (migration
-/// `redeem_function`) is one conditional `UPDATE tickets … FROM programs … WHERE
-/// <every rule> RETURNING` with the `ticket.redeemed` / `ticket.exhausted` events
-/// inserted by the same statement, so a use is counted, and recorded, iff every
-/// rule held at the instant of the write. Concurrent attempts queue on the
-/// ticket's row lock and re-check the predicate against the committed row, so n
-/// uses left yield at most n successes. It lives in a PL/pgSQL function because
-/// PostgreSQL then plans it once per connection rather than once per call.
-const REDEEM: &str = "SELECT ticket_id, payload, object_id, group_addresses, remaining \
-                      FROM tessera_redeem($1, $2, $3, $4, $5, $6, $7)";
-
-#[derive(QueryableByName)]
-struct RedeemedRow {
-    #[diesel(sql_type = Text)]
-    ticket_id: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    payload: Option<String>,
-    #[diesel(sql_type = Text)]
-    object_id: String,
-    #[diesel(sql_type = Array<Text>)]
-    group_addresses: Vec<String>,
-    #[diesel(sql_type = BigInt)]
-    remaining: i64,
+diesel::define_sql_function! {
+    /// The whole redemption as one statement: `tessera_redeem` (migration
+    /// `redeem_function`) is one conditional `UPDATE tickets … FROM programs … WHERE
+    /// <every rule> RETURNING` with the `ticket.redeemed` / `ticket.exhausted`
+    /// events inserted by the same statement, so a use is counted, and recorded,
+    /// iff every rule held at the instant of the write. Concurrent attempts queue
+    /// on the ticket's row lock and re-check the predicate against the committed
+    /// row, so n uses left yield at most n successes. Called through Diesel's query
+    /// builder, the call is a cached prepared statement, and PL/pgSQL caches the
+    /// plan of the statement inside: nothing is parsed or planned per redemption.
+    fn tessera_redeem(
+        tenant_id: Text,
+        code_hash: Bytea,
+        program_id: Text,
+        now: Timestamptz,
+        email: Nullable<Text>,
+        redeemed_event_id: Text,
+        exhausted_event_id: Text,
+    ) -> Record<(Text, Nullable<Text>, Text, Array<Text>, BigInt)>;
 }
 
-impl RedeemedRow {
-    fn into_redeemed(self) -> Outcome<Redeemed> {
-        Ok(Redeemed {
-            ticket_id: TicketId::parse(&self.ticket_id).map_err(|e| corrupt("ticket", e))?,
-            remaining: u32::try_from(self.remaining).map_err(|e| corrupt("ticket", e))?,
-            object_id: self.object_id,
-            group_addresses: self.group_addresses,
-            payload: self
-                .payload
-                .map(Payload::from_json_text)
-                .transpose()
-                .map_err(|e| corrupt("ticket", e))?,
-        })
-    }
+/// What `tessera_redeem` returns: ticket id, payload, object id, groups, remaining.
+type RedeemedRow = (String, Option<String>, String, Vec<String>, i64);
+
+fn into_redeemed(
+    (ticket_id, payload, object_id, group_addresses, remaining): RedeemedRow,
+) -> Outcome<Redeemed> {
+    Ok(Redeemed {
+        ticket_id: TicketId::parse(&ticket_id).map_err(|e| corrupt("ticket", e))?,
+        remaining: u32::try_from(remaining).map_err(|e| corrupt("ticket", e))?,
+        object_id,
+        group_addresses,
+        payload: payload
+            .map(Payload::from_json_text)
+            .transpose()
+            .map_err(|e| corrupt("ticket", e))?,
+    })
 }
 
 fn try_redeem(conn: &mut PgConnection, attempt: &RedemptionAttempt) -> Outcome<Option<Redeemed>> {
-    sql_query(REDEEM)
-        .bind::<Text, _>(attempt.tenant_id.as_str())
-        .bind::<Bytea, _>(&attempt.code_hash.0[..])
-        .bind::<Text, _>(attempt.program_id.as_str())
-        .bind::<Timestamptz, _>(attempt.now)
-        .bind::<Nullable<Text>, _>(attempt.email.as_deref())
-        .bind::<Text, _>(EventId::generate().as_str())
-        .bind::<Text, _>(EventId::generate().as_str())
-        .get_result::<RedeemedRow>(conn)
-        .optional()?
-        .map(RedeemedRow::into_redeemed)
-        .transpose()
+    diesel::select(tessera_redeem(
+        attempt.tenant_id.as_str(),
+        &attempt.code_hash.0[..],
+        attempt.program_id.as_str(),
+        attempt.now,
+        attempt.email.as_deref(),
+        EventId::generate().as_str(),
+        EventId::generate().as_str(),
+    ))
+    .get_result::<RedeemedRow>(conn)
+    .optional()?
+    .map(into_redeemed)
+    .transpose()
 }
 
-/// The ticket the attempt names, locked so the failure counters below cannot race
-/// a concurrent attempt.
-fn lock_ticket(
+/// The ticket the attempt names. Read without a lock: a failure that is not a
+/// wrong email writes nothing to the ticket, so an unknown code and a known code
+/// that fails a rule cost the same (one read, one event) and take the same time.
+fn find_ticket(
     conn: &mut PgConnection,
     attempt: &RedemptionAttempt,
 ) -> Outcome<Option<TicketView>> {
     sql_query(format!(
         "SELECT {TICKET_VIEW_COLUMNS} FROM tickets t \
          JOIN programs p ON p.tenant_id = t.tenant_id AND p.id = t.program_id \
-         WHERE t.tenant_id = $1 AND t.code_hash = $2 AND t.program_id = $3 \
-         FOR UPDATE OF t"
+         WHERE t.tenant_id = $1 AND t.code_hash = $2 AND t.program_id = $3"
     ))
     .bind::<Text, _>(attempt.tenant_id.as_str())
     .bind::<Bytea, _>(&attempt.code_hash.0[..])
@@ -89,34 +90,42 @@ fn lock_ticket(
     .transpose()
 }
 
-/// Records a failed attempt on an existing ticket: its time, and for a wrong email
-/// one more consecutive failure, locking the ticket at the limit.
-fn count_failure(
+#[derive(diesel::QueryableByName)]
+struct CountedFailure {
+    #[diesel(sql_type = BigInt)]
+    failed_attempts: i64,
+    #[diesel(sql_type = Text)]
+    state: String,
+}
+
+/// Counts one more consecutive wrong email on a still-active ticket, locking it at
+/// the limit, in one conditional statement (so concurrent wrong emails count
+/// exactly). `false` when the ticket was no longer active: the caller classifies
+/// again.
+fn count_email_mismatch(
     conn: &mut PgConnection,
     attempt: &RedemptionAttempt,
-    view: &TicketView,
-    reason: RedemptionFailure,
-) -> Outcome<()> {
-    let ticket = &view.ticket;
-    let (failed_attempts, state) = if reason == RedemptionFailure::EmailMismatch {
-        ticket.after_email_mismatch()
-    } else {
-        (ticket.failed_attempts, ticket.state)
-    };
-    let locks = state == TicketState::Locked && ticket.state != TicketState::Locked;
-    sql_query(
-        "UPDATE tickets SET last_failed_at = $3, failed_attempts = $4, state = $5, \
-         version = version + $6 WHERE tenant_id = $1 AND id = $2",
+    ticket: &TicketId,
+) -> Outcome<bool> {
+    let counted = sql_query(
+        "UPDATE tickets SET failed_attempts = failed_attempts + 1, last_failed_at = $3, \
+         state = CASE WHEN failed_attempts + 1 >= $4 THEN 'locked' ELSE state END, \
+         version = version + CASE WHEN failed_attempts + 1 >= $4 THEN 1 ELSE 0 END \
+         WHERE tenant_id = $1 AND id = $2 AND state = 'active' \
+         RETURNING failed_attempts, state",
     )
     .bind::<Text, _>(attempt.tenant_id.as_str())
-    .bind::<Text, _>(ticket.id.as_str())
+    .bind::<Text, _>(ticket.as_str())
     .bind::<Timestamptz, _>(attempt.now)
-    .bind::<BigInt, _>(i64::from(failed_attempts))
-    .bind::<Text, _>(state.as_str())
-    // Locking is a change of state, which admins edit under optimistic locking.
-    .bind::<BigInt, _>(i64::from(locks))
-    .execute(conn)?;
-    if locks {
+    .bind::<BigInt, _>(i64::from(EMAIL_MISMATCHES_BEFORE_LOCK))
+    .get_result::<CountedFailure>(conn)
+    .optional()?;
+    let Some(counted) = counted else {
+        return Ok(false);
+    };
+    // The WHERE admits only active tickets, so "locked" here means this update
+    // locked it: the event is written exactly once.
+    if counted.state == TicketState::Locked.as_str() {
         record(
             conn,
             Event {
@@ -124,12 +133,12 @@ fn count_failure(
                 kind: "ticket.locked",
                 at: attempt.now,
                 program: Some(&attempt.program_id),
-                ticket: Some(&ticket.id),
-                data: json!({ "failedAttempts": failed_attempts }),
+                ticket: Some(ticket),
+                data: json!({ "failedAttempts": counted.failed_attempts }),
             },
         )?;
     }
-    Ok(())
+    Ok(true)
 }
 
 fn record_failure(
@@ -151,8 +160,9 @@ fn record_failure(
     )
 }
 
-/// Rounds of "refused, yet the locked rows say redeemable" before giving up: only
-/// a change committed between the UPDATE and the lock causes one.
+/// Rounds of "refused, yet the rows read say redeemable" (or "wrong email, yet
+/// no longer active") before giving up: only a change committed concurrently
+/// causes one.
 const CLASSIFY_ROUNDS: usize = 3;
 
 /// Why the conditional UPDATE matched nothing, with the failure written down.
@@ -162,7 +172,7 @@ fn classify(
 ) -> Outcome<Result<Redeemed, RedemptionFailure>> {
     for _ in 0..CLASSIFY_ROUNDS {
         let program = find_program(conn, &attempt.tenant_id, &attempt.program_id)?;
-        let view = lock_ticket(conn, attempt)?;
+        let view = find_ticket(conn, attempt)?;
         let (Some(program), Some(view)) = (program, view) else {
             record_failure(conn, attempt, None, RedemptionFailure::TicketNotFound)?;
             return Ok(Err(RedemptionFailure::TicketNotFound));
@@ -171,12 +181,19 @@ fn classify(
             .ticket
             .check_redeemable(&program, attempt.now, attempt.email.as_deref())
         {
+            Err(RedemptionFailure::EmailMismatch) => {
+                if count_email_mismatch(conn, attempt, &view.ticket.id)? {
+                    let reason = RedemptionFailure::EmailMismatch;
+                    record_failure(conn, attempt, Some(&view.ticket.id), reason)?;
+                    return Ok(Err(reason));
+                }
+                // Locked or disabled meanwhile: classify again.
+            }
             Err(reason) => {
-                count_failure(conn, attempt, &view, reason)?;
                 record_failure(conn, attempt, Some(&view.ticket.id), reason)?;
                 return Ok(Err(reason));
             }
-            // Became redeemable after the UPDATE looked: try again, now under lock.
+            // Became redeemable after the UPDATE looked: try again.
             Ok(()) => {
                 if let Some(redeemed) = try_redeem(conn, attempt)? {
                     return Ok(Ok(redeemed));
