@@ -82,3 +82,88 @@ fn serve_creates_a_missing_database() {
         "the created database existed and was dropped"
     );
 }
+
+#[test]
+fn tickets_issue_writes_a_private_csv_whose_codes_redeem_and_never_overwrites() {
+    let database = TestDatabase::new();
+    let server = Server::start(&database);
+    let (_, admin_key) = server.create_tenant("Bulk");
+    let admin = server.client(Some(&admin_key));
+    let (_, program) = admin.post(
+        "/v1/programs",
+        tessera_e2e::program_body(serde_json::json!({"maxTickets": 3000})),
+    );
+    let program_id = program["id"].as_str().unwrap();
+    let out = std::env::temp_dir().join(format!("tessera-e2e-bulk-{}.csv", program_id));
+    let out_arg = out.to_str().unwrap();
+
+    let args = [
+        "tickets",
+        "issue",
+        "--program",
+        program_id,
+        "--count",
+        "2500",
+        "--out",
+        out_arg,
+    ];
+    let output = run_cli(&database, &args, &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let csv = std::fs::read_to_string(&out).expect("the CSV exists");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("ticketId,code"));
+    let rows: Vec<(&str, &str)> = lines
+        .map(|line| line.split_once(',').expect("two columns"))
+        .collect();
+    assert_eq!(rows.len(), 2500);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the file holds secrets");
+    }
+    let (status, redeemed) = server.client(None).post(
+        "/v1/redeem",
+        serde_json::json!({"programId": program_id, "code": rows[1234].1}),
+    );
+    assert_eq!(
+        (status, redeemed["ticketId"].as_str()),
+        (200, Some(rows[1234].0)),
+        "{redeemed}"
+    );
+    assert_eq!(
+        admin.get(&format!("/v1/programs/{program_id}")).1["issuedTickets"],
+        2500
+    );
+
+    // Never overwrites, and never issues past the cap (all or nothing).
+    let again = run_cli(&database, &args, &[]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    std::fs::remove_file(&out).expect("cleanup");
+    let over = run_cli(&database, &args, &[]);
+    assert_eq!(
+        over.status.code(),
+        Some(1),
+        "2,500 more would pass maxTickets 3,000"
+    );
+    assert!(
+        !out.exists(),
+        "no file is left behind when nothing was issued"
+    );
+    assert_eq!(
+        admin.get(&format!("/v1/programs/{program_id}")).1["issuedTickets"],
+        2500
+    );
+}
