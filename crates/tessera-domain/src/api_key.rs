@@ -1,8 +1,6 @@
 use std::fmt;
 
-use crate::secret::random_string;
-
-const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+use crate::secret::{random_string, BASE58};
 
 /// What an API key may do within its tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

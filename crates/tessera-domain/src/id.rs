@@ -1,10 +1,8 @@
 use std::fmt;
 
-use crate::secret::random_string;
+use crate::secret::{random_string, BASE58};
 use crate::DomainError;
 
-/// Bitcoin's base58: no 0/O/I/l, so ids survive being read aloud or retyped.
-const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 /// Ids start with the creation time in milliseconds, as 8 base58 digits (good
 /// until the year 6000), so new rows land at the right edge of every B-tree
 /// index instead of all over it: bulk issuance writes ~2× faster that way.
