@@ -3,6 +3,7 @@
 //! Depends on the domain only; adapters plug in from outside.
 
 mod error;
+pub mod model;
 pub mod ports;
 mod service;
 pub mod throttle;

@@ -4,17 +4,19 @@
 //! Every store method that takes a `TenantId` MUST scope its reads and writes to
 //! that tenant: another tenant's row is reported exactly like a missing one.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 #[cfg(any(test, feature = "mocks"))]
 use mockall::automock;
 use tessera_domain::{
-    ApiKeyId, Code, Label, LinkToken, PageRequest, Payload, Program, ProgramId, RedemptionFailure,
-    RedemptionLimit, Role, StandaloneTicket, StandaloneToken, TenantId, TenantName, Ticket,
-    TicketId, TicketState,
+    ApiKeyId, Code, EventType, LinkToken, PageRequest, Program, ProgramId, RedemptionFailure,
+    StandaloneTicket, StandaloneToken, TenantId, TicketId, TicketState,
 };
 use thiserror::Error;
+
+use crate::model::{
+    AccessToken, ApiKey, Grant, NewTicket, Page, RedemptionAttempt, SecretHash, StandaloneDeletion,
+    StandaloneUse, Tenant, TicketView,
+};
 
 /// How a store failed. Each method's documentation says which variants it MUST
 /// use for which situation; anything else is `Unavailable` or `Internal`.
@@ -41,125 +43,13 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A keyed hash (HMAC-SHA-256) of a secret: what the database stores instead of it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SecretHash(pub [u8; 32]);
-
-impl fmt::Debug for SecretHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretHash({:02x}{:02x}…)", self.0[0], self.0[1])
-    }
-}
-
-/// One page of a list and the size of the whole list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub total: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tenant {
-    pub id: TenantId,
-    pub name: TenantName,
-    pub created_at: DateTime<Utc>,
-}
-
-/// An API key as stored: everything but the secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKey {
-    pub id: ApiKeyId,
-    pub tenant_id: TenantId,
-    pub name: Label,
-    pub role: Role,
-    pub created_at: DateTime<Utc>,
-}
-
-/// A ticket with the program limit it is redeemed under, which `remaining` needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketView {
-    pub ticket: Ticket,
-    pub program_limit: RedemptionLimit,
-}
-
-impl TicketView {
-    pub fn remaining(&self) -> u32 {
-        tessera_domain::effective_limit(self.ticket.max_redemptions, self.program_limit)
-            .saturating_sub(self.ticket.redemptions)
-    }
-}
-
-/// A ticket about to be issued, with the hashes of its secrets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewTicket {
-    pub ticket: Ticket,
-    pub code_hash: SecretHash,
-    pub link_hash: Option<SecretHash>,
-}
-
-/// One redemption attempt, as the store evaluates it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedemptionAttempt {
-    pub tenant_id: TenantId,
-    pub program_id: ProgramId,
-    pub code_hash: SecretHash,
-    /// The presented email, trimmed and lower-cased; `None` when none was given.
-    pub email: Option<String>,
-    pub now: DateTime<Utc>,
-}
-
-/// What a successful redemption grants.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Redeemed {
-    pub ticket_id: TicketId,
-    pub remaining: u32,
-    pub object_id: String,
-    pub group_addresses: Vec<String>,
-    pub payload: Option<Payload>,
-}
-
-/// The result of using a standalone ticket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StandaloneUse {
-    /// Uses left, `None` when unlimited.
-    pub uses_left: Option<u32>,
-    pub payload: Option<Payload>,
-}
-
-/// The claims of an access token handed out by a successful redemption.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessClaims {
-    pub ticket_id: TicketId,
-    pub tenant_id: TenantId,
-    pub program_id: ProgramId,
-    pub object_id: String,
-    pub group_addresses: Vec<String>,
-    pub issued_at: DateTime<Utc>,
-}
-
-/// A signed access token and how long it stays valid.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AccessToken {
-    pub token: String,
-    pub expires_in_seconds: u32,
-}
-
-impl fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "AccessToken(<redacted>, expires in {}s)",
-            self.expires_in_seconds
-        )
-    }
-}
-
 /// Ed25519 signatures by keys derived from the master key. Implementations MUST
 /// NOT touch storage: signatures are checked before any database lookup.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 pub trait TokenSigner: Send + Sync {
-    /// A JWT (`alg: EdDSA`, `kid`) carrying the claims, signed by the current key.
-    fn access_token(&self, claims: &AccessClaims) -> AccessToken;
+    /// A JWT (`alg: EdDSA`, `kid`) carrying what `grant` grants, issued at
+    /// `issued_at`, signed by the current key.
+    fn access_token(&self, grant: &Grant, issued_at: DateTime<Utc>) -> AccessToken;
     /// The unpadded base64url signature, by the current key, of the UTF-8 bytes
     /// `tessera-code-v1:<programId>:<code>`.
     fn sign_code(&self, program: &ProgramId, code: &Code) -> String;
@@ -221,10 +111,10 @@ pub trait ProgramStore: Send + Sync {
     /// Writes `updated`'s mutable fields (name, maxTickets, maxRedemptions, window,
     /// urlPrefix, state, version, updatedAt) iff the stored version is
     /// `updated.version - 1`, with a `program.updated` or `program.suspended` event
-    /// (`event_type`). Returns the stored program (its `issuedTickets` is the
+    /// (`event`). Returns the stored program (its `issuedTickets` is the
     /// store's). MUST return `NotFound` when missing, `VersionConflict` when the
     /// stored version differs.
-    fn update(&self, updated: &Program, event_type: &'static str) -> StoreResult<Program>;
+    fn update(&self, updated: &Program, event: EventType) -> StoreResult<Program>;
     /// Deletes the program and its tickets, writing `program.deleted`.
     /// MUST return `NotFound` when missing.
     fn delete(&self, tenant: &TenantId, id: &ProgramId, now: DateTime<Utc>) -> StoreResult<()>;
@@ -251,7 +141,7 @@ pub trait TicketStore: Send + Sync {
         page: PageRequest,
     ) -> StoreResult<Page<TicketView>>;
     /// Sets the state iff the stored version is `expected_version`; setting
-    /// `active` also clears `failedAttempts`. Writes `ticket.state_changed`.
+    /// `active` also clears `failedAttempts`. Writes `ticket.updated`.
     /// MUST return `NotFound` or `VersionConflict`.
     fn set_state(
         &self,
@@ -305,10 +195,7 @@ pub trait RedemptionStore: Send + Sync {
     /// failed attempt (stamping `lastFailedAt`), locking the ticket at the fifth
     /// (`ticket.locked`). Other failures MUST NOT write to the ticket, so that a
     /// known code failing a rule costs, and takes, what an unknown code does.
-    fn redeem(
-        &self,
-        attempt: &RedemptionAttempt,
-    ) -> StoreResult<Result<Redeemed, RedemptionFailure>>;
+    fn redeem(&self, attempt: &RedemptionAttempt) -> StoreResult<Result<Grant, RedemptionFailure>>;
 }
 
 /// Standalone (Authen-compatible) tickets.
@@ -332,14 +219,14 @@ pub trait StandaloneStore: Send + Sync {
         token_hash: SecretHash,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<StandaloneUse>>;
-    /// Deletes a live ticket, returning its uses left (`Some(None)` = unlimited);
-    /// `None` when there was no live ticket.
+    /// Deletes a live ticket, telling what it had left; `NothingLive` when there
+    /// was no live ticket with that hash.
     fn delete(
         &self,
         tenant: &TenantId,
         token_hash: SecretHash,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<Option<u32>>>;
+    ) -> StoreResult<StandaloneDeletion>;
     /// The tenant's live tickets, oldest first.
     fn list(
         &self,

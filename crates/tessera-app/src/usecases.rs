@@ -7,11 +7,12 @@ use std::net::IpAddr;
 
 use tessera_domain::{
     ApiKeyId, ApiKeySecret, BatchSize, Code, Email, Label, NewProgram, PageRequest, Payload,
-    Program, ProgramChanges, ProgramId, RedemptionLimit, Role, StandaloneTicket, StandaloneToken,
-    Subject, TenantId, TenantName, TicketId, TicketState, Ttl, Uses,
+    PresentedApiKey, PresentedCode, PresentedTicket, Program, ProgramChanges, ProgramId,
+    RedemptionLimit, Role, SignedCode, StandaloneTicket, StandaloneToken, Subject, TenantId,
+    TenantName, TicketId, TicketLink, TicketState, Ttl, Uses,
 };
 
-use crate::ports::{AccessToken, ApiKey, Page, StandaloneUse, Tenant, TicketView};
+use crate::model::{AccessToken, ApiKey, Grant, Page, StandaloneUse, Tenant, TicketView};
 use crate::AppResult;
 
 /// Who is calling: the tenant and role of the API key presented.
@@ -38,7 +39,7 @@ pub struct CreatedTenant {
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 pub trait AccessUseCases: Send + Sync {
     /// The principal for a presented bearer key; `Unauthorized` when unknown.
-    fn authenticate(&self, presented_key: &str) -> AppResult<Principal>;
+    fn authenticate(&self, presented_key: &PresentedApiKey) -> AppResult<Principal>;
     /// A new tenant with a first admin key (operator action).
     fn create_tenant(&self, name: TenantName) -> AppResult<CreatedTenant>;
     fn create_api_key(&self, caller: &Principal, name: Label, role: Role) -> AppResult<CreatedKey>;
@@ -84,9 +85,9 @@ pub struct IssuedTicket {
     pub subject: Option<Subject>,
     /// The effective limit: min(the ticket's, the program's).
     pub max_redemptions: u32,
-    pub link: Option<String>,
+    pub link: Option<TicketLink>,
     /// `code.signature`, when asked for.
-    pub signed_code: Option<String>,
+    pub signed_code: Option<SignedCode>,
 }
 
 /// What an issuer asks for when issuing many tickets at once.
@@ -163,22 +164,17 @@ pub struct RedeemRequest {
     pub program_id: Option<ProgramId>,
     /// When the caller named the tenant too (`tenantId` or `issuer`): it must match.
     pub tenant_id: Option<TenantId>,
-    /// The code (or `signedCode`) exactly as presented; a secret.
-    pub code: String,
+    /// The code (or `signedCode`) exactly as presented.
+    pub code: PresentedCode,
     pub email: Option<String>,
     /// The client's address, for throttling failed attempts; `None` when unknown.
     pub client: Option<IpAddr>,
 }
 
-/// What a successful redemption grants.
+/// A successful redemption: what it grants, and the token that proves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redemption {
-    pub object_id: String,
-    pub program_id: ProgramId,
-    pub ticket_id: TicketId,
-    pub remaining: u32,
-    pub group_addresses: Vec<String>,
-    pub payload: Option<Payload>,
+    pub grant: Grant,
     pub access_token: AccessToken,
 }
 
@@ -217,8 +213,16 @@ pub trait StandaloneUseCases: Send + Sync {
         new: NewStandalone,
     ) -> AppResult<StandaloneToken>;
     /// `NotFound` when unknown, expired or used up.
-    fn use_standalone(&self, caller: &Principal, presented: &str) -> AppResult<StandaloneUse>;
-    fn delete_standalone(&self, caller: &Principal, presented: &str) -> AppResult<DeleteOutcome>;
+    fn use_standalone(
+        &self,
+        caller: &Principal,
+        presented: &PresentedTicket,
+    ) -> AppResult<StandaloneUse>;
+    fn delete_standalone(
+        &self,
+        caller: &Principal,
+        presented: &PresentedTicket,
+    ) -> AppResult<DeleteOutcome>;
     fn list_standalone(
         &self,
         caller: &Principal,

@@ -1,5 +1,3 @@
-use std::fmt;
-
 use crate::secret::{random_string, BASE58};
 
 /// What an API key may do within its tenant.
@@ -55,9 +53,10 @@ impl Role {
     }
 }
 
-/// An API key's secret, shown once at creation. Stored only as a keyed hash.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKeySecret(String);
+crate::redacted::secret_string! {
+    /// An API key's secret, shown once at creation. Stored only as a keyed hash.
+    pub struct ApiKeySecret;
+}
 
 impl ApiKeySecret {
     /// The prefix lets secret scanners recognise a leaked key.
@@ -66,16 +65,6 @@ impl ApiKeySecret {
     /// `tsk_` and 40 base58 characters ≈ 234 random bits.
     pub fn generate() -> Self {
         Self(format!("{}{}", Self::PREFIX, random_string(BASE58, 40)))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKeySecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKeySecret(<redacted>)")
     }
 }
 
@@ -105,9 +94,9 @@ mod tests {
     #[test]
     fn secrets_are_prefixed_unique_and_redacted() {
         let key = ApiKeySecret::generate();
-        assert!(key.expose().starts_with("tsk_"));
-        assert_eq!(key.expose().len(), 44);
+        assert!(key.expose_secret().starts_with("tsk_"));
+        assert_eq!(key.expose_secret().len(), 44);
         assert_ne!(key, ApiKeySecret::generate());
-        assert!(!format!("{key:?}").contains(key.expose()));
+        assert!(!format!("{key:?}").contains(key.expose_secret()));
     }
 }

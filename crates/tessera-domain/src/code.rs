@@ -108,25 +108,16 @@ impl TryFrom<i64> for TicketLength {
     }
 }
 
-/// A ticket's code in canonical form. A secret: it leaves the process only in the
-/// issuance response, so `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Code(String);
+crate::redacted::secret_string! {
+    /// A ticket's code in canonical form. A secret: it leaves the process only in the
+    /// issuance response, so `Debug` and `Display` never show it.
+    pub struct Code;
+}
 
 impl Code {
     /// A fresh code from the operating system's CSPRNG.
     pub fn generate(alphabet: Alphabet, length: TicketLength) -> Self {
         Self(random_string(alphabet.symbols(), usize::from(length.get())))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Code(<redacted>)")
     }
 }
 
@@ -184,9 +175,9 @@ mod tests {
     fn generated_codes_have_the_length_and_alphabet_asked_for() {
         for alphabet in [Alphabet::Alphanumeric, Alphabet::Humane, Alphabet::Numeric] {
             let code = Code::generate(alphabet, length(12));
-            assert_eq!(code.expose().len(), 12);
+            assert_eq!(code.expose_secret().len(), 12);
             assert!(code
-                .expose()
+                .expose_secret()
                 .bytes()
                 .all(|b| alphabet.symbols().contains(&b)));
         }
@@ -196,7 +187,11 @@ mod tests {
     fn generation_uses_the_whole_alphabet() {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..200 {
-            seen.extend(Code::generate(Alphabet::Humane, length(8)).expose().chars());
+            seen.extend(
+                Code::generate(Alphabet::Humane, length(8))
+                    .expose_secret()
+                    .chars(),
+            );
         }
         assert_eq!(seen.len(), 32, "all 32 Crockford symbols should appear");
     }
@@ -206,7 +201,7 @@ mod tests {
         let code = CodeInput("ab-c1 o-l")
             .normalize(Alphabet::Humane, length(6))
             .expect("normalizes");
-        assert_eq!(code.expose(), "ABC101");
+        assert_eq!(code.expose_secret(), "ABC101");
         assert!(CodeInput("ABCU12")
             .normalize(Alphabet::Humane, length(6))
             .is_none());
@@ -217,7 +212,7 @@ mod tests {
         let code = CodeInput("aB3dE6")
             .normalize(Alphabet::Alphanumeric, length(6))
             .expect("valid");
-        assert_eq!(code.expose(), "aB3dE6");
+        assert_eq!(code.expose_secret(), "aB3dE6");
         assert!(CodeInput("aB-dE6")
             .normalize(Alphabet::Alphanumeric, length(6))
             .is_none());
@@ -246,6 +241,6 @@ mod tests {
     #[test]
     fn codes_never_show_in_debug_output() {
         let code = Code::generate(Alphabet::Alphanumeric, length(10));
-        assert!(!format!("{code:?}").contains(code.expose()));
+        assert!(!format!("{code:?}").contains(code.expose_secret()));
     }
 }

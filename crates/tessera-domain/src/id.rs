@@ -1,5 +1,6 @@
 use std::fmt;
 
+use crate::redacted::secret_string;
 use crate::secret::{random_string, BASE58};
 use crate::DomainError;
 
@@ -96,9 +97,10 @@ public_id!(
     EventId, "evt_", "eventId"
 );
 
-/// The opaque token of a URL ticket's link. A secret: stored only as a keyed hash.
-#[derive(Clone, PartialEq, Eq)]
-pub struct LinkToken(String);
+secret_string! {
+    /// The opaque token of a URL ticket's link: a bearer secret, stored only hashed.
+    pub struct LinkToken;
+}
 
 /// 32 base58 characters ≈ 187 random bits: links are long-lived bearer secrets.
 const LINK_TOKEN_CHARS: usize = 32;
@@ -114,16 +116,6 @@ impl LinkToken {
         } else {
             Err(DomainError::new("linkToken", "is not a link token"))
         }
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for LinkToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LinkToken(<redacted>)")
     }
 }
 
@@ -169,6 +161,6 @@ mod tests {
     #[test]
     fn link_tokens_are_redacted_in_debug_output() {
         let token = LinkToken::generate();
-        assert!(!format!("{token:?}").contains(token.expose()));
+        assert!(!format!("{token:?}").contains(token.expose_secret()));
     }
 }

@@ -6,8 +6,11 @@ mod api_key;
 mod code;
 mod email;
 mod error;
+mod event;
 mod id;
 mod program;
+mod redacted;
+mod redemption;
 mod secret;
 mod standalone;
 mod ticket;
@@ -17,13 +20,17 @@ pub use api_key::{ApiKeySecret, Permission, Role};
 pub use code::{Alphabet, Code, CodeInput, TicketLength};
 pub use email::Email;
 pub use error::DomainError;
+pub use event::EventType;
 pub use id::{ApiKeyId, EventId, LinkToken, ProgramId, StandaloneTicketId, TenantId, TicketId};
 pub use program::{NewProgram, Program, ProgramChanges, ProgramState};
+pub use redacted::{
+    ExposeSecret, OperatorToken, PresentedApiKey, PresentedCode, PresentedTicket, SignedCode,
+    TicketLink, REDACTED,
+};
+pub use redemption::{effective_limit, RedemptionFailure, EMAIL_MISMATCHES_BEFORE_LOCK};
 pub use secret::random_string;
 pub use standalone::{StandaloneTicket, StandaloneToken, Ttl, Uses};
-pub use ticket::{
-    effective_limit, RedemptionFailure, Ticket, TicketState, EMAIL_MISMATCHES_BEFORE_LOCK,
-};
+pub use ticket::{NewTicketSpec, Ticket, TicketState};
 pub use values::{
     BatchSize, GroupAddresses, Label, MaxTickets, NtpClass, ObjectId, PageRequest, Payload,
     RedemptionLimit, Subject, TenantName, UrlPrefix, ValidityWindow,

@@ -1,5 +1,3 @@
-use std::fmt;
-
 use chrono::{DateTime, Duration, Utc};
 
 use crate::secret::random_string;
@@ -9,9 +7,10 @@ const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 /// 32 base64url characters = 192 random bits (Authen promises ≥ 160).
 const TOKEN_CHARS: usize = 32;
 
-/// The opaque secret of a standalone ticket. Stored only as a keyed hash.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StandaloneToken(String);
+crate::redacted::secret_string! {
+    /// The opaque secret of a standalone ticket. Stored only as a keyed hash.
+    pub struct StandaloneToken;
+}
 
 impl StandaloneToken {
     pub fn generate() -> Self {
@@ -22,16 +21,6 @@ impl StandaloneToken {
     pub fn parse(raw: &str) -> Option<Self> {
         (raw.len() == TOKEN_CHARS && raw.bytes().all(|b| BASE64URL.contains(&b)))
             .then(|| Self(raw.to_owned()))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for StandaloneToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("StandaloneToken(<redacted>)")
     }
 }
 
@@ -110,9 +99,12 @@ mod tests {
     #[test]
     fn tokens_carry_192_bits_and_parse_back() {
         let token = StandaloneToken::generate();
-        assert_eq!(token.expose().len(), 32);
-        assert_eq!(StandaloneToken::parse(token.expose()), Some(token.clone()));
-        assert!(!format!("{token:?}").contains(token.expose()));
+        assert_eq!(token.expose_secret().len(), 32);
+        assert_eq!(
+            StandaloneToken::parse(token.expose_secret()),
+            Some(token.clone())
+        );
+        assert!(!format!("{token:?}").contains(token.expose_secret()));
         assert_eq!(StandaloneToken::parse("short"), None);
         assert_eq!(StandaloneToken::parse(&"/".repeat(32)), None);
     }

@@ -1,11 +1,9 @@
 use chrono::{DateTime, Utc};
 
+use crate::redemption::{effective_limit, RedemptionFailure, EMAIL_MISMATCHES_BEFORE_LOCK};
 use crate::{
     DomainError, Email, Payload, Program, ProgramId, RedemptionLimit, Subject, TenantId, TicketId,
 };
-
-/// Consecutive wrong emails after which a ticket locks (until an admin unlocks it).
-pub const EMAIL_MISMATCHES_BEFORE_LOCK: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TicketState {
@@ -54,75 +52,6 @@ impl TicketState {
     }
 }
 
-/// Why a redemption failed. Public callers only ever learn `invalid_code`; a caller
-/// with a key of the tenant learns the reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RedemptionFailure {
-    TicketNotFound,
-    TicketExhausted,
-    TicketRevoked,
-    TicketDisabled,
-    TicketLocked,
-    EmailMismatch,
-    ProgramSuspended,
-    ProgramNotStarted,
-    ProgramEnded,
-}
-
-impl RedemptionFailure {
-    /// The API's error code for this reason.
-    pub fn code(self) -> &'static str {
-        match self {
-            RedemptionFailure::TicketNotFound => "ticket_not_found",
-            RedemptionFailure::TicketExhausted => "ticket_exhausted",
-            RedemptionFailure::TicketRevoked => "ticket_revoked",
-            RedemptionFailure::TicketDisabled => "ticket_disabled",
-            RedemptionFailure::TicketLocked => "ticket_locked",
-            RedemptionFailure::EmailMismatch => "email_mismatch",
-            RedemptionFailure::ProgramSuspended => "program_suspended",
-            RedemptionFailure::ProgramNotStarted => "program_not_started",
-            RedemptionFailure::ProgramEnded => "program_ended",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        [
-            RedemptionFailure::TicketNotFound,
-            RedemptionFailure::TicketExhausted,
-            RedemptionFailure::TicketRevoked,
-            RedemptionFailure::TicketDisabled,
-            RedemptionFailure::TicketLocked,
-            RedemptionFailure::EmailMismatch,
-            RedemptionFailure::ProgramSuspended,
-            RedemptionFailure::ProgramNotStarted,
-            RedemptionFailure::ProgramEnded,
-        ]
-        .into_iter()
-        .find(|failure| failure.code() == raw)
-    }
-
-    pub fn message(self) -> &'static str {
-        match self {
-            RedemptionFailure::TicketNotFound => "No ticket of this program has that code.",
-            RedemptionFailure::TicketExhausted => "The ticket has no redemptions left.",
-            RedemptionFailure::TicketRevoked => "The ticket was revoked.",
-            RedemptionFailure::TicketDisabled => "The ticket is disabled.",
-            RedemptionFailure::TicketLocked => "The ticket is locked after repeated wrong emails.",
-            RedemptionFailure::EmailMismatch => "The email does not match the ticket's.",
-            RedemptionFailure::ProgramSuspended => "The program is suspended.",
-            RedemptionFailure::ProgramNotStarted => "The program has not started yet.",
-            RedemptionFailure::ProgramEnded => "The program has ended.",
-        }
-    }
-}
-
-/// A ticket may be redeemed min(its own limit, its program's) times: lowering the
-/// program's limit applies to tickets already issued.
-/// A ticket issued without a limit of its own follows its program's.
-pub fn effective_limit(ticket: Option<RedemptionLimit>, program: RedemptionLimit) -> u32 {
-    ticket.map_or(program.get(), |own| own.get().min(program.get()))
-}
-
 /// A ticket of a program. Its code is not here: only its keyed hash is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
@@ -146,7 +75,41 @@ pub struct Ticket {
     pub version: i64,
 }
 
+/// What an issuer chooses about a new ticket; everything else about it follows
+/// from its program and the moment of issue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewTicketSpec {
+    /// Redemption must then present this email.
+    pub email: Option<Email>,
+    /// The user the ticket belongs to (URL tickets).
+    pub subject: Option<Subject>,
+    /// The ticket's own limit; `None` follows the program's.
+    pub max_redemptions: Option<RedemptionLimit>,
+    /// Returned on every successful redemption.
+    pub payload: Option<Payload>,
+}
+
 impl Ticket {
+    /// A fresh, active, unused ticket of `program`, issued at `now`.
+    pub fn new_active(program: &Program, spec: NewTicketSpec, now: DateTime<Utc>) -> Self {
+        Self {
+            id: TicketId::generate(),
+            tenant_id: program.tenant_id.clone(),
+            program_id: program.id.clone(),
+            email: spec.email,
+            subject: spec.subject,
+            max_redemptions: spec.max_redemptions,
+            redemptions: 0,
+            state: TicketState::Active,
+            failed_attempts: 0,
+            payload: spec.payload,
+            last_redeemed_at: None,
+            last_failed_at: None,
+            created_at: now,
+            version: 1,
+        }
+    }
+
     /// Redemptions left under `program`'s current limit.
     pub fn remaining(&self, program: &Program) -> u32 {
         effective_limit(self.max_redemptions, program.max_redemptions)
@@ -198,22 +161,12 @@ mod tests {
     use crate::program::tests::{at, program};
 
     fn ticket(program: &Program, limit: i64, email: Option<&str>) -> Ticket {
-        Ticket {
-            id: TicketId::generate(),
-            tenant_id: program.tenant_id.clone(),
-            program_id: program.id.clone(),
+        let spec = NewTicketSpec {
             email: email.map(|e| Email::parse(e).unwrap()),
-            subject: None,
             max_redemptions: Some(RedemptionLimit::try_from(limit).unwrap()),
-            redemptions: 0,
-            state: TicketState::Active,
-            failed_attempts: 0,
-            payload: None,
-            last_redeemed_at: None,
-            last_failed_at: None,
-            created_at: at(0),
-            version: 1,
-        }
+            ..NewTicketSpec::default()
+        };
+        Ticket::new_active(program, spec, at(0))
     }
 
     #[test]
@@ -324,16 +277,5 @@ mod tests {
         assert!(TicketState::Revoked
             .admin_transition(TicketState::Active)
             .is_err());
-    }
-
-    #[test]
-    fn failure_codes_round_trip() {
-        for failure in [
-            RedemptionFailure::TicketLocked,
-            RedemptionFailure::ProgramEnded,
-        ] {
-            assert_eq!(RedemptionFailure::parse(failure.code()), Some(failure));
-        }
-        assert_eq!(RedemptionFailure::parse("nope"), None);
     }
 }

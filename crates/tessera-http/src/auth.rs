@@ -7,16 +7,19 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{dev, web, FromRequest, HttpRequest};
 use subtle::ConstantTimeEq;
 use tessera_app::usecases::Principal;
+use tessera_domain::PresentedApiKey;
 
 use crate::error::ApiError;
 use crate::state::{run, AppState};
 
 /// The bearer token of the request, if it presents one.
-fn bearer(req: &HttpRequest) -> Option<String> {
+/// The bearer credential of `Authorization`, redacted by type from here on.
+fn bearer(req: &HttpRequest) -> Option<PresentedApiKey> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+        .then(|| PresentedApiKey::new(token))
 }
 
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
@@ -25,7 +28,10 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
         .ok_or_else(|| ApiError::internal("AppState is not registered"))
 }
 
-async fn authenticate(state: web::Data<AppState>, key: String) -> Result<Principal, ApiError> {
+async fn authenticate(
+    state: web::Data<AppState>,
+    key: PresentedApiKey,
+) -> Result<Principal, ApiError> {
     run(move || state.access.authenticate(&key)).await
 }
 
@@ -73,11 +79,16 @@ impl FromRequest for OptionalCaller {
 /// Checks the operator token: the route does not exist (`404`) when no token is
 /// configured; a missing or different token is `401`. Constant-time comparison.
 pub(crate) fn require_operator(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let Some(expected) = state.settings.operator_token.as_deref() else {
+    let Some(expected) = state.settings.operator_token.as_ref() else {
         return Err(ApiError::not_found());
     };
     let presented = bearer(req).ok_or_else(ApiError::unauthorized)?;
-    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+    if bool::from(
+        presented
+            .expose_secret()
+            .as_bytes()
+            .ct_eq(expected.expose_secret().as_bytes()),
+    ) {
         Ok(())
     } else {
         Err(ApiError::unauthorized())

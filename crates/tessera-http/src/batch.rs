@@ -75,7 +75,7 @@ pub(crate) fn csv_rows(chunk: &[IssuedCode]) -> Bytes {
     for issued in chunk {
         push_field(&mut out, &issued.ticket_id.to_string());
         out.push(',');
-        push_field(&mut out, issued.code.expose());
+        push_field(&mut out, issued.code.expose_secret());
         out.push('\n');
     }
     Bytes::from(out)

@@ -7,6 +7,7 @@ use tessera_app::usecases::{
     TicketUseCases,
 };
 use tessera_app::AppResult;
+use tessera_domain::OperatorToken;
 
 use crate::error::ApiError;
 
@@ -33,7 +34,7 @@ impl fmt::Debug for AppState {
 #[derive(Clone)]
 pub struct HttpSettings {
     /// Enables `POST /v1/tenants` for `Authorization: Bearer <this>`; unset → 404.
-    pub operator_token: Option<String>,
+    pub operator_token: Option<OperatorToken>,
     /// The largest request body accepted; larger → `413 payload_too_large`.
     pub body_limit_bytes: usize,
     /// Peers whose `X-Forwarded-For` is believed when finding a client's address.
@@ -61,10 +62,7 @@ impl Default for HttpSettings {
 impl fmt::Debug for HttpSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpSettings")
-            .field(
-                "operator_token",
-                &self.operator_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("operator_token", &self.operator_token)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()

@@ -4,14 +4,14 @@
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{Jsonb, Nullable, Text, Timestamptz};
 use diesel::{sql_query, PgConnection, RunQueryDsl};
-use tessera_domain::{EventId, ProgramId, TenantId, TicketId};
+use tessera_domain::{EventId, EventType, ProgramId, TenantId, TicketId};
 
 use crate::error::Outcome;
 
 #[derive(Debug)]
 pub(crate) struct Event<'a> {
     pub tenant: &'a TenantId,
-    pub kind: &'a str,
+    pub kind: EventType,
     pub at: DateTime<Utc>,
     pub program: Option<&'a ProgramId>,
     pub ticket: Option<&'a TicketId>,
@@ -25,7 +25,7 @@ pub(crate) fn record(conn: &mut PgConnection, event: Event<'_>) -> Outcome<()> {
     )
     .bind::<Text, _>(event.tenant.as_str())
     .bind::<Text, _>(EventId::generate().as_str())
-    .bind::<Text, _>(event.kind)
+    .bind::<Text, _>(event.kind.as_str())
     .bind::<Timestamptz, _>(event.at)
     .bind::<Nullable<Text>, _>(event.program.map(ProgramId::as_str))
     .bind::<Nullable<Text>, _>(event.ticket.map(TicketId::as_str))

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Nullable};
 use diesel::QueryableByName;
-use tessera_app::ports::{ApiKey, TicketView};
+use tessera_app::model::{ApiKey, TicketView};
 use tessera_domain::{
     Alphabet, ApiKeyId, Email, GroupAddresses, Label, MaxTickets, NtpClass, ObjectId, Payload,
     Program, ProgramId, ProgramState, RedemptionLimit, Role, StandaloneTicket, StandaloneTicketId,

@@ -3,7 +3,8 @@
 mod common;
 
 use common::{at, fixture, hash};
-use tessera_app::ports::{AccessStore, ApiKey, StoreError};
+use tessera_app::model::ApiKey;
+use tessera_app::ports::{AccessStore, StoreError};
 use tessera_domain::{ApiKeyId, Label, Role, TenantId};
 
 fn key(tenant: &TenantId, name: &str, role: Role, seconds: i64) -> ApiKey {

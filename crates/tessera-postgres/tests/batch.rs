@@ -7,7 +7,8 @@ use std::sync::{Arc, Barrier};
 use common::{at, attempt, events, fixture, hash, limit, max_tickets, new_ticket, now, subject};
 use diesel::sql_types::{Jsonb, Text};
 use diesel::{sql_query, QueryableByName, RunQueryDsl};
-use tessera_app::ports::{NewTicket, ProgramStore, RedemptionStore, StoreError, TicketStore};
+use tessera_app::model::NewTicket;
+use tessera_app::ports::{ProgramStore, RedemptionStore, StoreError, TicketStore};
 use tessera_domain::{PageRequest, Program, ProgramId, TenantId};
 use tessera_postgres::PgStore;
 
@@ -92,7 +93,10 @@ fn reserving_from_a_missing_suspended_or_ended_program_is_refused() {
     // Not started yet is fine, as for single issuance.
     f.store.reserve(&tenant, &program.id, 1, at(-20)).unwrap();
     f.store
-        .update(&program.suspended(at(1)), "program.suspended")
+        .update(
+            &program.suspended(at(1)),
+            tessera_domain::EventType::ProgramSuspended,
+        )
         .unwrap();
     assert_eq!(
         f.store.reserve(&tenant, &program.id, 1, now()),

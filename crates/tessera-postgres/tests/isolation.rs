@@ -3,9 +3,8 @@
 mod common;
 
 use common::{attempt, fixture, hash, now};
-use tessera_app::ports::{
-    ProgramStore, RedemptionAttempt, RedemptionStore, StandaloneStore, StoreError, TicketStore,
-};
+use tessera_app::model::RedemptionAttempt;
+use tessera_app::ports::{ProgramStore, RedemptionStore, StandaloneStore, StoreError, TicketStore};
 use tessera_domain::{PageRequest, RedemptionFailure, TicketState};
 
 #[test]
@@ -32,7 +31,8 @@ fn every_method_scopes_by_tenant() {
     let mut hijacked = program.suspended(now());
     hijacked.tenant_id = intruder.clone();
     assert_eq!(
-        f.store.update(&hijacked, "program.suspended"),
+        f.store
+            .update(&hijacked, tessera_domain::EventType::ProgramSuspended),
         Err(StoreError::NotFound)
     );
     assert_eq!(
@@ -77,7 +77,7 @@ fn every_method_scopes_by_tenant() {
     );
     assert_eq!(
         StandaloneStore::delete(&f.store, &intruder, hash("token"), now()).unwrap(),
-        None
+        tessera_app::model::StandaloneDeletion::NothingLive
     );
     assert_eq!(
         StandaloneStore::list(&f.store, &intruder, PageRequest::default(), now())

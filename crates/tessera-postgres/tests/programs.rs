@@ -60,24 +60,32 @@ fn update_writes_iff_the_version_matches() {
         ..ProgramChanges::default()
     };
     let updated = program.apply(changes, at(5)).unwrap();
-    let stored = f.store.update(&updated, "program.updated").unwrap();
+    let stored = f
+        .store
+        .update(&updated, tessera_domain::EventType::ProgramUpdated)
+        .unwrap();
     assert_eq!(stored, updated);
     assert_eq!(stored.version, 2);
     assert_eq!(f.store.get(&tenant, &program.id).unwrap(), updated);
 
     // The same change again is based on version 1: stale.
     assert_eq!(
-        f.store.update(&updated, "program.updated"),
+        f.store
+            .update(&updated, tessera_domain::EventType::ProgramUpdated),
         Err(StoreError::VersionConflict)
     );
     let suspended = stored.suspended(at(6));
-    let stored = f.store.update(&suspended, "program.suspended").unwrap();
+    let stored = f
+        .store
+        .update(&suspended, tessera_domain::EventType::ProgramSuspended)
+        .unwrap();
     assert_eq!(stored.state, ProgramState::Suspended);
 
     let mut missing = suspended.clone();
     missing.id = ProgramId::generate();
     assert_eq!(
-        f.store.update(&missing, "program.updated"),
+        f.store
+            .update(&missing, tessera_domain::EventType::ProgramUpdated),
         Err(StoreError::NotFound)
     );
     let pool = f.db.pool();
@@ -93,7 +101,10 @@ fn update_returns_the_stores_issued_count() {
     common::issue(&f.store, &program, "c1", |_| {});
     let stored = f
         .store
-        .update(&program.suspended(at(1)), "program.suspended")
+        .update(
+            &program.suspended(at(1)),
+            tessera_domain::EventType::ProgramSuspended,
+        )
         .unwrap();
     assert_eq!(stored.issued_tickets, 1);
 }

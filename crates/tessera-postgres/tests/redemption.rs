@@ -87,7 +87,9 @@ fn a_lowered_program_limit_exhausts_tickets_already_issued() {
             at(5),
         )
         .unwrap();
-    f.store.update(&lowered, "program.updated").unwrap();
+    f.store
+        .update(&lowered, tessera_domain::EventType::ProgramUpdated)
+        .unwrap();
     assert_eq!(
         f.store.redeem(&attempt(&program, "code", None)).unwrap(),
         Err(RedemptionFailure::TicketExhausted)
@@ -123,7 +125,10 @@ fn each_program_rule_has_its_reason() {
         "the window includes its start"
     );
     f.store
-        .update(&program.suspended(at(1)), "program.suspended")
+        .update(
+            &program.suspended(at(1)),
+            tessera_domain::EventType::ProgramSuspended,
+        )
         .unwrap();
     assert_eq!(
         redeem_at(10).unwrap(),

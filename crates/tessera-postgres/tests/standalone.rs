@@ -3,7 +3,8 @@
 mod common;
 
 use common::{at, fixture, hash, now};
-use tessera_app::ports::{StandaloneStore, StandaloneUse, StoreError};
+use tessera_app::model::{StandaloneDeletion, StandaloneUse, UsesLeft};
+use tessera_app::ports::{StandaloneStore, StoreError};
 use tessera_domain::{Label, PageRequest, StandaloneTicket, StandaloneTicketId, TenantId, Uses};
 
 pub fn standalone(tenant: &TenantId, uses: i64, expires_in: Option<i64>) -> StandaloneTicket {
@@ -36,7 +37,7 @@ fn a_ticket_is_used_until_its_uses_run_out_then_gone() {
     assert_eq!(
         first,
         StandaloneUse {
-            uses_left: Some(1),
+            uses_left: UsesLeft::Left(1),
             payload: Some(common::payload(r#"{"k":1}"#)),
         }
     );
@@ -45,7 +46,7 @@ fn a_ticket_is_used_until_its_uses_run_out_then_gone() {
         .use_ticket(&tenant, hash("t"), now())
         .unwrap()
         .unwrap();
-    assert_eq!(last.uses_left, Some(0));
+    assert_eq!(last.uses_left, UsesLeft::Left(0));
     assert_eq!(f.store.use_ticket(&tenant, hash("t"), now()).unwrap(), None);
     assert_eq!(
         f.store
@@ -82,7 +83,7 @@ fn unlimited_tickets_stay_unlimited_and_expired_ones_are_unusable() {
             .use_ticket(&tenant, hash("forever"), now())
             .unwrap()
             .unwrap();
-        assert_eq!(used.uses_left, None);
+        assert_eq!(used.uses_left, UsesLeft::Unlimited);
     }
     f.store
         .create(&standalone(&tenant, 5, Some(30)), hash("brief"), 10, now())
@@ -112,15 +113,21 @@ fn delete_reports_uses_left_and_frees_the_place() {
         .unwrap();
     assert_eq!(
         f.store.delete(&tenant, hash("a"), now()).unwrap(),
-        Some(Some(3))
+        StandaloneDeletion::Deleted(UsesLeft::Left(3))
     );
-    assert_eq!(f.store.delete(&tenant, hash("a"), now()).unwrap(), None);
+    assert_eq!(
+        f.store.delete(&tenant, hash("a"), now()).unwrap(),
+        StandaloneDeletion::NothingLive
+    );
     assert_eq!(
         f.store.delete(&tenant, hash("b"), now()).unwrap(),
-        Some(None)
+        StandaloneDeletion::Deleted(UsesLeft::Unlimited)
     );
     // An expired ticket is not live: reported absent, but its place is freed.
-    assert_eq!(f.store.delete(&tenant, hash("c"), at(100)).unwrap(), None);
+    assert_eq!(
+        f.store.delete(&tenant, hash("c"), at(100)).unwrap(),
+        StandaloneDeletion::NothingLive
+    );
     assert_eq!(live_counter(&f, &tenant), 0);
 }
 

@@ -51,7 +51,10 @@ fn issuing_from_a_missing_suspended_or_ended_program_is_refused() {
         .issue(&new_ticket(&program, "early", |_| {}), at(-20))
         .unwrap();
     f.store
-        .update(&program.suspended(at(1)), "program.suspended")
+        .update(
+            &program.suspended(at(1)),
+            tessera_domain::EventType::ProgramSuspended,
+        )
         .unwrap();
     assert_eq!(
         f.store.issue(&new_ticket(&program, "s", |_| {}), now()),
@@ -228,7 +231,7 @@ fn set_state_is_optimistically_locked_and_activation_clears_failures() {
         ),
         Err(StoreError::NotFound)
     );
-    assert_eq!(events(&f.db.pool(), &tenant, "ticket.state_changed"), 2);
+    assert_eq!(events(&f.db.pool(), &tenant, "ticket.updated"), 2);
 }
 
 #[test]

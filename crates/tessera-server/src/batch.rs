@@ -144,7 +144,7 @@ impl<W: Write> CsvSink<W> {
                 self.out,
                 "{},{}",
                 issued.ticket_id.as_str(),
-                issued.code.expose()
+                issued.code.expose_secret()
             )?;
         }
         self.out.flush()
@@ -376,7 +376,11 @@ mod tests {
         for (line, issued) in lines[1..].iter().zip(first.iter().chain(&second)) {
             assert_eq!(
                 *line,
-                format!("{},{}", issued.ticket_id.as_str(), issued.code.expose())
+                format!(
+                    "{},{}",
+                    issued.ticket_id.as_str(),
+                    issued.code.expose_secret()
+                )
             );
         }
     }

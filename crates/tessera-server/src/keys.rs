@@ -8,7 +8,8 @@ use std::path::Path;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tessera_app::ports::{SecretHash, SecretHasher};
+use tessera_app::model::SecretHash;
+use tessera_app::ports::SecretHasher;
 use tessera_domain::{Code, LinkToken, StandaloneToken, TenantId};
 
 use crate::settings::MasterKey;
@@ -107,7 +108,7 @@ impl SecretHasher for Keyring {
     fn code_hash(&self, tenant: &TenantId, code: &Code) -> SecretHash {
         mac(
             &self.code,
-            &[tenant.as_str().as_bytes(), code.expose().as_bytes()],
+            &[tenant.as_str().as_bytes(), code.expose_secret().as_bytes()],
         )
     }
 
@@ -118,12 +119,12 @@ impl SecretHasher for Keyring {
     fn standalone_hash(&self, tenant: &TenantId, token: &StandaloneToken) -> SecretHash {
         mac(
             &self.standalone,
-            &[tenant.as_str().as_bytes(), token.expose().as_bytes()],
+            &[tenant.as_str().as_bytes(), token.expose_secret().as_bytes()],
         )
     }
 
     fn link_hash(&self, token: &LinkToken) -> SecretHash {
-        mac(&self.link, &[token.expose().as_bytes()])
+        mac(&self.link, &[token.expose_secret().as_bytes()])
     }
 }
 
@@ -146,8 +147,8 @@ mod tests {
             one.code_hash(&TenantId::generate(), &code)
         );
         assert_ne!(
-            one.api_key_hash(code.expose()),
-            mac(&one.code, &[code.expose().as_bytes()]),
+            one.api_key_hash(code.expose_secret()),
+            mac(&one.code, &[code.expose_secret().as_bytes()]),
             "each purpose has its own key"
         );
     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use tessera_domain::OperatorToken;
 use thiserror::Error;
 
 /// A setting the server cannot start with. The message names the variable and
@@ -59,7 +60,7 @@ pub struct Settings {
     /// `None`: use (or create) the key file.
     pub master_key: Option<MasterKey>,
     pub master_key_file: PathBuf,
-    pub operator_token: Option<String>,
+    pub operator_token: Option<OperatorToken>,
     pub token_ttl_seconds: u32,
     /// The signing key version N: N signs, N and N-1 are published and accepted.
     /// Rotate by bumping it, no more often than every `TESSERA_TOKEN_TTL`.
@@ -117,10 +118,10 @@ impl Settings {
             .transpose()?;
         let master_key_file =
             PathBuf::from(get("TESSERA_MASTER_KEY_FILE").unwrap_or(".tessera/master.key"));
-        let operator_token = get("TESSERA_OPERATOR_TOKEN").map(str::to_owned);
+        let operator_token = get("TESSERA_OPERATOR_TOKEN").map(OperatorToken::new);
         if operator_token
             .as_ref()
-            .is_some_and(|token| token.len() < 16)
+            .is_some_and(|token| token.expose_secret().len() < 16)
         {
             return Err(invalid(
                 "TESSERA_OPERATOR_TOKEN",

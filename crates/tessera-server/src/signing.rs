@@ -13,10 +13,12 @@ use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tessera_app::ports::{AccessClaims, AccessToken, TokenSigner};
+use tessera_app::model::{AccessToken, Grant};
+use tessera_app::ports::TokenSigner;
 use tessera_domain::{Code, ProgramId};
 
 use crate::keys::derive_bytes;
@@ -104,12 +106,15 @@ struct Header<'a> {
 #[derive(Serialize)]
 struct Claims<'a> {
     iss: &'a str,
+    /// The resource the token is for: the program's objectId.
+    aud: &'a str,
     sub: &'a str,
     tid: &'a str,
     pid: &'a str,
     obj: &'a str,
     grp: &'a [String],
     iat: i64,
+    nbf: i64,
     exp: i64,
     jti: String,
 }
@@ -173,7 +178,7 @@ impl Signer {
 }
 
 impl TokenSigner for Signer {
-    fn access_token(&self, claims: &AccessClaims) -> AccessToken {
+    fn access_token(&self, grant: &Grant, issued_at: DateTime<Utc>) -> AccessToken {
         let header = encode_json(&Header {
             alg: "EdDSA",
             typ: "JWT",
@@ -181,29 +186,28 @@ impl TokenSigner for Signer {
         });
         let mut jti = [0u8; JTI_BYTES];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut jti);
-        let iat = claims.issued_at.timestamp();
+        let iat = issued_at.timestamp();
         let payload = encode_json(&Claims {
             iss: &self.issuer,
-            sub: claims.ticket_id.as_str(),
-            tid: claims.tenant_id.as_str(),
-            pid: claims.program_id.as_str(),
-            obj: &claims.object_id,
-            grp: &claims.group_addresses,
+            aud: &grant.object_id,
+            sub: grant.ticket_id.as_str(),
+            tid: grant.tenant_id.as_str(),
+            pid: grant.program_id.as_str(),
+            obj: &grant.object_id,
+            grp: &grant.group_addresses,
             iat,
+            nbf: iat,
             exp: iat.saturating_add(i64::from(self.ttl_seconds)),
             jti: B64URL.encode(jti),
         });
         let signing_input = format!("{header}.{payload}");
         let signature = B64URL.encode(self.sign(signing_input.as_bytes()).to_bytes());
-        AccessToken {
-            token: format!("{signing_input}.{signature}"),
-            expires_in_seconds: self.ttl_seconds,
-        }
+        AccessToken::new(format!("{signing_input}.{signature}"), self.ttl_seconds)
     }
 
     fn sign_code(&self, program: &ProgramId, code: &Code) -> String {
         B64URL.encode(
-            self.sign(code_message(program, code.expose()).as_bytes())
+            self.sign(code_message(program, code.expose_secret()).as_bytes())
                 .to_bytes(),
         )
     }
@@ -231,7 +235,7 @@ impl TokenSigner for Signer {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
+    use chrono::TimeZone;
     use serde_json::Value;
     use tessera_domain::{Alphabet, TenantId, TicketId, TicketLength};
 
@@ -253,18 +257,22 @@ mod tests {
         )
     }
 
-    fn claims() -> AccessClaims {
-        AccessClaims {
+    fn claims() -> Grant {
+        Grant {
             ticket_id: TicketId::generate(),
             tenant_id: TenantId::generate(),
             program_id: ProgramId::generate(),
+            remaining: 1,
             object_id: "iq__3ax1".to_owned(),
             group_addresses: vec!["0x96bb".to_owned(), "0x01ab".to_owned()],
-            issued_at: Utc
-                .with_ymd_and_hms(2030, 1, 2, 3, 4, 5)
-                .single()
-                .expect("a time"),
+            payload: None,
         }
+    }
+
+    fn issued_at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, 2, 3, 4, 5)
+            .single()
+            .expect("a time")
     }
 
     fn jwks(signer: &Signer) -> Value {
@@ -286,11 +294,12 @@ mod tests {
     fn a_token_round_trips_and_verifies_with_the_published_key() {
         let signer = signer(3);
         let claims = claims();
-        let token = signer.access_token(&claims);
-        assert_eq!(token.expires_in_seconds, TTL);
-        let iat = claims.issued_at.timestamp();
+        let token = signer.access_token(&claims, issued_at());
+        assert_eq!(token.expires_in_seconds(), TTL);
+        let iat = issued_at().timestamp();
 
-        let verified = verify_token(&jwks(&signer), &token.token, iat, 0).expect("verifies");
+        let verified =
+            verify_token(&jwks(&signer), token.expose_secret(), iat, 0).expect("verifies");
         assert_eq!(verified.header["alg"], "EdDSA");
         assert_eq!(verified.header["typ"], "JWT");
         assert_eq!(verified.header["kid"], signer.current_kid());
@@ -302,6 +311,8 @@ mod tests {
         assert_eq!(c["obj"], "iq__3ax1");
         assert_eq!(c["grp"], serde_json::json!(["0x96bb", "0x01ab"]));
         assert_eq!(c["iat"], iat);
+        assert_eq!(c["nbf"], iat);
+        assert_eq!(c["aud"], "iq__3ax1");
         assert_eq!(c["exp"], iat + i64::from(TTL));
         let jti = B64URL
             .decode(c["jti"].as_str().expect("jti is a string"))
@@ -310,8 +321,8 @@ mod tests {
         assert_ne!(
             decode_part(
                 signer
-                    .access_token(&claims)
-                    .token
+                    .access_token(&claims, issued_at())
+                    .expose_secret()
                     .split('.')
                     .nth(1)
                     .expect("payload")
@@ -327,7 +338,8 @@ mod tests {
             .expect("x is base64url");
         let public =
             VerifyingKey::from_bytes(&x.try_into().expect("32 bytes")).expect("a public key");
-        let (signing_input, signature) = token.token.rsplit_once('.').expect("three parts");
+        let (signing_input, signature) =
+            token.expose_secret().rsplit_once('.').expect("three parts");
         let signature: [u8; 64] = B64URL
             .decode(signature)
             .expect("base64url")
@@ -342,8 +354,11 @@ mod tests {
     fn times_are_checked() {
         let signer = signer(1);
         let claims = claims();
-        let token = signer.access_token(&claims).token;
-        let iat = claims.issued_at.timestamp();
+        let token = signer
+            .access_token(&claims, issued_at())
+            .expose_secret()
+            .to_owned();
+        let iat = issued_at().timestamp();
         let keys = jwks(&signer);
         assert!(verify_token(&keys, &token, iat + i64::from(TTL) - 1, 0).is_ok());
         assert_eq!(
@@ -360,8 +375,11 @@ mod tests {
     fn a_tampered_token_is_rejected() {
         let signer = signer(2);
         let claims = claims();
-        let token = signer.access_token(&claims).token;
-        let now = claims.issued_at.timestamp();
+        let token = signer
+            .access_token(&claims, issued_at())
+            .expose_secret()
+            .to_owned();
+        let now = issued_at().timestamp();
         let keys = jwks(&signer);
 
         let mut payload = decode_part(token.split('.').nth(1).expect("payload"));
@@ -464,22 +482,35 @@ mod tests {
         let program = ProgramId::generate();
         let code = Code::generate(Alphabet::Alphanumeric, TicketLength::DEFAULT);
         let claims = claims();
-        let now = claims.issued_at.timestamp();
+        let now = issued_at().timestamp();
         let (v1, v2, v3) = (signer(1), signer(2), signer(3));
         let signature = v1.sign_code(&program, &code);
-        let token = v1.access_token(&claims).token;
+        let token = v1
+            .access_token(&claims, issued_at())
+            .expose_secret()
+            .to_owned();
 
-        assert!(v1.verify_code(&program, code.expose(), &signature));
-        assert!(v2.verify_code(&program, code.expose(), &signature), "N-1");
+        assert!(v1.verify_code(&program, code.expose_secret(), &signature));
+        assert!(
+            v2.verify_code(&program, code.expose_secret(), &signature),
+            "N-1"
+        );
         assert!(verify_token(&jwks(&v2), &token, now, 0).is_ok(), "N-1");
-        assert!(!v3.verify_code(&program, code.expose(), &signature), "N-2");
+        assert!(
+            !v3.verify_code(&program, code.expose_secret(), &signature),
+            "N-2"
+        );
         assert_eq!(
             verify_token(&jwks(&v3), &token, now, 0),
             Err(VerifyError::UnknownKey),
             "N-2"
         );
         // What the new version signs verifies too.
-        assert!(v2.verify_code(&program, code.expose(), &v2.sign_code(&program, &code)));
+        assert!(v2.verify_code(
+            &program,
+            code.expose_secret(),
+            &v2.sign_code(&program, &code)
+        ));
     }
 
     #[test]
@@ -503,14 +534,18 @@ mod tests {
             .expect("base64url")
             .try_into()
             .expect("64 bytes");
-        let message = format!("tessera-code-v1:{}:{}", program.as_str(), code.expose());
+        let message = format!(
+            "tessera-code-v1:{}:{}",
+            program.as_str(),
+            code.expose_secret()
+        );
         public
             .verify_strict(message.as_bytes(), &Signature::from_bytes(&bytes))
             .expect("signed exactly that message");
 
-        let other_code = format!("{}0", code.expose());
+        let other_code = format!("{}0", code.expose_secret());
         assert!(!signer.verify_code(&program, &other_code, &signature));
-        assert!(!signer.verify_code(&ProgramId::generate(), code.expose(), &signature));
+        assert!(!signer.verify_code(&ProgramId::generate(), code.expose_secret(), &signature));
     }
 
     #[test]
@@ -543,14 +578,14 @@ mod tests {
             &last_bits,
         ] {
             assert!(
-                !signer.verify_code(&program, code.expose(), bad),
+                !signer.verify_code(&program, code.expose_secret(), bad),
                 "{bad:.20}"
             );
         }
         if standard_alphabet != good {
-            assert!(!signer.verify_code(&program, code.expose(), &standard_alphabet));
+            assert!(!signer.verify_code(&program, code.expose_secret(), &standard_alphabet));
         }
-        assert!(signer.verify_code(&program, code.expose(), &good));
+        assert!(signer.verify_code(&program, code.expose_secret(), &good));
     }
 
     #[test]

@@ -1,7 +1,10 @@
-use tessera_domain::{ApiKeyId, ApiKeySecret, Label, Permission, Role, TenantId, TenantName};
+use tessera_domain::{
+    ApiKeyId, ApiKeySecret, Label, Permission, PresentedApiKey, Role, TenantId, TenantName,
+};
 
 use super::{require, Tessera, SECRET_ATTEMPTS};
-use crate::ports::{ApiKey, StoreError, Tenant};
+use crate::model::{ApiKey, Tenant};
+use crate::ports::StoreError;
 use crate::usecases::{AccessUseCases, CreatedKey, CreatedTenant, Principal};
 use crate::{AppError, AppResult};
 
@@ -19,8 +22,11 @@ impl Tessera {
 }
 
 impl AccessUseCases for Tessera {
-    fn authenticate(&self, presented_key: &str) -> AppResult<Principal> {
-        let hash = self.ports.hasher.api_key_hash(presented_key);
+    fn authenticate(&self, presented_key: &PresentedApiKey) -> AppResult<Principal> {
+        let hash = self
+            .ports
+            .hasher
+            .api_key_hash(presented_key.expose_secret());
         let key = self
             .ports
             .access
@@ -42,7 +48,7 @@ impl AccessUseCases for Tessera {
         let admin_name = Label::try_from("admin".to_owned())?;
         for _ in 0..SECRET_ATTEMPTS {
             let (key, secret) = self.new_key(&tenant.id, admin_name.clone(), Role::Admin);
-            let hash = self.ports.hasher.api_key_hash(secret.expose());
+            let hash = self.ports.hasher.api_key_hash(secret.expose_secret());
             match self.ports.access.create_tenant(&tenant, &key, hash) {
                 Ok(()) => {
                     return Ok(CreatedTenant {
@@ -61,7 +67,7 @@ impl AccessUseCases for Tessera {
         require(caller, Permission::ManageKeys)?;
         for _ in 0..SECRET_ATTEMPTS {
             let (key, secret) = self.new_key(&caller.tenant_id, name.clone(), role);
-            let hash = self.ports.hasher.api_key_hash(secret.expose());
+            let hash = self.ports.hasher.api_key_hash(secret.expose_secret());
             match self.ports.access.insert_api_key(&key, hash) {
                 Ok(()) => return Ok(CreatedKey { key, secret }),
                 Err(StoreError::DuplicateSecret) => continue,

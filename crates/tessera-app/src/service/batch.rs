@@ -1,10 +1,10 @@
 //! Bulk issuance: reserve the whole count against the cap at once, then write and
 //! hand out the tickets chunk by chunk, each chunk committed before it is shown.
 
-use tessera_domain::{Code, Permission, Program, ProgramId, Ticket, TicketId, TicketState};
+use tessera_domain::{Code, NewTicketSpec, Permission, Program, ProgramId, Ticket};
 
 use super::{require, Tessera, SECRET_ATTEMPTS};
-use crate::ports::NewTicket;
+use crate::model::NewTicket;
 use crate::usecases::{BatchRequest, BatchSink, IssuedCode, Principal};
 use crate::{AppError, AppResult};
 
@@ -20,22 +20,12 @@ impl Tessera {
         now: chrono::DateTime<chrono::Utc>,
     ) -> (NewTicket, Code) {
         let code = Code::generate(program.alphabet, program.ticket_length);
-        let ticket = Ticket {
-            id: TicketId::generate(),
-            tenant_id: program.tenant_id.clone(),
-            program_id: program.id.clone(),
-            email: None,
-            subject: None,
+        let spec = NewTicketSpec {
             max_redemptions: request.max_redemptions,
-            redemptions: 0,
-            state: TicketState::Active,
-            failed_attempts: 0,
             payload: request.payload.clone(),
-            last_redeemed_at: None,
-            last_failed_at: None,
-            created_at: now,
-            version: 1,
+            ..NewTicketSpec::default()
         };
+        let ticket = Ticket::new_active(program, spec, now);
         let new = NewTicket {
             code_hash: self.ports.hasher.code_hash(&program.tenant_id, &code),
             // Batch tickets carry no link: a link per ticket would need its own

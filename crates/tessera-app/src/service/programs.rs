@@ -1,7 +1,10 @@
-use tessera_domain::{NewProgram, PageRequest, Permission, Program, ProgramChanges, ProgramId};
+use tessera_domain::{
+    EventType, NewProgram, PageRequest, Permission, Program, ProgramChanges, ProgramId,
+};
 
 use super::{require, Tessera, UPDATE_ATTEMPTS};
-use crate::ports::{Page, StoreError};
+use crate::model::Page;
+use crate::ports::StoreError;
 use crate::usecases::{Principal, ProgramUseCases};
 use crate::{AppError, AppResult};
 
@@ -14,7 +17,7 @@ impl Tessera {
         caller: &Principal,
         id: &ProgramId,
         if_match: Option<i64>,
-        event_type: &'static str,
+        event: EventType,
         change: impl Fn(&Program) -> AppResult<Program>,
     ) -> AppResult<Program> {
         require(caller, Permission::ManagePrograms)?;
@@ -24,7 +27,7 @@ impl Tessera {
                 return Err(AppError::VersionConflict);
             }
             let updated = change(&current)?;
-            match self.ports.programs.update(&updated, event_type) {
+            match self.ports.programs.update(&updated, event) {
                 Err(StoreError::VersionConflict) if if_match.is_none() => continue,
                 result => return Ok(result?),
             }
@@ -64,14 +67,14 @@ impl ProgramUseCases for Tessera {
         if_match: Option<i64>,
     ) -> AppResult<Program> {
         let now = self.ports.clock.now();
-        self.change_program(caller, id, if_match, "program.updated", |current| {
+        self.change_program(caller, id, if_match, EventType::ProgramUpdated, |current| {
             Ok(current.apply(changes.clone(), now)?)
         })
     }
 
     fn suspend_program(&self, caller: &Principal, id: &ProgramId) -> AppResult<Program> {
         let now = self.ports.clock.now();
-        self.change_program(caller, id, None, "program.suspended", |current| {
+        self.change_program(caller, id, None, EventType::ProgramSuspended, |current| {
             Ok(current.suspended(now))
         })
     }

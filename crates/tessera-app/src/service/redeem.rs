@@ -1,7 +1,7 @@
 use tessera_domain::{CodeInput, Permission, ProgramId, RedemptionFailure};
 
 use super::{ProgramFacts, Tessera, PROGRAM_FACTS_CAPACITY};
-use crate::ports::{AccessClaims, RedemptionAttempt};
+use crate::model::RedemptionAttempt;
 use crate::usecases::{Principal, RedeemRequest, RedeemUseCases, Redemption};
 use crate::{AppError, AppResult};
 
@@ -71,7 +71,7 @@ impl RedeemUseCases for Tessera {
         let Some(program_id) = named else {
             return Err(counted(AppError::InvalidCode));
         };
-        let (code_part, signature) = split_signed(&request.code);
+        let (code_part, signature) = split_signed(request.code.expose_secret());
         // A forged signature is refused before any lookup.
         if signature.is_some_and(|signature| {
             !self
@@ -116,27 +116,15 @@ impl RedeemUseCases for Tessera {
                 .filter(|email| !email.is_empty()),
             now,
         };
-        let redeemed = match self.ports.redemptions.redeem(&attempt)? {
-            Ok(redeemed) => redeemed,
+        let grant = match self.ports.redemptions.redeem(&attempt)? {
+            Ok(grant) => grant,
             Err(reason) => return Err(fail(reason)),
         };
         admission.succeeded();
-        tracing::debug!(program = %program_id, ticket = %redeemed.ticket_id, remaining = redeemed.remaining, "redeemed");
-        let access_token = self.ports.signer.access_token(&AccessClaims {
-            ticket_id: redeemed.ticket_id.clone(),
-            tenant_id: attempt.tenant_id,
-            program_id: program_id.clone(),
-            object_id: redeemed.object_id.clone(),
-            group_addresses: redeemed.group_addresses.clone(),
-            issued_at: now,
-        });
+        tracing::debug!(program = %program_id, ticket = %grant.ticket_id, remaining = grant.remaining, "redeemed");
+        let access_token = self.ports.signer.access_token(&grant, now);
         Ok(Redemption {
-            object_id: redeemed.object_id,
-            program_id: program_id.clone(),
-            ticket_id: redeemed.ticket_id,
-            remaining: redeemed.remaining,
-            group_addresses: redeemed.group_addresses,
-            payload: redeemed.payload,
+            grant,
             access_token,
         })
     }

@@ -1,9 +1,10 @@
 use tessera_domain::{
-    PageRequest, Permission, StandaloneTicket, StandaloneTicketId, StandaloneToken,
+    PageRequest, Permission, PresentedTicket, StandaloneTicket, StandaloneTicketId, StandaloneToken,
 };
 
 use super::{require, Tessera, SECRET_ATTEMPTS};
-use crate::ports::{Page, StandaloneUse, StoreError};
+use crate::model::{Page, StandaloneDeletion, StandaloneUse};
+use crate::ports::StoreError;
 use crate::usecases::{DeleteOutcome, NewStandalone, Principal, StandaloneUseCases};
 use crate::{AppError, AppResult};
 
@@ -43,9 +44,13 @@ impl StandaloneUseCases for Tessera {
         Err(StoreError::DuplicateSecret.into())
     }
 
-    fn use_standalone(&self, caller: &Principal, presented: &str) -> AppResult<StandaloneUse> {
+    fn use_standalone(
+        &self,
+        caller: &Principal,
+        presented: &PresentedTicket,
+    ) -> AppResult<StandaloneUse> {
         require(caller, Permission::UseStandaloneTickets)?;
-        let token = StandaloneToken::parse(presented).ok_or(AppError::NotFound)?;
+        let token = StandaloneToken::parse(presented.expose_secret()).ok_or(AppError::NotFound)?;
         let hash = self.ports.hasher.standalone_hash(&caller.tenant_id, &token);
         self.ports
             .standalone
@@ -53,13 +58,17 @@ impl StandaloneUseCases for Tessera {
             .ok_or(AppError::NotFound)
     }
 
-    fn delete_standalone(&self, caller: &Principal, presented: &str) -> AppResult<DeleteOutcome> {
+    fn delete_standalone(
+        &self,
+        caller: &Principal,
+        presented: &PresentedTicket,
+    ) -> AppResult<DeleteOutcome> {
         require(caller, Permission::IssueTickets)?;
         let nothing = DeleteOutcome {
             uses: None,
             deleted: 0,
         };
-        let Some(token) = StandaloneToken::parse(presented) else {
+        let Some(token) = StandaloneToken::parse(presented.expose_secret()) else {
             return Ok(nothing);
         };
         let hash = self.ports.hasher.standalone_hash(&caller.tenant_id, &token);
@@ -67,7 +76,13 @@ impl StandaloneUseCases for Tessera {
             self.ports
                 .standalone
                 .delete(&caller.tenant_id, hash, self.ports.clock.now())?;
-        Ok(deleted.map_or(nothing, |uses| DeleteOutcome { uses, deleted: 1 }))
+        Ok(match deleted {
+            StandaloneDeletion::NothingLive => nothing,
+            StandaloneDeletion::Deleted(left) => DeleteOutcome {
+                uses: left.count(),
+                deleted: 1,
+            },
+        })
     }
 
     fn list_standalone(

@@ -18,10 +18,10 @@ use tessera_domain::{
 };
 
 use super::{Limits, Tessera, TesseraPorts};
+use crate::model::{AccessToken, SecretHash, TicketView};
 use crate::ports::{
-    AccessToken, MockAccessStore, MockClock, MockHealthProbe, MockProgramStore,
-    MockRedemptionStore, MockSecretHasher, MockStandaloneStore, MockTicketStore, MockTokenSigner,
-    SecretHash, TicketView,
+    MockAccessStore, MockClock, MockHealthProbe, MockProgramStore, MockRedemptionStore,
+    MockSecretHasher, MockStandaloneStore, MockTicketStore, MockTokenSigner,
 };
 use crate::usecases::Principal;
 
@@ -126,30 +126,29 @@ pub(crate) fn fake_hasher() -> MockSecretHasher {
     let mut hasher = MockSecretHasher::new();
     hasher
         .expect_code_hash()
-        .returning(|tenant_id, code| code_hash_of(tenant_id, code.expose()));
+        .returning(|tenant_id, code| code_hash_of(tenant_id, code.expose_secret()));
     hasher.expect_api_key_hash().returning(api_key_hash_of);
     hasher
         .expect_standalone_hash()
-        .returning(|tenant_id, token| standalone_hash_of(tenant_id, token.expose()));
+        .returning(|tenant_id, token| standalone_hash_of(tenant_id, token.expose_secret()));
     hasher
         .expect_link_hash()
-        .returning(|token| link_hash_of(token.expose()));
+        .returning(|token| link_hash_of(token.expose_secret()));
     hasher
 }
 
 /// The access token the harness's default signer hands out for any claims.
 pub(crate) fn access_token() -> AccessToken {
-    AccessToken {
-        token: "eyJhbGciOiJFZERTQSJ9.e30.c2lnbmF0dXJl".to_owned(),
-        expires_in_seconds: 3600,
-    }
+    AccessToken::new("eyJhbGciOiJFZERTQSJ9.e30.c2lnbmF0dXJl".to_owned(), 3600)
 }
 
 /// A signer mock that answers every `access_token` with [`access_token`] and
 /// expects no other call: signing or verifying a code fails the test.
 pub(crate) fn token_only_signer() -> MockTokenSigner {
     let mut signer = MockTokenSigner::new();
-    signer.expect_access_token().returning(|_| access_token());
+    signer
+        .expect_access_token()
+        .returning(|_, _| access_token());
     signer
 }
 

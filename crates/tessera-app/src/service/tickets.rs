@@ -1,10 +1,11 @@
 use tessera_domain::{
-    effective_limit, Code, LinkToken, PageRequest, Permission, ProgramId, Ticket, TicketId,
-    TicketState,
+    effective_limit, Code, LinkToken, NewTicketSpec, PageRequest, Permission, ProgramId,
+    SignedCode, Ticket, TicketId, TicketLink, TicketState,
 };
 
 use super::{require, Tessera, SECRET_ATTEMPTS, UPDATE_ATTEMPTS};
-use crate::ports::{NewTicket, Page, StoreError, TicketView};
+use crate::model::{NewTicket, Page, TicketView};
+use crate::ports::StoreError;
 use crate::usecases::{
     BatchRequest, BatchSink, IssueRequest, IssuedTicket, Principal, TicketUseCases,
 };
@@ -31,22 +32,13 @@ impl TicketUseCases for Tessera {
         for _ in 0..SECRET_ATTEMPTS {
             let code = Code::generate(program.alphabet, program.ticket_length);
             let link_token = program.url_prefix.as_ref().map(|_| LinkToken::generate());
-            let ticket = Ticket {
-                id: TicketId::generate(),
-                tenant_id: tenant.clone(),
-                program_id: program.id.clone(),
+            let spec = NewTicketSpec {
                 email: request.email.clone(),
                 subject: request.subject.clone(),
                 max_redemptions: request.max_redemptions,
-                redemptions: 0,
-                state: TicketState::Active,
-                failed_attempts: 0,
                 payload: request.payload.clone(),
-                last_redeemed_at: None,
-                last_failed_at: None,
-                created_at: now,
-                version: 1,
             };
+            let ticket = Ticket::new_active(&program, spec, now);
             let new = NewTicket {
                 code_hash: self.ports.hasher.code_hash(tenant, &code),
                 link_hash: link_token
@@ -60,7 +52,7 @@ impl TicketUseCases for Tessera {
                         .url_prefix
                         .as_ref()
                         .zip(link_token)
-                        .map(|(prefix, token)| format!("{}{}", prefix.as_str(), token.expose()));
+                        .map(|(prefix, token)| TicketLink::join(prefix, &token));
                     return Ok(IssuedTicket {
                         ticket_id: new.ticket.id,
                         program_id: program.id.clone(),
@@ -73,7 +65,7 @@ impl TicketUseCases for Tessera {
                         link,
                         signed_code: request.signed.then(|| {
                             let signature = self.ports.signer.sign_code(&program.id, &code);
-                            format!("{}.{signature}", code.expose())
+                            SignedCode::join(&code, &signature)
                         }),
                         code,
                     });

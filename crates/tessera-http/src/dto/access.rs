@@ -1,10 +1,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tessera_app::ports::{ApiKey, Tenant};
+use tessera_app::model::{ApiKey, Tenant};
 use tessera_app::usecases::{CreatedKey, CreatedTenant};
-use tessera_domain::{Label, Role, TenantName};
+use tessera_domain::{ApiKeySecret, Label, Role, TenantName};
 use utoipa::ToSchema;
 
+use super::common::send_secret;
 use crate::error::ApiError;
 use crate::time;
 
@@ -96,7 +97,9 @@ pub struct CreatedApiKeyResponse {
     pub name: String,
     pub role: &'static str,
     /// The secret: send it as `Authorization: Bearer <key>`. Never shown again.
-    pub key: String,
+    #[serde(serialize_with = "send_secret")]
+    #[schema(value_type = String)]
+    pub key: ApiKeySecret,
     #[serde(serialize_with = "time::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
@@ -108,7 +111,7 @@ impl From<&CreatedKey> for CreatedApiKeyResponse {
             id: created.key.id.to_string(),
             name: created.key.name.as_str().to_owned(),
             role: created.key.role.as_str(),
-            key: created.secret.expose().to_owned(),
+            key: created.secret.clone(),
             created_at: created.key.created_at,
         }
     }

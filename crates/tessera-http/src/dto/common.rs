@@ -1,5 +1,5 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use tessera_domain::{PageRequest, Payload};
+use tessera_domain::{ExposeSecret, PageRequest, Payload};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
@@ -98,4 +98,25 @@ pub(crate) fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Optio
 pub struct StatusBody {
     #[schema(example = "ok")]
     pub status: &'static str,
+}
+
+/// Writes a secret in clear into a response body: the one way a secret leaves
+/// the process, used only on the fields that exist to hand it over once (an issued
+/// code, a new API key, an access token). Greppable: `send_secret`.
+pub(crate) fn send_secret<S: Serializer, T: ExposeSecret>(
+    secret: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose_secret())
+}
+
+/// [`send_secret`] for an optional secret (`null` when absent).
+pub(crate) fn send_optional_secret<S: Serializer, T: ExposeSecret>(
+    secret: &Option<T>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => serializer.serialize_str(secret.expose_secret()),
+        None => serializer.serialize_none(),
+    }
 }

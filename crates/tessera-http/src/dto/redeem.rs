@@ -1,19 +1,21 @@
 use serde::{Deserialize, Serialize};
+use tessera_app::model::AccessToken;
 use tessera_app::usecases::{RedeemRequest, Redemption};
-use tessera_domain::{ProgramId, TenantId};
+use tessera_domain::{PresentedCode, ProgramId, TenantId};
 use utoipa::ToSchema;
 
-use super::common::RawJson;
+use super::common::{send_secret, RawJson};
 use crate::error::ApiError;
 
 /// `POST /v1/redeem`. Name the program by `programId` (alias `ntpId`), by
 /// `tenantId` + `programId`, or by `issuer`; a request that names none → `400`.
 /// A malformed id fails like an unknown code (and counts as a failed attempt).
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RedeemRequestBody {
     /// The code, or a `signedCode` as issued (a secret).
-    pub code: String,
+    #[schema(value_type = String)]
+    pub code: PresentedCode,
     /// Alias: `ntpId`.
     #[serde(alias = "ntpId")]
     pub program_id: Option<String>,
@@ -26,19 +28,6 @@ pub struct RedeemRequestBody {
     /// Include `programId` in the answer. Alias: `includeNTPId`.
     #[serde(alias = "includeNTPId")]
     pub include_program_id: Option<bool>,
-}
-
-// Hand-written so the code never reaches a log line.
-impl std::fmt::Debug for RedeemRequestBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedeemRequestBody")
-            .field("code", &"<redacted>")
-            .field("program_id", &self.program_id)
-            .field("tenant_id", &self.tenant_id)
-            .field("issuer", &self.issuer)
-            .field("include_program_id", &self.include_program_id)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A redemption request with its program resolved.
@@ -116,7 +105,7 @@ impl TryFrom<RedeemRequestBody> for ResolvedRedeem {
 }
 
 /// What a successful redemption grants.
-#[derive(Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RedeemResponse {
     #[schema(example = "iq__3ax1")]
@@ -133,8 +122,9 @@ pub struct RedeemResponse {
     /// A JWT (`alg: EdDSA`, `kid` in its header) with claims `iss`, `sub` (ticket
     /// id), `tid`, `pid`, `obj`, `grp`, `iat`, `exp`, `jti`; verify it with the keys
     /// of `/.well-known/jwks.json`.
-    #[schema(example = "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9...")]
-    pub access_token: String,
+    #[schema(value_type = String, example = "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9...")]
+    #[serde(serialize_with = "send_secret")]
+    pub access_token: AccessToken,
     /// Always `Bearer`.
     #[schema(example = "Bearer")]
     pub token_type: &'static str,
@@ -143,32 +133,22 @@ pub struct RedeemResponse {
     pub expires_in: u32,
 }
 
-// Hand-written so the access token never reaches a log line.
-impl std::fmt::Debug for RedeemResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedeemResponse")
-            .field("object_id", &self.object_id)
-            .field("program_id", &self.program_id)
-            .field("ticket_id", &self.ticket_id)
-            .field("remaining", &self.remaining)
-            .field("access_token", &"<redacted>")
-            .field("expires_in", &self.expires_in)
-            .finish_non_exhaustive()
-    }
-}
-
 impl RedeemResponse {
     pub fn new(redemption: Redemption, include_program_id: bool) -> Self {
+        let Redemption {
+            grant,
+            access_token,
+        } = redemption;
         Self {
-            object_id: redemption.object_id,
-            program_id: include_program_id.then(|| redemption.program_id.to_string()),
-            ticket_id: redemption.ticket_id.to_string(),
-            remaining: redemption.remaining,
-            group_addresses: redemption.group_addresses,
-            payload: RawJson(redemption.payload),
-            access_token: redemption.access_token.token,
+            object_id: grant.object_id,
+            program_id: include_program_id.then(|| grant.program_id.to_string()),
+            ticket_id: grant.ticket_id.to_string(),
+            remaining: grant.remaining,
+            group_addresses: grant.group_addresses,
+            payload: RawJson(grant.payload),
+            expires_in: access_token.expires_in_seconds(),
+            access_token,
             token_type: "Bearer",
-            expires_in: redemption.access_token.expires_in_seconds,
         }
     }
 }

@@ -1,11 +1,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tessera_app::ports::StandaloneUse;
+use tessera_app::model::StandaloneUse;
 use tessera_app::usecases::{DeleteOutcome, NewStandalone};
-use tessera_domain::{Label, StandaloneTicket, Ttl, Uses};
+use tessera_domain::{Label, PresentedTicket, StandaloneTicket, StandaloneToken, Ttl, Uses};
 use utoipa::ToSchema;
 
-use super::common::{payload, RawJson};
+use super::common::{payload, send_secret, RawJson};
 use crate::error::ApiError;
 use crate::time;
 
@@ -57,14 +57,17 @@ impl TryFrom<CreateStandaloneRequest> for NewStandalone {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CreatedStandaloneResponse {
     /// The opaque ticket: a secret, shown this once.
-    pub ticket: String,
+    #[serde(serialize_with = "send_secret")]
+    #[schema(value_type = String)]
+    pub ticket: StandaloneToken,
 }
 
 /// `POST /v1/tickets/use` and `POST /v1/tickets/delete`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct StandaloneTicketRequest {
-    pub ticket: String,
+    #[schema(value_type = String)]
+    pub ticket: PresentedTicket,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -78,7 +81,7 @@ pub struct UsedStandaloneResponse {
 impl From<StandaloneUse> for UsedStandaloneResponse {
     fn from(used: StandaloneUse) -> Self {
         Self {
-            uses: used.uses_left,
+            uses: used.uses_left.count(),
             payload: RawJson(used.payload),
         }
     }

@@ -1,11 +1,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tessera_app::ports::TicketView;
+use tessera_app::model::TicketView;
 use tessera_app::usecases::{BatchRequest, IssueRequest, IssuedTicket};
-use tessera_domain::{effective_limit, BatchSize, Email, RedemptionLimit, Subject, TicketState};
+use tessera_domain::{
+    effective_limit, BatchSize, Code, Email, RedemptionLimit, SignedCode, Subject, TicketLink,
+    TicketState,
+};
 use utoipa::ToSchema;
 
-use super::common::payload;
+use super::common::{payload, send_optional_secret, send_secret};
 use crate::error::ApiError;
 use crate::time;
 
@@ -82,18 +85,25 @@ impl TryFrom<IssueBatchRequest> for BatchRequest {
 pub struct IssuedTicketResponse {
     pub ticket_id: String,
     pub program_id: String,
-    pub code: String,
+    /// The code: a secret, shown this once.
+    #[serde(serialize_with = "send_secret")]
+    #[schema(value_type = String)]
+    pub code: Code,
     pub email: Option<String>,
     pub subject: Option<String>,
     /// The effective limit: min(the ticket's, the program's).
     pub max_redemptions: u32,
     /// `urlPrefix` + link token, when the program has a `urlPrefix`.
-    pub link: Option<String>,
+    #[serde(serialize_with = "send_optional_secret")]
+    #[schema(value_type = Option<String>)]
+    pub link: Option<TicketLink>,
     /// With `signed: true`: the code, `.`, and the unpadded base64url Ed25519
     /// signature (by a key of `/.well-known/jwks.json`) of the UTF-8 bytes
     /// `tessera-code-v1:<programId>:<code>`; accepted wherever a code is. `null`
     /// otherwise.
-    pub signed_code: Option<String>,
+    #[serde(serialize_with = "send_optional_secret")]
+    #[schema(value_type = Option<String>)]
+    pub signed_code: Option<SignedCode>,
 }
 
 impl From<&IssuedTicket> for IssuedTicketResponse {
@@ -101,7 +111,7 @@ impl From<&IssuedTicket> for IssuedTicketResponse {
         Self {
             ticket_id: issued.ticket_id.to_string(),
             program_id: issued.program_id.to_string(),
-            code: issued.code.expose().to_owned(),
+            code: issued.code.clone(),
             email: issued.email.as_ref().map(|email| email.as_str().to_owned()),
             subject: issued.subject.as_ref().map(|s| s.as_str().to_owned()),
             max_redemptions: issued.max_redemptions,

@@ -34,9 +34,7 @@ pub(crate) async fn create_standalone(
 ) -> Result<HttpResponse, ApiError> {
     let new = NewStandalone::try_from(body.into_inner()?)?;
     let token = run(move || state.standalone.create_standalone(&caller.0, new)).await?;
-    let body = CreatedStandaloneResponse {
-        ticket: token.expose().to_owned(),
-    };
+    let body = CreatedStandaloneResponse { ticket: token };
     Ok(json(StatusCode::CREATED, &body))
 }
 

@@ -1,5 +1,5 @@
 use actix_web::test::TestRequest;
-use tessera_app::ports::{ApiKey, Tenant};
+use tessera_app::model::{ApiKey, Tenant};
 use tessera_app::usecases::{CreatedKey, CreatedTenant};
 use tessera_app::AppError;
 use tessera_domain::{ApiKeyId, ApiKeySecret, Label, Role, TenantName};
@@ -33,7 +33,7 @@ fn created_tenant() -> CreatedTenant {
 
 fn with_operator(mut mocks: Mocks) -> Mocks {
     mocks.settings = HttpSettings {
-        operator_token: Some("op-secret".to_owned()),
+        operator_token: Some(tessera_domain::OperatorToken::new("op-secret")),
         ..HttpSettings::default()
     };
     mocks
@@ -42,7 +42,7 @@ fn with_operator(mut mocks: Mocks) -> Mocks {
 #[actix_web::test]
 async fn tenant_creation_needs_the_operator_token() {
     let created = created_tenant();
-    let secret = created.admin_key.secret.expose().to_owned();
+    let secret = created.admin_key.secret.expose_secret().to_owned();
     let mut mocks = with_operator(Mocks::bare());
     let answer = created.clone();
     mocks

@@ -4,6 +4,7 @@
 
 mod access;
 mod errors;
+mod event_types;
 mod logging;
 mod ops;
 mod programs;

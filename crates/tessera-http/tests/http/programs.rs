@@ -1,5 +1,5 @@
 use actix_web::test::TestRequest;
-use tessera_app::ports::Page;
+use tessera_app::model::Page;
 use tessera_domain::{
     Alphabet, GroupAddresses, MaxTickets, NtpClass, ProgramChanges, RedemptionLimit, TicketLength,
 };

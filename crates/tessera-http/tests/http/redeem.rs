@@ -1,6 +1,6 @@
 use std::net::{IpAddr, SocketAddr};
 
-use tessera_app::ports::AccessToken;
+use tessera_app::model::{AccessToken, Grant};
 use tessera_app::usecases::Redemption;
 use tessera_app::AppError;
 use tessera_domain::{Payload, RedemptionFailure, Role};
@@ -9,16 +9,16 @@ use crate::support::*;
 
 fn redemption() -> Redemption {
     Redemption {
-        object_id: "iq__3ax1".to_owned(),
-        program_id: program_id(),
-        ticket_id: ticket_id(),
-        remaining: 99,
-        group_addresses: vec!["0x96bb".to_owned()],
-        payload: Some(Payload::from_json_text(r#"{"seat":"A1"}"#.to_owned()).unwrap()),
-        access_token: AccessToken {
-            token: "eyJhbGciOiJFZERTQSJ9.e30.c2ln".to_owned(),
-            expires_in_seconds: 3600,
+        grant: Grant {
+            tenant_id: tenant(),
+            program_id: program_id(),
+            ticket_id: ticket_id(),
+            remaining: 99,
+            object_id: "iq__3ax1".to_owned(),
+            group_addresses: vec!["0x96bb".to_owned()],
+            payload: Some(Payload::from_json_text(r#"{"seat":"A1"}"#.to_owned()).unwrap()),
         },
+        access_token: AccessToken::new("eyJhbGciOiJFZERTQSJ9.e30.c2ln".to_owned(), 3600),
     }
 }
 
@@ -31,7 +31,7 @@ fn expecting_program(tenant_named: bool) -> Mocks {
             caller.is_none()
                 && request.program_id == Some(program_id())
                 && request.tenant_id.is_some() == tenant_named
-                && request.code == "ABC123"
+                && request.code.expose_secret() == "ABC123"
         })
         .times(1)
         .returning(|_, _| Ok(redemption()));
@@ -148,7 +148,7 @@ async fn a_malformed_program_or_tenant_id_reaches_the_use_case_as_no_program() {
             .withf(|_, request| {
                 request.program_id.is_none()
                     && request.tenant_id.is_none()
-                    && request.code == "ABC123"
+                    && request.code.expose_secret() == "ABC123"
             })
             .times(1)
             .returning(|_, _| Err(AppError::InvalidCode));
@@ -215,7 +215,7 @@ async fn a_signed_code_is_passed_as_presented() {
     mocks
         .redeem
         .expect_redeem()
-        .withf(move |_, request| request.code == signed)
+        .withf(move |_, request| request.code.expose_secret() == signed)
         .times(1)
         .returning(|_, _| Ok(redemption()));
     let body = format!(r#"{{"code":"{signed}","programId":"{PROGRAM_ID}"}}"#);

@@ -1,4 +1,4 @@
-use tessera_app::ports::{Page, StandaloneUse};
+use tessera_app::model::{Page, StandaloneUse, UsesLeft};
 use tessera_app::usecases::DeleteOutcome;
 use tessera_app::AppError;
 use tessera_domain::{
@@ -10,7 +10,7 @@ use crate::support::*;
 #[actix_web::test]
 async fn creating_a_standalone_ticket_applies_the_defaults() {
     let token = StandaloneToken::generate();
-    let secret = token.expose().to_owned();
+    let secret = token.expose_secret().to_owned();
     let mut mocks = Mocks::new();
     mocks
         .standalone
@@ -77,11 +77,11 @@ async fn using_a_ticket_returns_uses_left_and_payload() {
     mocks
         .standalone
         .expect_use_standalone()
-        .withf(|_, presented| presented == "the-ticket")
+        .withf(|_, presented| presented.expose_secret() == "the-ticket")
         .times(1)
         .returning(|_, _| {
             Ok(StandaloneUse {
-                uses_left: None,
+                uses_left: UsesLeft::Unlimited,
                 payload: Some(Payload::from_json_text(r#"{"a":1}"#.to_owned()).unwrap()),
             })
         });

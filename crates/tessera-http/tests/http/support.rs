@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{test, App};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
-use tessera_app::ports::TicketView;
+use tessera_app::model::TicketView;
 use tessera_app::usecases::{
     MockAccessUseCases, MockHealthUseCases, MockProgramUseCases, MockRedeemUseCases,
     MockStandaloneUseCases, MockTicketUseCases, Principal,
@@ -66,7 +66,7 @@ impl Mocks {
         mocks
             .access
             .expect_authenticate()
-            .returning(|key| match key {
+            .returning(|key| match key.expose_secret() {
                 ADMIN_KEY => Ok(principal(Role::Admin)),
                 ISSUER_KEY => Ok(principal(Role::Issuer)),
                 REDEEMER_KEY => Ok(principal(Role::Redeemer)),

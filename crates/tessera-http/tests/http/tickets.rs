@@ -1,9 +1,14 @@
-use tessera_app::ports::Page;
+use tessera_app::model::Page;
 use tessera_app::usecases::{IssuedCode, IssuedTicket};
 use tessera_app::AppError;
-use tessera_domain::{Alphabet, Code, CodeInput, Email, TicketId, TicketLength, TicketState};
+use tessera_domain::{
+    Alphabet, Code, CodeInput, Email, LinkToken, SignedCode, TicketId, TicketLength, TicketLink,
+    TicketState, UrlPrefix,
+};
 
 use crate::support::*;
+
+const LINK_TOKEN: &str = "abcdefghijkmnopqrstuvwxyz1234567";
 
 fn issued(email: Option<&str>) -> IssuedTicket {
     IssuedTicket {
@@ -13,7 +18,10 @@ fn issued(email: Option<&str>) -> IssuedTicket {
         email: email.map(|e| Email::parse(e).unwrap()),
         subject: None,
         max_redemptions: 3,
-        link: Some("https://t.example/r/abc".to_owned()),
+        link: Some(TicketLink::join(
+            &UrlPrefix::try_from("https://t.example/r/".to_owned()).unwrap(),
+            &LinkToken::parse(LINK_TOKEN).unwrap(),
+        )),
         signed_code: None,
     }
 }
@@ -25,7 +33,7 @@ fn issue_path() -> String {
 #[actix_web::test]
 async fn issuing_answers_201_with_the_code_once() {
     let answer = issued(Some("ann@example.com"));
-    let code = answer.code.expose().to_owned();
+    let code = answer.code.expose_secret().to_owned();
     let mut mocks = Mocks::new();
     mocks
         .tickets
@@ -51,7 +59,7 @@ async fn issuing_answers_201_with_the_code_once() {
             "email": "ann@example.com",
             "subject": null,
             "maxRedemptions": 3,
-            "link": "https://t.example/r/abc",
+            "link": format!("https://t.example/r/{LINK_TOKEN}"),
             "signedCode": null,
         })
     );
@@ -275,8 +283,8 @@ async fn issuing_maps_the_use_case_conflicts() {
 #[actix_web::test]
 async fn signed_issuance_returns_the_signed_code() {
     let mut answer = issued(None);
-    let signed_code = format!("{}.c2lnbmF0dXJl", answer.code.expose());
-    answer.signed_code = Some(signed_code.clone());
+    let signed_code = format!("{}.c2lnbmF0dXJl", answer.code.expose_secret());
+    answer.signed_code = Some(SignedCode::join(&answer.code, "c2lnbmF0dXJl"));
     let mut mocks = Mocks::new();
     mocks
         .tickets

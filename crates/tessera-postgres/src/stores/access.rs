@@ -1,6 +1,7 @@
 use diesel::sql_types::{Bytea, Text, Timestamptz};
 use diesel::{sql_query, OptionalExtension, RunQueryDsl};
-use tessera_app::ports::{AccessStore, ApiKey, SecretHash, StoreError, StoreResult, Tenant};
+use tessera_app::model::{ApiKey, SecretHash, Tenant};
+use tessera_app::ports::{AccessStore, StoreError, StoreResult};
 use tessera_domain::{ApiKeyId, TenantId};
 
 use crate::error::Outcome;

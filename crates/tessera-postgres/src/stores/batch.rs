@@ -14,8 +14,9 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel::{sql_query, OptionalExtension, PgConnection, QueryableByName, RunQueryDsl};
 use serde_json::json;
-use tessera_app::ports::{NewTicket, StoreError};
-use tessera_domain::{Program, ProgramId, TenantId};
+use tessera_app::model::NewTicket;
+use tessera_app::ports::StoreError;
+use tessera_domain::{EventType, Program, ProgramId, TenantId};
 
 use super::programs::find as find_program;
 use crate::error::Outcome;
@@ -88,7 +89,7 @@ pub(crate) fn record_batch(
         conn,
         Event {
             tenant,
-            kind: "ticket.batch_issued",
+            kind: EventType::TicketBatchIssued,
             at: now,
             program: Some(program),
             ticket: None,

@@ -2,8 +2,9 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, SmallInt, Text, Timestamptz};
 use diesel::{sql_query, OptionalExtension, PgConnection, RunQueryDsl};
 use serde_json::json;
-use tessera_app::ports::{Page, ProgramStore, StoreError, StoreResult};
-use tessera_domain::{PageRequest, Program, ProgramId, TenantId};
+use tessera_app::model::Page;
+use tessera_app::ports::{ProgramStore, StoreError, StoreResult};
+use tessera_domain::{EventType, PageRequest, Program, ProgramId, TenantId};
 
 use super::limit_offset;
 use crate::error::Outcome;
@@ -80,7 +81,7 @@ impl ProgramStore for PgStore {
                 conn,
                 Event {
                     tenant: &program.tenant_id,
-                    kind: "program.created",
+                    kind: EventType::ProgramCreated,
                     at: program.created_at,
                     program: Some(&program.id),
                     ticket: None,
@@ -131,7 +132,7 @@ impl ProgramStore for PgStore {
         })
     }
 
-    fn update(&self, updated: &Program, event_type: &'static str) -> StoreResult<Program> {
+    fn update(&self, updated: &Program, event_type: EventType) -> StoreResult<Program> {
         self.in_transaction(|conn| {
             let stored = sql_query(
                 "UPDATE programs SET name = $3, max_tickets = $4, max_redemptions = $5, \
@@ -189,7 +190,7 @@ impl ProgramStore for PgStore {
                 conn,
                 Event {
                     tenant,
-                    kind: "program.deleted",
+                    kind: EventType::ProgramDeleted,
                     at: now,
                     program: Some(id),
                     ticket: None,

@@ -1,11 +1,11 @@
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel::{sql_query, OptionalExtension, PgConnection, RunQueryDsl};
 use serde_json::json;
-use tessera_app::ports::{
-    Redeemed, RedemptionAttempt, RedemptionStore, StoreError, StoreResult, TicketView,
-};
+use tessera_app::model::{Grant, RedemptionAttempt, TicketView};
+use tessera_app::ports::{RedemptionStore, StoreError, StoreResult};
 use tessera_domain::{
-    EventId, Payload, RedemptionFailure, TicketId, TicketState, EMAIL_MISMATCHES_BEFORE_LOCK,
+    EventId, EventType, Payload, RedemptionFailure, TicketId, TicketState,
+    EMAIL_MISMATCHES_BEFORE_LOCK,
 };
 
 use super::programs::find as find_program;
@@ -38,10 +38,14 @@ diesel::define_sql_function! {
 /// What `tessera_redeem` returns: ticket id, payload, object id, groups, remaining.
 type RedeemedRow = (String, Option<String>, String, Vec<String>, i64);
 
-fn into_redeemed(
+/// The grant, built once from the statement's row and the attempt it answers.
+fn into_grant(
+    attempt: &RedemptionAttempt,
     (ticket_id, payload, object_id, group_addresses, remaining): RedeemedRow,
-) -> Outcome<Redeemed> {
-    Ok(Redeemed {
+) -> Outcome<Grant> {
+    Ok(Grant {
+        tenant_id: attempt.tenant_id.clone(),
+        program_id: attempt.program_id.clone(),
         ticket_id: TicketId::parse(&ticket_id).map_err(|e| corrupt("ticket", e))?,
         remaining: u32::try_from(remaining).map_err(|e| corrupt("ticket", e))?,
         object_id,
@@ -53,7 +57,7 @@ fn into_redeemed(
     })
 }
 
-fn try_redeem(conn: &mut PgConnection, attempt: &RedemptionAttempt) -> Outcome<Option<Redeemed>> {
+fn try_redeem(conn: &mut PgConnection, attempt: &RedemptionAttempt) -> Outcome<Option<Grant>> {
     diesel::select(tessera_redeem(
         attempt.tenant_id.as_str(),
         &attempt.code_hash.0[..],
@@ -65,7 +69,7 @@ fn try_redeem(conn: &mut PgConnection, attempt: &RedemptionAttempt) -> Outcome<O
     ))
     .get_result::<RedeemedRow>(conn)
     .optional()?
-    .map(into_redeemed)
+    .map(|row| into_grant(attempt, row))
     .transpose()
 }
 
@@ -130,7 +134,7 @@ fn count_email_mismatch(
             conn,
             Event {
                 tenant: &attempt.tenant_id,
-                kind: "ticket.locked",
+                kind: EventType::TicketLocked,
                 at: attempt.now,
                 program: Some(&attempt.program_id),
                 ticket: Some(ticket),
@@ -151,7 +155,7 @@ fn record_failure(
         conn,
         Event {
             tenant: &attempt.tenant_id,
-            kind: "ticket.redemption_failed",
+            kind: EventType::TicketRedemptionFailed,
             at: attempt.now,
             program: Some(&attempt.program_id),
             ticket,
@@ -169,7 +173,7 @@ const CLASSIFY_ROUNDS: usize = 3;
 fn classify(
     conn: &mut PgConnection,
     attempt: &RedemptionAttempt,
-) -> Outcome<Result<Redeemed, RedemptionFailure>> {
+) -> Outcome<Result<Grant, RedemptionFailure>> {
     for _ in 0..CLASSIFY_ROUNDS {
         let program = find_program(conn, &attempt.tenant_id, &attempt.program_id)?;
         let view = find_ticket(conn, attempt)?;
@@ -208,10 +212,7 @@ fn classify(
 }
 
 impl RedemptionStore for PgStore {
-    fn redeem(
-        &self,
-        attempt: &RedemptionAttempt,
-    ) -> StoreResult<Result<Redeemed, RedemptionFailure>> {
+    fn redeem(&self, attempt: &RedemptionAttempt) -> StoreResult<Result<Grant, RedemptionFailure>> {
         self.with_conn(|conn| {
             // The hot path: one statement, committed on its own.
             if let Some(redeemed) = try_redeem(conn, attempt)? {

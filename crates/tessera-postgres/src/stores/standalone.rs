@@ -1,9 +1,8 @@
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel::{sql_query, OptionalExtension, PgConnection, QueryableByName, RunQueryDsl};
-use tessera_app::ports::{
-    Page, SecretHash, StandaloneStore, StandaloneUse, StoreError, StoreResult,
-};
+use tessera_app::model::{Page, SecretHash, StandaloneDeletion, StandaloneUse, UsesLeft};
+use tessera_app::ports::{StandaloneStore, StoreError, StoreResult};
 use tessera_domain::{PageRequest, StandaloneTicket, TenantId};
 
 use super::limit_offset;
@@ -148,7 +147,7 @@ impl StandaloneStore for PgStore {
                 adjust_counter(conn, tenant, -1)?;
             }
             Ok(Some(StandaloneUse {
-                uses_left,
+                uses_left: uses_left.map_or(UsesLeft::Unlimited, UsesLeft::Left),
                 payload: used.into_payload()?,
             }))
         })
@@ -159,7 +158,7 @@ impl StandaloneStore for PgStore {
         tenant: &TenantId,
         token_hash: SecretHash,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<Option<u32>>> {
+    ) -> StoreResult<StandaloneDeletion> {
         self.in_transaction(|conn| {
             // An expired ticket is removed too (it only holds a place), but it was
             // not live, so it is reported as absent.
@@ -172,11 +171,11 @@ impl StandaloneStore for PgStore {
             .get_result::<Removed>(conn)
             .optional()?;
             let Some(removed) = removed else {
-                return Ok(None);
+                return Ok(StandaloneDeletion::NothingLive);
             };
             adjust_counter(conn, tenant, -1)?;
             if removed.expires_at.is_some_and(|at| at <= now) {
-                return Ok(None);
+                return Ok(StandaloneDeletion::NothingLive);
             }
             let uses_left = removed
                 .uses_left
@@ -184,7 +183,9 @@ impl StandaloneStore for PgStore {
                     u32::try_from(left).map_err(|e| crate::error::corrupt("standalone ticket", e))
                 })
                 .transpose()?;
-            Ok(Some(uses_left))
+            Ok(StandaloneDeletion::Deleted(
+                uses_left.map_or(UsesLeft::Unlimited, UsesLeft::Left),
+            ))
         })
     }
 

@@ -2,8 +2,11 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bool, Bytea, Nullable, Text, Timestamptz};
 use diesel::{sql_query, OptionalExtension, PgConnection, QueryableByName, RunQueryDsl};
 use serde_json::json;
-use tessera_app::ports::{NewTicket, Page, StoreError, StoreResult, TicketStore, TicketView};
-use tessera_domain::{PageRequest, Program, ProgramId, TenantId, Ticket, TicketId, TicketState};
+use tessera_app::model::{NewTicket, Page, TicketView};
+use tessera_app::ports::{StoreError, StoreResult, TicketStore};
+use tessera_domain::{
+    EventType, PageRequest, Program, ProgramId, TenantId, Ticket, TicketId, TicketState,
+};
 
 use super::programs::find as find_program;
 use super::{batch, limit_offset};
@@ -78,7 +81,7 @@ fn insert_ticket(conn: &mut PgConnection, new: &NewTicket, exclusive: bool) -> O
 fn issued_event(ticket: &Ticket, now: DateTime<Utc>) -> Event<'_> {
     Event {
         tenant: &ticket.tenant_id,
-        kind: "ticket.issued",
+        kind: EventType::TicketIssued,
         at: now,
         program: Some(&ticket.program_id),
         ticket: Some(&ticket.id),
@@ -210,7 +213,7 @@ impl TicketStore for PgStore {
                 conn,
                 Event {
                     tenant,
-                    kind: "ticket.state_changed",
+                    kind: EventType::TicketUpdated,
                     at: now,
                     program: Some(&view.ticket.program_id),
                     ticket: Some(id),
@@ -250,7 +253,7 @@ impl TicketStore for PgStore {
                 conn,
                 Event {
                     tenant,
-                    kind: "ticket.revoked",
+                    kind: EventType::TicketRevoked,
                     at: now,
                     program: Some(&program),
                     ticket: Some(id),

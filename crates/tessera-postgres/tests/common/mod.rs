@@ -6,10 +6,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use diesel::sql_types::{BigInt, Text};
 use diesel::{sql_query, QueryableByName, RunQueryDsl};
 use sha2::{Digest, Sha256};
-use tessera_app::ports::{
-    AccessStore, ApiKey, NewTicket, ProgramStore, RedemptionAttempt, SecretHash, Tenant,
-    TicketStore,
-};
+use tessera_app::model::{ApiKey, NewTicket, RedemptionAttempt, SecretHash, Tenant};
+use tessera_app::ports::{AccessStore, ProgramStore, TicketStore};
 use tessera_domain::{
     Alphabet, ApiKeyId, Email, GroupAddresses, Label, MaxTickets, NewProgram, NtpClass, ObjectId,
     Payload, Program, ProgramId, RedemptionLimit, Role, Subject, TenantId, TenantName, Ticket,

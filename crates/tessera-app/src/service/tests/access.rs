@@ -1,7 +1,8 @@
 use mockall::predicate::eq;
-use tessera_domain::{ApiKeyId, Label, Role, TenantName};
+use tessera_domain::{ApiKeyId, Label, PresentedApiKey, Role, TenantName};
 
-use crate::ports::{ApiKey, SecretHash, StoreError};
+use crate::model::{ApiKey, SecretHash};
+use crate::ports::StoreError;
 use crate::service::test_support::*;
 use crate::service::SECRET_ATTEMPTS;
 use crate::usecases::{AccessUseCases, Principal};
@@ -31,7 +32,9 @@ fn authenticate_finds_the_key_by_the_hash_of_the_presented_secret() {
         .with(eq(api_key_hash_of("tsk_presented")))
         .times(1)
         .returning(move |_| Ok(Some(found.clone())));
-    let principal = h.build().authenticate("tsk_presented");
+    let principal = h
+        .build()
+        .authenticate(&PresentedApiKey::new("tsk_presented"));
     assert_eq!(
         principal,
         Ok(Principal {
@@ -50,7 +53,7 @@ fn authenticate_refuses_an_unknown_key_as_unauthorized() {
         .times(1)
         .returning(|_| Ok(None));
     assert_eq!(
-        h.build().authenticate("tsk_unknown"),
+        h.build().authenticate(&PresentedApiKey::new("tsk_unknown")),
         Err(AppError::Unauthorized)
     );
 }
@@ -61,7 +64,10 @@ fn authenticate_reports_an_unreachable_database_as_unavailable() {
     h.access
         .expect_find_api_key()
         .returning(|_| Err(StoreError::Unavailable("down".to_owned())));
-    assert_eq!(h.build().authenticate("tsk_x"), Err(AppError::Unavailable));
+    assert_eq!(
+        h.build().authenticate(&PresentedApiKey::new("tsk_x")),
+        Err(AppError::Unavailable)
+    );
 }
 
 #[test]
@@ -87,10 +93,10 @@ fn create_tenant_stores_an_admin_key_whose_secret_hashes_to_the_stored_hash() {
     assert_eq!(stored_key.role, Role::Admin);
     assert_eq!(stored_key.tenant_id, created.tenant.id);
     assert_eq!(stored_key.name.as_str(), "admin");
-    assert!(created.admin_key.secret.expose().starts_with("tsk_"));
+    assert!(created.admin_key.secret.expose_secret().starts_with("tsk_"));
     assert_eq!(
         stored_hash,
-        api_key_hash_of(created.admin_key.secret.expose())
+        api_key_hash_of(created.admin_key.secret.expose_secret())
     );
 }
 
@@ -119,7 +125,10 @@ fn create_tenant_retries_a_colliding_secret_with_a_fresh_one() {
 
     let [collided, stored]: [SecretHash; 2] = hashes.all().try_into().expect("two calls");
     assert_ne!(collided, stored, "the retry must draw a new secret");
-    assert_eq!(stored, api_key_hash_of(created.admin_key.secret.expose()));
+    assert_eq!(
+        stored,
+        api_key_hash_of(created.admin_key.secret.expose_secret())
+    );
 }
 
 #[test]
@@ -170,7 +179,7 @@ fn an_admin_creates_an_api_key_in_its_own_tenant() {
     assert_eq!(stored_key.role, Role::Redeemer);
     assert_eq!(stored_key.name, label("ci"));
     assert_eq!(stored_key.created_at, now());
-    assert_eq!(stored_hash, api_key_hash_of(created.secret.expose()));
+    assert_eq!(stored_hash, api_key_hash_of(created.secret.expose_secret()));
 }
 
 #[test]
@@ -199,7 +208,7 @@ fn create_api_key_retries_a_colliding_secret_with_a_fresh_one() {
         .expect("created on retry");
     let [collided, stored]: [SecretHash; 2] = hashes.all().try_into().expect("two calls");
     assert_ne!(collided, stored);
-    assert_eq!(stored, api_key_hash_of(created.secret.expose()));
+    assert_eq!(stored, api_key_hash_of(created.secret.expose_secret()));
 }
 
 #[test]

@@ -9,7 +9,8 @@ use tessera_domain::{
     BatchSize, Payload, Program, RedemptionLimit, Role, TenantId, TicketId, TicketState,
 };
 
-use crate::ports::{NewTicket, SecretHash, StoreError};
+use crate::model::{NewTicket, SecretHash};
+use crate::ports::StoreError;
 use crate::service::batch::BATCH_CHUNK;
 use crate::service::test_support::*;
 use crate::service::SECRET_ATTEMPTS;
@@ -153,7 +154,7 @@ fn assert_delivered_codes_match_what_was_inserted(log: &Recorder<Step>) {
     for issued in delivered(log).into_iter().flatten() {
         assert_eq!(
             hashes.get(&issued.ticket_id),
-            Some(&code_hash_of(&tenant(), issued.code.expose())),
+            Some(&code_hash_of(&tenant(), issued.code.expose_secret())),
             "{}",
             issued.ticket_id
         );

@@ -1,11 +1,12 @@
 use chrono::Duration;
 use mockall::predicate::eq;
 use tessera_domain::{
-    Alphabet, MaxTickets, PageRequest, Program, ProgramChanges, ProgramId, ProgramState,
-    RedemptionFailure, RedemptionLimit, Role, TicketLength,
+    Alphabet, EventType, MaxTickets, PageRequest, PresentedCode, Program, ProgramChanges,
+    ProgramId, ProgramState, RedemptionFailure, RedemptionLimit, Role, TicketLength,
 };
 
-use crate::ports::{Page, StoreError};
+use crate::model::Page;
+use crate::ports::StoreError;
 use crate::service::test_support::*;
 use crate::service::UPDATE_ATTEMPTS;
 use crate::usecases::{ProgramUseCases, RedeemRequest, RedeemUseCases};
@@ -154,7 +155,7 @@ fn update_with_a_matching_if_match_writes_the_next_version() {
             updated.version == expected_version
                 && updated.max_redemptions.get() == 5
                 && updated.updated_at == now()
-                && event == "program.updated"
+                && *event == EventType::ProgramUpdated
         })
         .times(1)
         .returning(|updated, _| Ok(updated.clone()));
@@ -325,7 +326,7 @@ fn setting_end_time_reactivates_a_suspended_program() {
             updated.state == ProgramState::Active
                 && updated.window.end() == new_end
                 && updated.version == 3
-                && event == "program.updated"
+                && *event == EventType::ProgramUpdated
         })
         .times(1)
         .returning(|updated, _| Ok(updated.clone()));
@@ -384,7 +385,7 @@ fn suspend_writes_a_suspended_program_with_the_program_suspended_event() {
         .withf(move |updated, event| {
             updated.state == ProgramState::Suspended
                 && updated.version == expected_version
-                && event == "program.suspended"
+                && *event == EventType::ProgramSuspended
         })
         .times(1)
         .returning(|updated, _| Ok(updated.clone()));
@@ -467,7 +468,7 @@ fn a_deleted_program_is_forgotten_by_the_redemption_cache() {
             RedeemRequest {
                 program_id: Some(id.clone()),
                 tenant_id: None,
-                code: "aB3dE6".to_owned(),
+                code: PresentedCode::new("aB3dE6"),
                 email: None,
                 client: None,
             },

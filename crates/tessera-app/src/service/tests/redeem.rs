@@ -1,11 +1,11 @@
 use mockall::predicate::eq;
 use tessera_domain::{
-    Alphabet, Payload, Program, ProgramId, RedemptionFailure, Role, TicketId, TicketLength,
+    Alphabet, Payload, PresentedCode, Program, ProgramId, RedemptionFailure, Role, TicketId,
+    TicketLength,
 };
 
-use crate::ports::{
-    AccessClaims, AccessToken, MockTokenSigner, Redeemed, RedemptionAttempt, StoreError,
-};
+use crate::model::{AccessToken, Grant, RedemptionAttempt};
+use crate::ports::{MockTokenSigner, StoreError};
 use crate::service::test_support::*;
 use crate::usecases::{Principal, RedeemRequest, RedeemUseCases, Redemption};
 use crate::AppError;
@@ -28,7 +28,7 @@ pub(super) fn request(program: &Program, code: &str) -> RedeemRequest {
     RedeemRequest {
         program_id: Some(program.id.clone()),
         tenant_id: None,
-        code: code.to_owned(),
+        code: PresentedCode::new(code),
         email: None,
         client: None,
     }
@@ -54,8 +54,10 @@ pub(super) fn fail_with(h: &mut Harness, reason: RedemptionFailure) -> Recorder<
     seen
 }
 
-fn redeemed() -> Redeemed {
-    Redeemed {
+fn redeemed(program: &Program) -> Grant {
+    Grant {
+        tenant_id: program.tenant_id.clone(),
+        program_id: program.id.clone(),
         ticket_id: TicketId::generate(),
         remaining: 99,
         object_id: "iq__3ax1".to_owned(),
@@ -68,7 +70,7 @@ fn redeemed() -> Redeemed {
 pub(super) fn succeed(h: &mut Harness) -> Recorder<RedemptionAttempt> {
     let seen = Recorder::new();
     let record = seen.clone();
-    let granted = redeemed();
+    let granted = redeemed(&program());
     h.redemptions.expect_redeem().returning(move |attempt| {
         record.record(attempt.clone());
         Ok(Ok(granted.clone()))
@@ -94,7 +96,7 @@ fn an_unknown_program_is_an_invalid_code_for_every_caller() {
         let unknown = RedeemRequest {
             program_id: Some(ProgramId::generate()),
             tenant_id: None,
-            code: CODE.to_owned(),
+            code: PresentedCode::new(CODE),
             email: None,
             client: None,
         };
@@ -308,7 +310,7 @@ fn program_facts_are_located_once_for_many_redemptions() {
 #[test]
 fn a_success_tells_what_the_ticket_grants() {
     let program = program();
-    let granted = redeemed();
+    let granted = redeemed(&program);
     let mut h = Harness::new();
     expect_locate(&mut h, &program);
     let returned = granted.clone();
@@ -319,12 +321,7 @@ fn a_success_tells_what_the_ticket_grants() {
     assert_eq!(
         h.build().redeem(Some(redeemer()), request(&program, CODE)),
         Ok(Redemption {
-            object_id: granted.object_id,
-            program_id: program.id.clone(),
-            ticket_id: granted.ticket_id,
-            remaining: 99,
-            group_addresses: granted.group_addresses,
-            payload: granted.payload,
+            grant: granted,
             access_token: access_token(),
         })
     );
@@ -370,7 +367,9 @@ fn expect_one_verification(h: &mut Harness, valid: bool) -> Recorder<(ProgramId,
             record.record((program.clone(), code.to_owned(), signature.to_owned()));
             valid
         });
-    h.signer.expect_access_token().returning(|_| access_token());
+    h.signer
+        .expect_access_token()
+        .returning(|_, _| access_token());
     seen
 }
 
@@ -420,7 +419,7 @@ fn a_plain_code_is_never_sent_to_the_signer_for_verification() {
     h.signer
         .expect_access_token()
         .times(1)
-        .returning(|_| access_token());
+        .returning(|_, _| access_token());
     expect_locate(&mut h, &program);
     succeed(&mut h);
     assert!(h.build().redeem(None, request(&program, CODE)).is_ok());
@@ -429,11 +428,8 @@ fn a_plain_code_is_never_sent_to_the_signer_for_verification() {
 #[test]
 fn a_success_hands_out_the_signers_token_for_the_ticket_tenant_program_object_groups_and_now() {
     let program = program_in(other_tenant());
-    let granted = redeemed();
-    let token = AccessToken {
-        token: "a-token-for-this-redemption".to_owned(),
-        expires_in_seconds: 900,
-    };
+    let granted = redeemed(&program);
+    let token = AccessToken::new("a-token-for-this-redemption".to_owned(), 900);
     let mut h = Harness::new();
     expect_locate(&mut h, &program);
     let returned = granted.clone();
@@ -448,8 +444,8 @@ fn a_success_hands_out_the_signers_token_for_the_ticket_tenant_program_object_gr
     h.signer
         .expect_access_token()
         .times(1)
-        .returning(move |seen: &AccessClaims| {
-            record.record(seen.clone());
+        .returning(move |seen: &Grant, issued_at| {
+            record.record((seen.clone(), issued_at));
             handed_out.clone()
         });
     let redemption = h
@@ -457,17 +453,7 @@ fn a_success_hands_out_the_signers_token_for_the_ticket_tenant_program_object_gr
         .redeem(Some(issuer()), request(&program, CODE))
         .expect("redeemed");
 
-    assert_eq!(
-        claims.all(),
-        vec![AccessClaims {
-            ticket_id: granted.ticket_id,
-            tenant_id: other_tenant(),
-            program_id: program.id.clone(),
-            object_id: granted.object_id,
-            group_addresses: granted.group_addresses,
-            issued_at: now(),
-        }]
-    );
+    assert_eq!(claims.all(), vec![(granted.clone(), now())]);
     assert_eq!(redemption.access_token, token);
 }
 

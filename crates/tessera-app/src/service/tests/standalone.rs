@@ -1,11 +1,12 @@
 use chrono::Duration;
 use mockall::predicate::eq;
 use tessera_domain::{
-    Label, PageRequest, Payload, Role, StandaloneTicket, StandaloneTicketId, StandaloneToken, Ttl,
-    Uses,
+    Label, PageRequest, Payload, PresentedTicket, Role, StandaloneTicket, StandaloneTicketId,
+    StandaloneToken, Ttl, Uses,
 };
 
-use crate::ports::{Page, SecretHash, StandaloneUse, StoreError};
+use crate::model::{Page, SecretHash, StandaloneDeletion, StandaloneUse, UsesLeft};
+use crate::ports::StoreError;
 use crate::service::test_support::*;
 use crate::service::{Limits, SECRET_ATTEMPTS};
 use crate::usecases::{DeleteOutcome, NewStandalone, StandaloneUseCases};
@@ -56,7 +57,7 @@ fn create_stores_the_ticket_with_its_expiry_uses_and_the_configured_cap() {
 
     let [(ticket, hash, cap)] = seen.all().try_into().expect("one creation");
     assert_eq!(cap, 7);
-    assert_eq!(hash, standalone_hash_of(&tenant(), token.expose()));
+    assert_eq!(hash, standalone_hash_of(&tenant(), token.expose_secret()));
     assert_eq!(ticket.tenant_id, tenant());
     assert_eq!(ticket.expires_at, Some(now() + Duration::seconds(90)));
     assert_eq!(ticket.uses_left, Some(3));
@@ -65,7 +66,7 @@ fn create_stores_the_ticket_with_its_expiry_uses_and_the_configured_cap() {
     assert_eq!(ticket.name, new.name);
     assert_eq!(ticket.permissions, new.permissions);
     assert_eq!(ticket.created_at, now());
-    assert_eq!(StandaloneToken::parse(token.expose()), Some(token));
+    assert_eq!(StandaloneToken::parse(token.expose_secret()), Some(token));
 }
 
 #[test]
@@ -107,7 +108,7 @@ fn a_colliding_token_is_retried_with_a_fresh_one() {
         .expect("created on retry");
     let [collided, stored]: [SecretHash; 2] = hashes.all().try_into().expect("two attempts");
     assert_ne!(collided, stored);
-    assert_eq!(stored, standalone_hash_of(&tenant(), token.expose()));
+    assert_eq!(stored, standalone_hash_of(&tenant(), token.expose_secret()));
 }
 
 #[test]
@@ -148,7 +149,7 @@ fn redeemers_may_not_create_delete_or_list_standalone_tickets() {
             Err(AppError::Forbidden)
         );
         assert_eq!(
-            app.delete_standalone(&caller, token().expose()),
+            app.delete_standalone(&caller, &PresentedTicket::new(token().expose_secret())),
             Err(AppError::Forbidden)
         );
         assert_eq!(
@@ -162,7 +163,7 @@ fn redeemers_may_not_create_delete_or_list_standalone_tickets() {
 fn use_consumes_by_the_tenant_scoped_hash_of_the_token() {
     let token = token();
     let used = StandaloneUse {
-        uses_left: Some(2),
+        uses_left: UsesLeft::Left(2),
         payload: Some(Payload::from_json_text("{\"door\":3}".to_owned()).expect("payload")),
     };
     for caller in [redeemer(), admin()] {
@@ -172,13 +173,14 @@ fn use_consumes_by_the_tenant_scoped_hash_of_the_token() {
             .expect_use_ticket()
             .with(
                 eq(tenant()),
-                eq(standalone_hash_of(&tenant(), token.expose())),
+                eq(standalone_hash_of(&tenant(), token.expose_secret())),
                 eq(now()),
             )
             .times(1)
             .returning(move |_, _, _| Ok(Some(returned.clone())));
         assert_eq!(
-            h.build().use_standalone(&caller, token.expose()),
+            h.build()
+                .use_standalone(&caller, &PresentedTicket::new(token.expose_secret())),
             Ok(used.clone())
         );
     }
@@ -188,7 +190,7 @@ fn use_consumes_by_the_tenant_scoped_hash_of_the_token() {
 fn using_a_malformed_token_is_not_found_without_a_store_call() {
     for malformed in ["", "short", &"/".repeat(32), &"a".repeat(33)] {
         assert_eq!(
-            untouched().use_standalone(&redeemer(), malformed),
+            untouched().use_standalone(&redeemer(), &PresentedTicket::new(malformed)),
             Err(AppError::NotFound),
             "{malformed:?}"
         );
@@ -203,7 +205,8 @@ fn using_an_unknown_expired_or_used_up_token_is_not_found() {
         .times(1)
         .returning(|_, _, _| Ok(None));
     assert_eq!(
-        h.build().use_standalone(&redeemer(), token().expose()),
+        h.build()
+            .use_standalone(&redeemer(), &PresentedTicket::new(token().expose_secret())),
         Err(AppError::NotFound)
     );
 }
@@ -211,7 +214,7 @@ fn using_an_unknown_expired_or_used_up_token_is_not_found() {
 #[test]
 fn issuers_may_not_use_standalone_tickets() {
     assert_eq!(
-        untouched().use_standalone(&issuer(), token().expose()),
+        untouched().use_standalone(&issuer(), &PresentedTicket::new(token().expose_secret())),
         Err(AppError::Forbidden)
     );
 }
@@ -219,7 +222,7 @@ fn issuers_may_not_use_standalone_tickets() {
 #[test]
 fn deleting_a_malformed_token_deletes_nothing_without_a_store_call() {
     assert_eq!(
-        untouched().delete_standalone(&issuer(), "not a token"),
+        untouched().delete_standalone(&issuer(), &PresentedTicket::new("not a token")),
         Ok(DeleteOutcome {
             uses: None,
             deleted: 0
@@ -232,21 +235,21 @@ fn delete_reports_what_the_store_removed() {
     let token = token();
     for (stored, expected) in [
         (
-            None,
+            StandaloneDeletion::NothingLive,
             DeleteOutcome {
                 uses: None,
                 deleted: 0,
             },
         ),
         (
-            Some(Some(3)),
+            StandaloneDeletion::Deleted(UsesLeft::Left(3)),
             DeleteOutcome {
                 uses: Some(3),
                 deleted: 1,
             },
         ),
         (
-            Some(None),
+            StandaloneDeletion::Deleted(UsesLeft::Unlimited),
             DeleteOutcome {
                 uses: None,
                 deleted: 1,
@@ -258,13 +261,14 @@ fn delete_reports_what_the_store_removed() {
             .expect_delete()
             .with(
                 eq(tenant()),
-                eq(standalone_hash_of(&tenant(), token.expose())),
+                eq(standalone_hash_of(&tenant(), token.expose_secret())),
                 eq(now()),
             )
             .times(1)
             .returning(move |_, _, _| Ok(stored));
         assert_eq!(
-            h.build().delete_standalone(&issuer(), token.expose()),
+            h.build()
+                .delete_standalone(&issuer(), &PresentedTicket::new(token.expose_secret())),
             Ok(expected),
             "{stored:?}"
         );

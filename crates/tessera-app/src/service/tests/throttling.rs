@@ -44,11 +44,14 @@ fn refuse_code_accept_good_code(h: &mut Harness, tenant_id: &tessera_domain::Ten
         .returning(|_| Ok(Err(RedemptionFailure::TicketNotFound)));
     let good = code_hash_of(tenant_id, GOOD_CODE);
     let granted = tessera_domain::TicketId::generate();
+    let tenant_id = tenant_id.clone();
     h.redemptions
         .expect_redeem()
         .withf(move |attempt| attempt.code_hash == good)
         .returning(move |_| {
-            Ok(Ok(crate::ports::Redeemed {
+            Ok(Ok(crate::model::Grant {
+                tenant_id: tenant_id.clone(),
+                program_id: tessera_domain::ProgramId::generate(),
                 ticket_id: granted.clone(),
                 remaining: 1,
                 object_id: "iq__3ax1".to_owned(),

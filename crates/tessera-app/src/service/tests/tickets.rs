@@ -2,10 +2,11 @@ use chrono::Duration;
 use mockall::predicate::eq;
 use tessera_domain::{
     Email, MaxTickets, PageRequest, Payload, Program, ProgramId, ProgramState, RedemptionLimit,
-    Role, Subject, TicketId, TicketLength, TicketState, UrlPrefix,
+    Role, SignedCode, Subject, TicketId, TicketLength, TicketState, UrlPrefix,
 };
 
-use crate::ports::{MockTokenSigner, NewTicket, Page, StoreError, TicketView};
+use crate::model::{NewTicket, Page, TicketView};
+use crate::ports::{MockTokenSigner, StoreError};
 use crate::service::test_support::*;
 use crate::service::{SECRET_ATTEMPTS, UPDATE_ATTEMPTS};
 use crate::usecases::{IssueRequest, TicketUseCases};
@@ -59,7 +60,7 @@ fn an_issuer_issues_a_ticket_whose_code_hashes_to_what_was_stored() {
     let [stored] = seen.all().try_into().expect("one issuance");
     assert_eq!(
         stored.code_hash,
-        code_hash_of(&tenant(), issued.code.expose())
+        code_hash_of(&tenant(), issued.code.expose_secret())
     );
     assert_eq!(stored.link_hash, None);
     assert_eq!(stored.ticket.id, issued.ticket_id);
@@ -75,7 +76,7 @@ fn an_issuer_issues_a_ticket_whose_code_hashes_to_what_was_stored() {
     assert_eq!(issued.program_id, program.id);
     assert_eq!(issued.email, request.email);
     assert_eq!(issued.subject, request.subject);
-    assert_eq!(issued.code.expose().len(), 6);
+    assert_eq!(issued.code.expose_secret().len(), 6);
     assert_eq!(issued.link, None);
     assert_eq!(issued.signed_code, None);
 }
@@ -240,7 +241,7 @@ fn a_colliding_code_is_retried_with_a_new_code() {
     );
     assert_eq!(
         stored.code_hash,
-        code_hash_of(&tenant(), issued.code.expose())
+        code_hash_of(&tenant(), issued.code.expose_secret())
     );
     assert_eq!(issued.ticket_id, stored.ticket.id);
 }
@@ -276,12 +277,13 @@ fn a_program_with_a_url_prefix_gives_each_ticket_a_link_whose_token_hash_is_stor
 
     let link = issued.link.expect("a link");
     let token = link
+        .expose_secret()
         .strip_prefix("https://t.example/r/")
         .expect("the link starts with the prefix");
     assert!(!token.is_empty());
     assert_ne!(
         token,
-        issued.code.expose(),
+        issued.code.expose_secret(),
         "the link token is not the code"
     );
     let [stored] = seen.all().try_into().expect("one issuance");
@@ -325,9 +327,9 @@ fn the_code_never_shows_in_the_debug_output_of_an_issued_ticket() {
         .build()
         .issue_ticket(&issuer(), &program.id, IssueRequest::default())
         .expect("issued");
-    assert_eq!(issued.code.expose().len(), 16);
-    assert!(!format!("{issued:?}").contains(issued.code.expose()));
-    assert!(!format!("{issued:#?}").contains(issued.code.expose()));
+    assert_eq!(issued.code.expose_secret().len(), 16);
+    assert!(!format!("{issued:?}").contains(issued.code.expose_secret()));
+    assert!(!format!("{issued:#?}").contains(issued.code.expose_secret()));
 }
 
 #[test]
@@ -625,7 +627,7 @@ fn expect_one_signature(h: &mut Harness) -> Recorder<(ProgramId, String)> {
         .expect_sign_code()
         .times(1)
         .returning(move |program, code| {
-            record.record((program.clone(), code.expose().to_owned()));
+            record.record((program.clone(), code.expose_secret().to_owned()));
             SIGNATURE.to_owned()
         });
     seen
@@ -652,12 +654,12 @@ fn a_signed_issuance_returns_the_code_and_its_signature_joined_by_a_dot() {
 
     assert_eq!(
         signed.all(),
-        vec![(program.id.clone(), issued.code.expose().to_owned())],
+        vec![(program.id.clone(), issued.code.expose_secret().to_owned())],
         "the program id and the code are signed"
     );
     assert_eq!(
-        issued.signed_code,
-        Some(format!("{}.{SIGNATURE}", issued.code.expose()))
+        issued.signed_code.as_ref().map(SignedCode::expose_secret),
+        Some(format!("{}.{SIGNATURE}", issued.code.expose_secret()).as_str())
     );
 }
 
@@ -698,7 +700,7 @@ fn only_the_code_that_was_stored_is_signed_after_a_collision() {
         vec![code_hash_of(&tenant(), &signed_code)],
         "the signed code is the stored one"
     );
-    assert_eq!(signed_code, issued.code.expose());
+    assert_eq!(signed_code, issued.code.expose_secret());
 }
 
 #[test]

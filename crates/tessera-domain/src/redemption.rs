@@ -1,0 +1,97 @@
+//! The rules of redemption that are not a property of one entity: why an attempt
+//! fails, the effective limit, and when wrong emails lock a ticket.
+//!
+//! The same rules are predicates of the redemption statement in the PostgreSQL
+//! adapter (`tessera-postgres`, `stores/redemption.rs`); `Ticket::check_redeemable`
+//! is the Rust statement of them, used to explain a refusal, and a table-driven
+//! test in `tessera-postgres` pins the two together.
+
+use crate::RedemptionLimit;
+
+/// Consecutive wrong emails after which a ticket locks (until an admin unlocks it).
+pub const EMAIL_MISMATCHES_BEFORE_LOCK: u32 = 5;
+
+/// Why a redemption failed. Public callers only ever learn `invalid_code`; a caller
+/// with a key of the tenant learns the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RedemptionFailure {
+    TicketNotFound,
+    TicketExhausted,
+    TicketRevoked,
+    TicketDisabled,
+    TicketLocked,
+    EmailMismatch,
+    ProgramSuspended,
+    ProgramNotStarted,
+    ProgramEnded,
+}
+
+impl RedemptionFailure {
+    /// The API's error code for this reason.
+    pub fn code(self) -> &'static str {
+        match self {
+            RedemptionFailure::TicketNotFound => "ticket_not_found",
+            RedemptionFailure::TicketExhausted => "ticket_exhausted",
+            RedemptionFailure::TicketRevoked => "ticket_revoked",
+            RedemptionFailure::TicketDisabled => "ticket_disabled",
+            RedemptionFailure::TicketLocked => "ticket_locked",
+            RedemptionFailure::EmailMismatch => "email_mismatch",
+            RedemptionFailure::ProgramSuspended => "program_suspended",
+            RedemptionFailure::ProgramNotStarted => "program_not_started",
+            RedemptionFailure::ProgramEnded => "program_ended",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            RedemptionFailure::TicketNotFound,
+            RedemptionFailure::TicketExhausted,
+            RedemptionFailure::TicketRevoked,
+            RedemptionFailure::TicketDisabled,
+            RedemptionFailure::TicketLocked,
+            RedemptionFailure::EmailMismatch,
+            RedemptionFailure::ProgramSuspended,
+            RedemptionFailure::ProgramNotStarted,
+            RedemptionFailure::ProgramEnded,
+        ]
+        .into_iter()
+        .find(|failure| failure.code() == raw)
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            RedemptionFailure::TicketNotFound => "No ticket of this program has that code.",
+            RedemptionFailure::TicketExhausted => "The ticket has no redemptions left.",
+            RedemptionFailure::TicketRevoked => "The ticket was revoked.",
+            RedemptionFailure::TicketDisabled => "The ticket is disabled.",
+            RedemptionFailure::TicketLocked => "The ticket is locked after repeated wrong emails.",
+            RedemptionFailure::EmailMismatch => "The email does not match the ticket's.",
+            RedemptionFailure::ProgramSuspended => "The program is suspended.",
+            RedemptionFailure::ProgramNotStarted => "The program has not started yet.",
+            RedemptionFailure::ProgramEnded => "The program has ended.",
+        }
+    }
+}
+
+/// A ticket may be redeemed min(its own limit, its program's) times: lowering the
+/// program's limit applies to tickets already issued.
+/// A ticket issued without a limit of its own follows its program's.
+pub fn effective_limit(ticket: Option<RedemptionLimit>, program: RedemptionLimit) -> u32 {
+    ticket.map_or(program.get(), |own| own.get().min(program.get()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_codes_round_trip() {
+        for failure in [
+            RedemptionFailure::TicketLocked,
+            RedemptionFailure::ProgramEnded,
+        ] {
+            assert_eq!(RedemptionFailure::parse(failure.code()), Some(failure));
+        }
+        assert_eq!(RedemptionFailure::parse("nope"), None);
+    }
+}
