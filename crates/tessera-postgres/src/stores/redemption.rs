@@ -24,6 +24,12 @@ diesel::define_sql_function! {
     /// row, so n uses left yield at most n successes. Called through Diesel's query
     /// builder, the call is a cached prepared statement, and PL/pgSQL caches the
     /// plan of the statement inside: nothing is parsed or planned per redemption.
+    ///
+    /// Its predicates are the rules of `Ticket::check_redeemable` (and
+    /// `Program::check_redeemable`), which [`classify`] runs to say why it refused.
+    /// The migration cannot be edited once released, so this is where the two are
+    /// named together; `tests/rules_agree.rs` checks that they agree on every
+    /// combination of program state, window, ticket state, limit and email.
     fn tessera_redeem(
         tenant_id: Text,
         code_hash: Bytea,
@@ -166,6 +172,9 @@ fn record_failure(
 const CLASSIFY_ROUNDS: usize = 3;
 
 /// Why the conditional UPDATE matched nothing, with the failure written down.
+/// The reason is `Ticket::check_redeemable`'s, which must refuse exactly when
+/// `tessera_redeem` does (pinned by `tests/rules_agree.rs`): a rule only the SQL
+/// had would end here in "kept changing" instead of a reason.
 fn classify(
     conn: &mut PgConnection,
     attempt: &RedemptionAttempt,
