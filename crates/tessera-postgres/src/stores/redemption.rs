@@ -1,5 +1,8 @@
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
-use diesel::{sql_query, OptionalExtension, PgConnection, RunQueryDsl};
+use diesel::{
+    sql_query, ExpressionMethods, OptionalExtension, PgConnection, QueryDsl, RunQueryDsl,
+    SelectableHelper,
+};
 use serde_json::json;
 use tessera_app::ports::{
     Redeemed, RedemptionAttempt, RedemptionStore, StoreError, StoreResult, TicketView,
@@ -9,9 +12,11 @@ use tessera_domain::{
 };
 
 use super::programs::find as find_program;
+use super::tickets::ticket_views;
 use crate::error::{corrupt, Outcome};
 use crate::events::{record, Event};
-use crate::models::{TicketRow, TICKET_VIEW_COLUMNS};
+use crate::models::TicketRow;
+use crate::schema::tickets;
 use crate::PgStore;
 
 diesel::define_sql_function! {
@@ -82,18 +87,15 @@ fn find_ticket(
     conn: &mut PgConnection,
     attempt: &RedemptionAttempt,
 ) -> Outcome<Option<TicketView>> {
-    sql_query(format!(
-        "SELECT {TICKET_VIEW_COLUMNS} FROM tickets t \
-         JOIN programs p ON p.tenant_id = t.tenant_id AND p.id = t.program_id \
-         WHERE t.tenant_id = $1 AND t.code_hash = $2 AND t.program_id = $3"
-    ))
-    .bind::<Text, _>(attempt.tenant_id.as_str())
-    .bind::<Bytea, _>(&attempt.code_hash.0[..])
-    .bind::<Text, _>(attempt.program_id.as_str())
-    .get_result::<TicketRow>(conn)
-    .optional()?
-    .map(TicketRow::into_view)
-    .transpose()
+    ticket_views()
+        .filter(tickets::tenant_id.eq(attempt.tenant_id.as_str()))
+        .filter(tickets::code_hash.eq(&attempt.code_hash.0[..]))
+        .filter(tickets::program_id.eq(attempt.program_id.as_str()))
+        .select(TicketRow::as_select())
+        .get_result(conn)
+        .optional()?
+        .map(TicketRow::into_view)
+        .transpose()
 }
 
 #[derive(diesel::QueryableByName)]
@@ -113,6 +115,7 @@ fn count_email_mismatch(
     attempt: &RedemptionAttempt,
     ticket: &TicketId,
 ) -> Outcome<bool> {
+    // Hand-written: one conditional UPDATE counts and locks, exact under concurrency.
     let counted = sql_query(
         "UPDATE tickets SET failed_attempts = failed_attempts + 1, last_failed_at = $3, \
          state = CASE WHEN failed_attempts + 1 >= $4 THEN 'locked' ELSE state END, \
