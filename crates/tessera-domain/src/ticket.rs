@@ -119,6 +119,7 @@ impl Ticket {
     /// Why this ticket cannot be redeemed now with `presented_email`, if it cannot.
     /// The order is the order a person would fix things in: the program first,
     /// then the ticket's state, its uses, and last the email.
+    /// Mirrored by SQL function `tessera_redeem`; tessera-postgres/tests/rules_agree.rs pins both.
     pub fn check_redeemable(
         &self,
         program: &Program,

@@ -2,11 +2,11 @@
 //! of its own transaction, so an event exists iff its change committed.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Jsonb, Nullable, Text, Timestamptz};
-use diesel::{sql_query, PgConnection, RunQueryDsl};
+use diesel::{ExpressionMethods, PgConnection, RunQueryDsl};
 use tessera_domain::{EventId, EventType, ProgramId, TenantId, TicketId};
 
 use crate::error::Outcome;
+use crate::schema::events;
 
 #[derive(Debug)]
 pub(crate) struct Event<'a> {
@@ -19,17 +19,16 @@ pub(crate) struct Event<'a> {
 }
 
 pub(crate) fn record(conn: &mut PgConnection, event: Event<'_>) -> Outcome<()> {
-    sql_query(
-        "INSERT INTO events (tenant_id, id, type, created_at, program_id, ticket_id, data) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind::<Text, _>(event.tenant.as_str())
-    .bind::<Text, _>(EventId::generate().as_str())
-    .bind::<Text, _>(event.kind.as_str())
-    .bind::<Timestamptz, _>(event.at)
-    .bind::<Nullable<Text>, _>(event.program.map(ProgramId::as_str))
-    .bind::<Nullable<Text>, _>(event.ticket.map(TicketId::as_str))
-    .bind::<Jsonb, _>(event.data)
-    .execute(conn)?;
+    diesel::insert_into(events::table)
+        .values((
+            events::tenant_id.eq(event.tenant.as_str()),
+            events::id.eq(EventId::generate().as_str()),
+            events::event_type.eq(event.kind.as_str()),
+            events::created_at.eq(event.at),
+            events::program_id.eq(event.program.map(ProgramId::as_str)),
+            events::ticket_id.eq(event.ticket.map(TicketId::as_str)),
+            events::data.eq(event.data),
+        ))
+        .execute(conn)?;
     Ok(())
 }

@@ -4,8 +4,9 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::sql_types::{BigInt, Nullable};
-use diesel::QueryableByName;
+use diesel::{Queryable, QueryableByName, Selectable};
 use tessera_app::model::{ApiKey, TicketView};
 use tessera_domain::{
     Alphabet, ApiKeyId, Email, GroupAddresses, Label, MaxTickets, NtpClass, ObjectId, Payload,
@@ -33,8 +34,8 @@ fn payload(what: &str, raw: Option<String>) -> Outcome<Option<Payload>> {
     optional(what, raw, Payload::from_json_text)
 }
 
-#[derive(Debug, QueryableByName)]
-#[diesel(table_name = api_keys)]
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = api_keys, check_for_backend(Pg))]
 pub(crate) struct ApiKeyRow {
     pub tenant_id: String,
     pub id: String,
@@ -55,8 +56,10 @@ impl ApiKeyRow {
     }
 }
 
-#[derive(Debug, QueryableByName)]
-#[diesel(table_name = programs)]
+/// Read by the typed builder, and by name from the `RETURNING *` of the batch
+/// reservation.
+#[derive(Debug, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = programs, check_for_backend(Pg))]
 pub(crate) struct ProgramRow {
     pub tenant_id: String,
     pub id: String,
@@ -106,9 +109,11 @@ impl ProgramRow {
     }
 }
 
-/// A ticket joined with its program's limit, which `remaining` depends on.
-#[derive(Debug, QueryableByName)]
-#[diesel(table_name = tickets)]
+/// A ticket joined with its program's limit, which `remaining` depends on. Selected
+/// from `tickets` joined with `programs` (see `stores::tickets::ticket_views`), or
+/// read by name from a statement listing [`TICKET_VIEW_COLUMNS`].
+#[derive(Debug, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = tickets, check_for_backend(Pg))]
 pub(crate) struct TicketRow {
     pub tenant_id: String,
     pub id: String,
@@ -124,7 +129,11 @@ pub(crate) struct TicketRow {
     pub last_failed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub version: i64,
-    #[diesel(sql_type = BigInt)]
+    #[diesel(
+        sql_type = BigInt,
+        select_expression = programs::max_redemptions,
+        select_expression_type = programs::max_redemptions
+    )]
     pub program_max_redemptions: i64,
 }
 
@@ -161,14 +170,15 @@ impl TicketRow {
 }
 
 /// Columns of a ticket in the order `TicketRow` reads them, prefixed by `t.`, with
-/// the program's limit from `p.`: shared by every statement that returns a view.
+/// the program's limit from `p.`: for the hand-written statements that return a
+/// view.
 pub(crate) const TICKET_VIEW_COLUMNS: &str = "t.tenant_id, t.id, t.program_id, t.email, \
     t.subject, t.max_redemptions, t.redemptions, t.state, t.failed_attempts, t.payload, \
     t.last_redeemed_at, t.last_failed_at, t.created_at, t.version, \
     p.max_redemptions AS program_max_redemptions";
 
-#[derive(Debug, QueryableByName)]
-#[diesel(table_name = standalone_tickets)]
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = standalone_tickets, check_for_backend(Pg))]
 pub(crate) struct StandaloneRow {
     pub tenant_id: String,
     pub id: String,
@@ -222,7 +232,12 @@ impl StandaloneUseRow {
     }
 }
 
-/// A `count(*)`.
+/// A `count(*)` as a page's total.
+pub(crate) fn total(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or_default()
+}
+
+/// A `count(*)` read by name from a hand-written statement.
 #[derive(Debug, QueryableByName)]
 pub(crate) struct Total {
     #[diesel(sql_type = BigInt)]
@@ -231,6 +246,6 @@ pub(crate) struct Total {
 
 impl Total {
     pub fn get(&self) -> u64 {
-        u64::try_from(self.total).unwrap_or_default()
+        total(self.total)
     }
 }

@@ -1,6 +1,8 @@
-//! The diesel view of the tables in `migrations/`. Most statements are written as
-//! SQL (they need `FROM`, CTEs and conditional predicates); these definitions let
-//! row structs take their column types from one place.
+//! The diesel view of the tables in `migrations/`. Plain reads and writes go
+//! through diesel's typed query builder, so the compiler checks them against these
+//! definitions; the statements whose SQL is the point (conditional counters and
+//! redemption, the batch insert, the standalone use) are hand-written and read
+//! their rows by name, taking the column types from here too.
 
 diesel::table! {
     tenants (id) {

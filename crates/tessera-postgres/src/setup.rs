@@ -160,6 +160,7 @@ pub(crate) fn quote_ident(name: &str) -> String {
 }
 
 pub(crate) fn database_exists(conn: &mut PgConnection, name: &str) -> Result<bool, SetupError> {
+    // Hand-written: pg_database is a server catalog, not part of `schema.rs`.
     let found = sql_query("SELECT count(*) AS total FROM pg_database WHERE datname = $1")
         .bind::<Text, _>(name)
         .get_result::<Total>(conn)
@@ -182,6 +183,7 @@ pub fn ensure_database(database_url: &str) -> Result<bool, SetupError> {
     if database_exists(&mut admin, &name)? {
         return Ok(false);
     }
+    // Hand-written: DDL, whose name must be quoted into the text.
     match sql_query(format!("CREATE DATABASE {}", quote_ident(&name))).execute(&mut admin) {
         Ok(_) => Ok(true),
         // Another process may have created it between our check and our CREATE.
@@ -235,6 +237,7 @@ pub fn run_migrations(pool: &PgPool) -> Result<Vec<String>, SetupError> {
 }
 
 pub(crate) fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, SetupError> {
+    // Hand-written: a server function call on no table of `schema.rs`.
     let lock = |conn: &mut PgConnection, function: &str| {
         sql_query(format!("SELECT {function}($1)"))
             .bind::<BigInt, _>(MIGRATION_LOCK)

@@ -46,6 +46,7 @@ fn template_name() -> String {
 fn execute_retrying(conn: &mut PgConnection, statement: &str) -> Result<(), SetupError> {
     let mut attempts = 0;
     loop {
+        // Hand-written: DDL, whose names must be quoted into the text.
         match sql_query(statement).execute(conn) {
             Ok(_) => return Ok(()),
             Err(error) if attempts < 50 && error.to_string().contains("being accessed") => {
@@ -63,6 +64,7 @@ fn execute_retrying(conn: &mut PgConnection, statement: &str) -> Result<(), Setu
 fn build_template(server: &DatabaseUrl) -> Result<String, SetupError> {
     let name = template_name();
     let mut admin = server.establish(MAINTENANCE_DB)?;
+    // Hand-written: a server function call on no table of `schema.rs`.
     let lock = |conn: &mut PgConnection, function: &str| {
         sql_query(format!("SELECT {function}($1)"))
             .bind::<BigInt, _>(TEMPLATE_LOCK)
@@ -212,6 +214,7 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         drop(self.pool.take());
         let dropped = self.server.establish(MAINTENANCE_DB).and_then(|mut admin| {
+            // Hand-written: DDL, whose name must be quoted into the text.
             sql_query(format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 quote_ident(&self.name)

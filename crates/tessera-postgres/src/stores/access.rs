@@ -1,27 +1,24 @@
-use diesel::sql_types::{Bytea, Text, Timestamptz};
-use diesel::{sql_query, OptionalExtension, RunQueryDsl};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, RunQueryDsl, SelectableHelper};
 use tessera_app::model::{ApiKey, SecretHash, Tenant};
 use tessera_app::ports::{AccessStore, StoreError, StoreResult};
 use tessera_domain::{ApiKeyId, TenantId};
 
 use crate::error::Outcome;
 use crate::models::ApiKeyRow;
+use crate::schema::{api_keys, tenants};
 use crate::PgStore;
 
-const KEY_COLUMNS: &str = "tenant_id, id, name, role, created_at";
-
 fn insert_key(conn: &mut diesel::PgConnection, key: &ApiKey, hash: SecretHash) -> Outcome<()> {
-    sql_query(
-        "INSERT INTO api_keys (tenant_id, id, name, role, key_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind::<Text, _>(key.tenant_id.as_str())
-    .bind::<Text, _>(key.id.as_str())
-    .bind::<Text, _>(key.name.as_str())
-    .bind::<Text, _>(key.role.as_str())
-    .bind::<Bytea, _>(&hash.0[..])
-    .bind::<Timestamptz, _>(key.created_at)
-    .execute(conn)?;
+    diesel::insert_into(api_keys::table)
+        .values((
+            api_keys::tenant_id.eq(key.tenant_id.as_str()),
+            api_keys::id.eq(key.id.as_str()),
+            api_keys::name.eq(key.name.as_str()),
+            api_keys::role.eq(key.role.as_str()),
+            api_keys::key_hash.eq(&hash.0[..]),
+            api_keys::created_at.eq(key.created_at),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -33,10 +30,12 @@ impl AccessStore for PgStore {
         key_hash: SecretHash,
     ) -> StoreResult<()> {
         self.in_transaction(|conn| {
-            sql_query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
-                .bind::<Text, _>(tenant.id.as_str())
-                .bind::<Text, _>(tenant.name.as_str())
-                .bind::<Timestamptz, _>(tenant.created_at)
+            diesel::insert_into(tenants::table)
+                .values((
+                    tenants::id.eq(tenant.id.as_str()),
+                    tenants::name.eq(tenant.name.as_str()),
+                    tenants::created_at.eq(tenant.created_at),
+                ))
                 .execute(conn)?;
             insert_key(conn, admin_key, key_hash)
         })
@@ -49,36 +48,37 @@ impl AccessStore for PgStore {
     fn find_api_key(&self, key_hash: SecretHash) -> StoreResult<Option<ApiKey>> {
         self.with_conn(|conn| {
             // Tenant-less by necessity: the presented key is what names the tenant.
-            sql_query(format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
-            ))
-            .bind::<Bytea, _>(&key_hash.0[..])
-            .get_result::<ApiKeyRow>(conn)
-            .optional()?
-            .map(ApiKeyRow::into_domain)
-            .transpose()
+            api_keys::table
+                .filter(api_keys::key_hash.eq(&key_hash.0[..]))
+                .select(ApiKeyRow::as_select())
+                .get_result(conn)
+                .optional()?
+                .map(ApiKeyRow::into_domain)
+                .transpose()
         })
     }
 
     fn list_api_keys(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKey>> {
         self.with_conn(|conn| {
-            sql_query(format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id"
-            ))
-            .bind::<Text, _>(tenant.as_str())
-            .load::<ApiKeyRow>(conn)?
-            .into_iter()
-            .map(ApiKeyRow::into_domain)
-            .collect()
+            api_keys::table
+                .filter(api_keys::tenant_id.eq(tenant.as_str()))
+                .order((api_keys::created_at, api_keys::id))
+                .select(ApiKeyRow::as_select())
+                .load(conn)?
+                .into_iter()
+                .map(ApiKeyRow::into_domain)
+                .collect()
         })
     }
 
     fn delete_api_key(&self, tenant: &TenantId, id: &ApiKeyId) -> StoreResult<()> {
         self.with_conn(|conn| {
-            let deleted = sql_query("DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2")
-                .bind::<Text, _>(tenant.as_str())
-                .bind::<Text, _>(id.as_str())
-                .execute(conn)?;
+            let deleted = diesel::delete(
+                api_keys::table
+                    .filter(api_keys::tenant_id.eq(tenant.as_str()))
+                    .filter(api_keys::id.eq(id.as_str())),
+            )
+            .execute(conn)?;
             if deleted == 0 {
                 return Err(StoreError::NotFound.into());
             }

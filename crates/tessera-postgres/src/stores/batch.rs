@@ -11,8 +11,12 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
+use diesel::dsl::exists;
 use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz};
-use diesel::{sql_query, OptionalExtension, PgConnection, QueryableByName, RunQueryDsl};
+use diesel::{
+    sql_query, BoolExpressionMethods, ExpressionMethods, OptionalExtension, PgConnection, QueryDsl,
+    QueryableByName, RunQueryDsl,
+};
 use serde_json::json;
 use tessera_app::model::NewTicket;
 use tessera_app::ports::StoreError;
@@ -22,6 +26,7 @@ use super::programs::find as find_program;
 use crate::error::Outcome;
 use crate::events::{record, Event};
 use crate::models::ProgramRow;
+use crate::schema::tickets;
 
 /// Raises the counter by `count` iff all of them fit: the predicate, not Rust,
 /// enforces `maxTickets` under concurrency. Classifies a refusal by a read.
@@ -32,6 +37,8 @@ pub(crate) fn reserve(
     count: u32,
     now: DateTime<Utc>,
 ) -> Outcome<Program> {
+    // Hand-written: the conditional counter UPDATE is the rule, like `claim_slot`'s
+    // for single issuance.
     let reserved = sql_query(
         "UPDATE programs SET issued_tickets = issued_tickets + $3 \
          WHERE tenant_id = $1 AND id = $2 AND state = 'active' AND end_time > $4 \
@@ -64,6 +71,8 @@ pub(crate) fn release(
     program: &ProgramId,
     count: u32,
 ) -> Outcome<()> {
+    // Hand-written: the issuance counter's other update, beside the `reserve` whose
+    // places it gives back; GREATEST keeps it from going negative.
     let released = sql_query(
         "UPDATE programs SET issued_tickets = GREATEST(issued_tickets - $3, 0) \
          WHERE tenant_id = $1 AND id = $2",
@@ -104,12 +113,6 @@ struct Inserted {
     id: String,
     #[diesel(sql_type = Bytea)]
     code_hash: Vec<u8>,
-}
-
-#[derive(QueryableByName)]
-struct Exists {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    exists: bool,
 }
 
 /// One chunk as one statement, `{conflict}` being the `ON CONFLICT` target.
@@ -192,6 +195,7 @@ pub(crate) fn insert_reserved(
         .iter()
         .all(|n| n.link_hash.is_none() && n.ticket.subject.is_none());
     let statement = if code_only { &CODE_ONLY } else { &ANY_CLASH };
+    // Hand-written: the chunk is one `INSERT … SELECT … FROM unnest(…)` (see above).
     let inserted = sql_query(statement.as_str())
         .bind::<Array<Text>, _>(tenant_ids)
         .bind::<Array<Text>, _>(ids)
@@ -241,13 +245,11 @@ pub(crate) fn insert_reserved(
 
 /// Whether the ticket's code hash (in its tenant) or link hash is already stored.
 fn secret_exists(conn: &mut PgConnection, new: &NewTicket) -> Outcome<bool> {
-    Ok(sql_query(
-        "SELECT EXISTS (SELECT 1 FROM tickets WHERE tenant_id = $1 AND code_hash = $2) \
-         OR EXISTS (SELECT 1 FROM tickets WHERE link_hash = $3) AS exists",
-    )
-    .bind::<Text, _>(new.ticket.tenant_id.as_str())
-    .bind::<Bytea, _>(&new.code_hash.0[..])
-    .bind::<Nullable<Bytea>, _>(new.link_hash.as_ref().map(|h| &h.0[..]))
-    .get_result::<Exists>(conn)?
-    .exists)
+    let code = tickets::table
+        .filter(tickets::tenant_id.eq(new.ticket.tenant_id.as_str()))
+        .filter(tickets::code_hash.eq(&new.code_hash.0[..]));
+    // Tenant-less by necessity, as the link's unique index: a link names no tenant.
+    let link =
+        tickets::table.filter(tickets::link_hash.eq(new.link_hash.as_ref().map(|h| &h.0[..])));
+    Ok(diesel::select(exists(code).or(exists(link))).get_result(conn)?)
 }

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, SmallInt, Text, Timestamptz};
-use diesel::{sql_query, OptionalExtension, PgConnection, RunQueryDsl};
+use diesel::{
+    ExpressionMethods, OptionalExtension, PgConnection, QueryDsl, RunQueryDsl, SelectableHelper,
+};
 use serde_json::json;
 use tessera_app::model::Page;
 use tessera_app::ports::{ProgramStore, StoreError, StoreResult};
@@ -9,7 +10,8 @@ use tessera_domain::{EventType, PageRequest, Program, ProgramId, TenantId};
 use super::limit_offset;
 use crate::error::Outcome;
 use crate::events::{record, Event};
-use crate::models::{ProgramRow, Total};
+use crate::models::{total, ProgramRow};
+use crate::schema::programs;
 use crate::PgStore;
 
 /// What an event says about a program: its policy, never anything secret.
@@ -32,44 +34,40 @@ pub(crate) fn find(
     tenant: &TenantId,
     id: &ProgramId,
 ) -> Outcome<Option<Program>> {
-    sql_query("SELECT * FROM programs WHERE tenant_id = $1 AND id = $2")
-        .bind::<Text, _>(tenant.as_str())
-        .bind::<Text, _>(id.as_str())
-        .get_result::<ProgramRow>(conn)
+    programs::table
+        .filter(programs::tenant_id.eq(tenant.as_str()))
+        .filter(programs::id.eq(id.as_str()))
+        .select(ProgramRow::as_select())
+        .get_result(conn)
         .optional()?
         .map(ProgramRow::into_domain)
         .transpose()
 }
 
 fn insert_program(conn: &mut PgConnection, program: &Program) -> Outcome<()> {
-    sql_query(
-        "INSERT INTO programs (tenant_id, id, name, object_id, group_addresses, ntp_class, \
-         max_tickets, max_redemptions, start_time, end_time, ticket_length, alphabet, \
-         url_prefix, one_active_per_subject, state, issued_tickets, version, created_at, \
-         updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19)",
-    )
-    .bind::<Text, _>(program.tenant_id.as_str())
-    .bind::<Text, _>(program.id.as_str())
-    .bind::<Nullable<Text>, _>(program.name.as_ref().map(|name| name.as_str()))
-    .bind::<Text, _>(program.object_id.as_str())
-    .bind::<Array<Text>, _>(program.group_addresses.as_slice())
-    .bind::<SmallInt, _>(i16::from(program.ntp_class.get()))
-    .bind::<BigInt, _>(i64::from(program.max_tickets.get()))
-    .bind::<BigInt, _>(i64::from(program.max_redemptions.get()))
-    .bind::<Timestamptz, _>(program.window.start())
-    .bind::<Timestamptz, _>(program.window.end())
-    .bind::<SmallInt, _>(i16::from(program.ticket_length.get()))
-    .bind::<Text, _>(program.alphabet.as_str())
-    .bind::<Nullable<Text>, _>(program.url_prefix.as_ref().map(|prefix| prefix.as_str()))
-    .bind::<Bool, _>(program.one_active_per_subject)
-    .bind::<Text, _>(program.state.as_str())
-    .bind::<BigInt, _>(i64::from(program.issued_tickets))
-    .bind::<BigInt, _>(program.version)
-    .bind::<Timestamptz, _>(program.created_at)
-    .bind::<Timestamptz, _>(program.updated_at)
-    .execute(conn)?;
+    diesel::insert_into(programs::table)
+        .values((
+            programs::tenant_id.eq(program.tenant_id.as_str()),
+            programs::id.eq(program.id.as_str()),
+            programs::name.eq(program.name.as_ref().map(|name| name.as_str())),
+            programs::object_id.eq(program.object_id.as_str()),
+            programs::group_addresses.eq(program.group_addresses.as_slice()),
+            programs::ntp_class.eq(i16::from(program.ntp_class.get())),
+            programs::max_tickets.eq(i64::from(program.max_tickets.get())),
+            programs::max_redemptions.eq(i64::from(program.max_redemptions.get())),
+            programs::start_time.eq(program.window.start()),
+            programs::end_time.eq(program.window.end()),
+            programs::ticket_length.eq(i16::from(program.ticket_length.get())),
+            programs::alphabet.eq(program.alphabet.as_str()),
+            programs::url_prefix.eq(program.url_prefix.as_ref().map(|prefix| prefix.as_str())),
+            programs::one_active_per_subject.eq(program.one_active_per_subject),
+            programs::state.eq(program.state.as_str()),
+            programs::issued_tickets.eq(i64::from(program.issued_tickets)),
+            programs::version.eq(program.version),
+            programs::created_at.eq(program.created_at),
+            programs::updated_at.eq(program.updated_at),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -99,9 +97,10 @@ impl ProgramStore for PgStore {
         self.with_conn(|conn| {
             // Tenant-less by necessity (unique index programs_id_unique): a public
             // redemption names only the program.
-            sql_query("SELECT * FROM programs WHERE id = $1")
-                .bind::<Text, _>(id.as_str())
-                .get_result::<ProgramRow>(conn)
+            programs::table
+                .filter(programs::id.eq(id.as_str()))
+                .select(ProgramRow::as_select())
+                .get_result(conn)
                 .optional()?
                 .map(ProgramRow::into_domain)
                 .transpose()
@@ -111,48 +110,48 @@ impl ProgramStore for PgStore {
     fn list(&self, tenant: &TenantId, page: PageRequest) -> StoreResult<Page<Program>> {
         let (limit, offset) = limit_offset(page);
         self.in_transaction(|conn| {
-            let items = sql_query(
-                "SELECT * FROM programs WHERE tenant_id = $1 \
-                 ORDER BY created_at, id LIMIT $2 OFFSET $3",
-            )
-            .bind::<Text, _>(tenant.as_str())
-            .bind::<BigInt, _>(limit)
-            .bind::<BigInt, _>(offset)
-            .load::<ProgramRow>(conn)?
-            .into_iter()
-            .map(ProgramRow::into_domain)
-            .collect::<Outcome<Vec<_>>>()?;
-            let total = sql_query("SELECT count(*) AS total FROM programs WHERE tenant_id = $1")
-                .bind::<Text, _>(tenant.as_str())
-                .get_result::<Total>(conn)?;
+            let items = programs::table
+                .filter(programs::tenant_id.eq(tenant.as_str()))
+                .order((programs::created_at, programs::id))
+                .limit(limit)
+                .offset(offset)
+                .select(ProgramRow::as_select())
+                .load(conn)?
+                .into_iter()
+                .map(ProgramRow::into_domain)
+                .collect::<Outcome<Vec<_>>>()?;
+            let count = programs::table
+                .filter(programs::tenant_id.eq(tenant.as_str()))
+                .count()
+                .get_result(conn)?;
             Ok(Page {
                 items,
-                total: total.get(),
+                total: total(count),
             })
         })
     }
 
     fn update(&self, updated: &Program, event_type: EventType) -> StoreResult<Program> {
         self.in_transaction(|conn| {
-            let stored = sql_query(
-                "UPDATE programs SET name = $3, max_tickets = $4, max_redemptions = $5, \
-                 start_time = $6, end_time = $7, url_prefix = $8, state = $9, version = $10, \
-                 updated_at = $11 \
-                 WHERE tenant_id = $1 AND id = $2 AND version = $10 - 1 \
-                 RETURNING *",
+            let stored = diesel::update(
+                programs::table
+                    .filter(programs::tenant_id.eq(updated.tenant_id.as_str()))
+                    .filter(programs::id.eq(updated.id.as_str()))
+                    .filter(programs::version.eq(updated.version - 1)),
             )
-            .bind::<Text, _>(updated.tenant_id.as_str())
-            .bind::<Text, _>(updated.id.as_str())
-            .bind::<Nullable<Text>, _>(updated.name.as_ref().map(|name| name.as_str()))
-            .bind::<BigInt, _>(i64::from(updated.max_tickets.get()))
-            .bind::<BigInt, _>(i64::from(updated.max_redemptions.get()))
-            .bind::<Timestamptz, _>(updated.window.start())
-            .bind::<Timestamptz, _>(updated.window.end())
-            .bind::<Nullable<Text>, _>(updated.url_prefix.as_ref().map(|prefix| prefix.as_str()))
-            .bind::<Text, _>(updated.state.as_str())
-            .bind::<BigInt, _>(updated.version)
-            .bind::<Timestamptz, _>(updated.updated_at)
-            .get_result::<ProgramRow>(conn)
+            .set((
+                programs::name.eq(updated.name.as_ref().map(|name| name.as_str())),
+                programs::max_tickets.eq(i64::from(updated.max_tickets.get())),
+                programs::max_redemptions.eq(i64::from(updated.max_redemptions.get())),
+                programs::start_time.eq(updated.window.start()),
+                programs::end_time.eq(updated.window.end()),
+                programs::url_prefix.eq(updated.url_prefix.as_ref().map(|prefix| prefix.as_str())),
+                programs::state.eq(updated.state.as_str()),
+                programs::version.eq(updated.version),
+                programs::updated_at.eq(updated.updated_at),
+            ))
+            .returning(ProgramRow::as_returning())
+            .get_result(conn)
             .optional()?;
             let Some(stored) = stored else {
                 return Err(match find(conn, &updated.tenant_id, &updated.id)? {
@@ -179,10 +178,12 @@ impl ProgramStore for PgStore {
 
     fn delete(&self, tenant: &TenantId, id: &ProgramId, now: DateTime<Utc>) -> StoreResult<()> {
         self.in_transaction(|conn| {
-            let deleted = sql_query("DELETE FROM programs WHERE tenant_id = $1 AND id = $2")
-                .bind::<Text, _>(tenant.as_str())
-                .bind::<Text, _>(id.as_str())
-                .execute(conn)?;
+            let deleted = diesel::delete(
+                programs::table
+                    .filter(programs::tenant_id.eq(tenant.as_str()))
+                    .filter(programs::id.eq(id.as_str())),
+            )
+            .execute(conn)?;
             if deleted == 0 {
                 return Err(StoreError::NotFound.into());
             }

@@ -1,5 +1,8 @@
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
-use diesel::{sql_query, OptionalExtension, PgConnection, RunQueryDsl};
+use diesel::{
+    sql_query, ExpressionMethods, OptionalExtension, PgConnection, QueryDsl, RunQueryDsl,
+    SelectableHelper,
+};
 use serde_json::json;
 use tessera_app::model::{Grant, RedemptionAttempt, TicketView};
 use tessera_app::ports::{RedemptionStore, StoreError, StoreResult};
@@ -9,9 +12,11 @@ use tessera_domain::{
 };
 
 use super::programs::find as find_program;
+use super::tickets::ticket_views;
 use crate::error::{corrupt, Outcome};
 use crate::events::{record, Event};
-use crate::models::{TicketRow, TICKET_VIEW_COLUMNS};
+use crate::models::TicketRow;
+use crate::schema::tickets;
 use crate::PgStore;
 
 diesel::define_sql_function! {
@@ -24,6 +29,12 @@ diesel::define_sql_function! {
     /// row, so n uses left yield at most n successes. Called through Diesel's query
     /// builder, the call is a cached prepared statement, and PL/pgSQL caches the
     /// plan of the statement inside: nothing is parsed or planned per redemption.
+    ///
+    /// Its predicates are the rules of `Ticket::check_redeemable` (and
+    /// `Program::check_redeemable`), which [`classify`] runs to say why it refused.
+    /// The migration cannot be edited once released, so this is where the two are
+    /// named together; `tests/rules_agree.rs` checks that they agree on every
+    /// combination of program state, window, ticket state, limit and email.
     fn tessera_redeem(
         tenant_id: Text,
         code_hash: Bytea,
@@ -80,18 +91,15 @@ fn find_ticket(
     conn: &mut PgConnection,
     attempt: &RedemptionAttempt,
 ) -> Outcome<Option<TicketView>> {
-    sql_query(format!(
-        "SELECT {TICKET_VIEW_COLUMNS} FROM tickets t \
-         JOIN programs p ON p.tenant_id = t.tenant_id AND p.id = t.program_id \
-         WHERE t.tenant_id = $1 AND t.code_hash = $2 AND t.program_id = $3"
-    ))
-    .bind::<Text, _>(attempt.tenant_id.as_str())
-    .bind::<Bytea, _>(&attempt.code_hash.0[..])
-    .bind::<Text, _>(attempt.program_id.as_str())
-    .get_result::<TicketRow>(conn)
-    .optional()?
-    .map(TicketRow::into_view)
-    .transpose()
+    ticket_views()
+        .filter(tickets::tenant_id.eq(attempt.tenant_id.as_str()))
+        .filter(tickets::code_hash.eq(&attempt.code_hash.0[..]))
+        .filter(tickets::program_id.eq(attempt.program_id.as_str()))
+        .select(TicketRow::as_select())
+        .get_result(conn)
+        .optional()?
+        .map(TicketRow::into_view)
+        .transpose()
 }
 
 #[derive(diesel::QueryableByName)]
@@ -111,6 +119,7 @@ fn count_email_mismatch(
     attempt: &RedemptionAttempt,
     ticket: &TicketId,
 ) -> Outcome<bool> {
+    // Hand-written: one conditional UPDATE counts and locks, exact under concurrency.
     let counted = sql_query(
         "UPDATE tickets SET failed_attempts = failed_attempts + 1, last_failed_at = $3, \
          state = CASE WHEN failed_attempts + 1 >= $4 THEN 'locked' ELSE state END, \
@@ -170,6 +179,9 @@ fn record_failure(
 const CLASSIFY_ROUNDS: usize = 3;
 
 /// Why the conditional UPDATE matched nothing, with the failure written down.
+/// The reason is `Ticket::check_redeemable`'s, which must refuse exactly when
+/// `tessera_redeem` does (pinned by `tests/rules_agree.rs`): a rule only the SQL
+/// had would end here in "kept changing" instead of a reason.
 fn classify(
     conn: &mut PgConnection,
     attempt: &RedemptionAttempt,

@@ -1,29 +1,31 @@
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
-use diesel::{sql_query, OptionalExtension, PgConnection, QueryableByName, RunQueryDsl};
+use diesel::sql_types::{BigInt, Bytea, Text, Timestamptz};
+use diesel::{
+    sql_query, BoolExpressionMethods, ExpressionMethods, OptionalExtension, PgConnection, QueryDsl,
+    RunQueryDsl, SelectableHelper,
+};
 use tessera_app::model::{Page, SecretHash, StandaloneDeletion, StandaloneUse, UsesLeft};
 use tessera_app::ports::{StandaloneStore, StoreError, StoreResult};
 use tessera_domain::{PageRequest, StandaloneTicket, TenantId};
 
 use super::limit_offset;
 use crate::error::Outcome;
-use crate::models::{StandaloneRow, StandaloneUseRow, Total};
+use crate::models::{total, StandaloneRow, StandaloneUseRow};
+use crate::schema::{standalone_tickets, tenant_counters};
 use crate::PgStore;
 
 /// The tenant's counter row always equals its number of standalone_tickets rows:
 /// every insert raises it and every delete lowers it in the same transaction.
 fn adjust_counter(conn: &mut PgConnection, tenant: &TenantId, delta: i64) -> Outcome<()> {
-    sql_query(
-        "UPDATE tenant_counters SET live_standalone = live_standalone + $2 WHERE tenant_id = $1",
-    )
-    .bind::<Text, _>(tenant.as_str())
-    .bind::<BigInt, _>(delta)
-    .execute(conn)?;
+    diesel::update(tenant_counters::table.filter(tenant_counters::tenant_id.eq(tenant.as_str())))
+        .set(tenant_counters::live_standalone.eq(tenant_counters::live_standalone + delta))
+        .execute(conn)?;
     Ok(())
 }
 
 /// Takes one place under the cap, or reports that there is none.
 fn claim_place(conn: &mut PgConnection, tenant: &TenantId, cap: u32) -> Outcome<bool> {
+    // Hand-written: the conditional counter UPDATE is what enforces the cap.
     let claimed = sql_query(
         "UPDATE tenant_counters SET live_standalone = live_standalone + 1 \
          WHERE tenant_id = $1 AND live_standalone < $2",
@@ -39,6 +41,7 @@ fn claim_place(conn: &mut PgConnection, tenant: &TenantId, cap: u32) -> Outcome<
 /// transaction locks the counter after the row, and waiting here (counter held,
 /// row wanted) could deadlock with it.
 fn purge_expired(conn: &mut PgConnection, tenant: &TenantId, now: DateTime<Utc>) -> Outcome<()> {
+    // Hand-written: the point is the `FOR UPDATE SKIP LOCKED` subquery.
     let purged = sql_query(
         "DELETE FROM standalone_tickets WHERE tenant_id = $1 AND id IN ( \
              SELECT id FROM standalone_tickets \
@@ -59,31 +62,22 @@ fn insert_ticket(
     ticket: &StandaloneTicket,
     hash: SecretHash,
 ) -> Outcome<()> {
-    sql_query(
-        "INSERT INTO standalone_tickets (tenant_id, id, token_hash, name, permissions, payload, \
-         total_uses, uses_left, expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind::<Text, _>(ticket.tenant_id.as_str())
-    .bind::<Text, _>(ticket.id.as_str())
-    .bind::<Bytea, _>(&hash.0[..])
-    .bind::<Nullable<Text>, _>(ticket.name.as_ref().map(|name| name.as_str()))
-    .bind::<Nullable<Text>, _>(ticket.permissions.as_ref().map(|p| p.as_json_text()))
-    .bind::<Nullable<Text>, _>(ticket.payload.as_ref().map(|p| p.as_json_text()))
-    .bind::<BigInt, _>(i64::from(ticket.total_uses.limit().unwrap_or(0)))
-    .bind::<Nullable<BigInt>, _>(ticket.uses_left.map(i64::from))
-    .bind::<Nullable<Timestamptz>, _>(ticket.expires_at)
-    .bind::<Timestamptz, _>(ticket.created_at)
-    .execute(conn)?;
+    diesel::insert_into(standalone_tickets::table)
+        .values((
+            standalone_tickets::tenant_id.eq(ticket.tenant_id.as_str()),
+            standalone_tickets::id.eq(ticket.id.as_str()),
+            standalone_tickets::token_hash.eq(&hash.0[..]),
+            standalone_tickets::name.eq(ticket.name.as_ref().map(|name| name.as_str())),
+            standalone_tickets::permissions
+                .eq(ticket.permissions.as_ref().map(|p| p.as_json_text())),
+            standalone_tickets::payload.eq(ticket.payload.as_ref().map(|p| p.as_json_text())),
+            standalone_tickets::total_uses.eq(i64::from(ticket.total_uses.limit().unwrap_or(0))),
+            standalone_tickets::uses_left.eq(ticket.uses_left.map(i64::from)),
+            standalone_tickets::expires_at.eq(ticket.expires_at),
+            standalone_tickets::created_at.eq(ticket.created_at),
+        ))
+        .execute(conn)?;
     Ok(())
-}
-
-#[derive(QueryableByName)]
-struct Removed {
-    #[diesel(sql_type = Nullable<BigInt>)]
-    uses_left: Option<i64>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    expires_at: Option<DateTime<Utc>>,
 }
 
 impl StandaloneStore for PgStore {
@@ -96,12 +90,14 @@ impl StandaloneStore for PgStore {
     ) -> StoreResult<()> {
         let tenant = &ticket.tenant_id;
         self.in_transaction(|conn| {
-            sql_query(
-                "INSERT INTO tenant_counters (tenant_id, live_standalone) VALUES ($1, 0) \
-                 ON CONFLICT (tenant_id) DO NOTHING",
-            )
-            .bind::<Text, _>(tenant.as_str())
-            .execute(conn)?;
+            diesel::insert_into(tenant_counters::table)
+                .values((
+                    tenant_counters::tenant_id.eq(tenant.as_str()),
+                    tenant_counters::live_standalone.eq(0),
+                ))
+                .on_conflict(tenant_counters::tenant_id)
+                .do_nothing()
+                .execute(conn)?;
             if !claim_place(conn, tenant, cap)? {
                 purge_expired(conn, tenant, now)?;
                 if !claim_place(conn, tenant, cap)? {
@@ -120,7 +116,9 @@ impl StandaloneStore for PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<StandaloneUse>> {
         self.in_transaction(|conn| {
-            // NULL - 1 is NULL: an unlimited ticket stays unlimited.
+            // Hand-written: the standalone use is one conditional UPDATE (expiry
+            // and uses left as predicates); NULL - 1 is NULL, so an unlimited
+            // ticket stays unlimited.
             let used = sql_query(
                 "UPDATE standalone_tickets SET uses_left = uses_left - 1 \
                  WHERE tenant_id = $1 AND token_hash = $2 \
@@ -138,11 +136,11 @@ impl StandaloneStore for PgStore {
             };
             let uses_left = used.uses_left()?;
             if uses_left == Some(0) {
-                sql_query(
-                    "DELETE FROM standalone_tickets WHERE tenant_id = $1 AND token_hash = $2",
+                diesel::delete(
+                    standalone_tickets::table
+                        .filter(standalone_tickets::tenant_id.eq(tenant.as_str()))
+                        .filter(standalone_tickets::token_hash.eq(&token_hash.0[..])),
                 )
-                .bind::<Text, _>(tenant.as_str())
-                .bind::<Bytea, _>(&token_hash.0[..])
                 .execute(conn)?;
                 adjust_counter(conn, tenant, -1)?;
             }
@@ -162,23 +160,25 @@ impl StandaloneStore for PgStore {
         self.in_transaction(|conn| {
             // An expired ticket is removed too (it only holds a place), but it was
             // not live, so it is reported as absent.
-            let removed = sql_query(
-                "DELETE FROM standalone_tickets WHERE tenant_id = $1 AND token_hash = $2 \
-                 RETURNING uses_left, expires_at",
+            let removed: Option<(Option<i64>, Option<DateTime<Utc>>)> = diesel::delete(
+                standalone_tickets::table
+                    .filter(standalone_tickets::tenant_id.eq(tenant.as_str()))
+                    .filter(standalone_tickets::token_hash.eq(&token_hash.0[..])),
             )
-            .bind::<Text, _>(tenant.as_str())
-            .bind::<Bytea, _>(&token_hash.0[..])
-            .get_result::<Removed>(conn)
+            .returning((
+                standalone_tickets::uses_left,
+                standalone_tickets::expires_at,
+            ))
+            .get_result(conn)
             .optional()?;
-            let Some(removed) = removed else {
+            let Some((uses_left, expires_at)) = removed else {
                 return Ok(StandaloneDeletion::NothingLive);
             };
             adjust_counter(conn, tenant, -1)?;
-            if removed.expires_at.is_some_and(|at| at <= now) {
+            if expires_at.is_some_and(|at| at <= now) {
                 return Ok(StandaloneDeletion::NothingLive);
             }
-            let uses_left = removed
-                .uses_left
+            let uses_left = uses_left
                 .map(|left| {
                     u32::try_from(left).map_err(|e| crate::error::corrupt("standalone ticket", e))
                 })
@@ -197,29 +197,30 @@ impl StandaloneStore for PgStore {
     ) -> StoreResult<Page<StandaloneTicket>> {
         let (limit, offset) = limit_offset(page);
         self.in_transaction(|conn| {
-            let items = sql_query(
-                "SELECT * FROM standalone_tickets \
-                 WHERE tenant_id = $1 AND (expires_at IS NULL OR expires_at > $2) \
-                 ORDER BY created_at, id LIMIT $3 OFFSET $4",
-            )
-            .bind::<Text, _>(tenant.as_str())
-            .bind::<Timestamptz, _>(now)
-            .bind::<BigInt, _>(limit)
-            .bind::<BigInt, _>(offset)
-            .load::<StandaloneRow>(conn)?
-            .into_iter()
-            .map(StandaloneRow::into_domain)
-            .collect::<Outcome<Vec<_>>>()?;
-            let total = sql_query(
-                "SELECT count(*) AS total FROM standalone_tickets \
-                 WHERE tenant_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
-            )
-            .bind::<Text, _>(tenant.as_str())
-            .bind::<Timestamptz, _>(now)
-            .get_result::<Total>(conn)?;
+            let live = || {
+                standalone_tickets::expires_at
+                    .is_null()
+                    .or(standalone_tickets::expires_at.gt(now))
+            };
+            let items = standalone_tickets::table
+                .filter(standalone_tickets::tenant_id.eq(tenant.as_str()))
+                .filter(live())
+                .order((standalone_tickets::created_at, standalone_tickets::id))
+                .limit(limit)
+                .offset(offset)
+                .select(StandaloneRow::as_select())
+                .load(conn)?
+                .into_iter()
+                .map(StandaloneRow::into_domain)
+                .collect::<Outcome<Vec<_>>>()?;
+            let count = standalone_tickets::table
+                .filter(standalone_tickets::tenant_id.eq(tenant.as_str()))
+                .filter(live())
+                .count()
+                .get_result(conn)?;
             Ok(Page {
                 items,
-                total: total.get(),
+                total: total(count),
             })
         })
     }

@@ -1,0 +1,317 @@
+//! The redemption rules exist twice: as the predicates of the SQL function
+//! `tessera_redeem` (migration `2026-11-25-000000_redeem_function`, called from
+//! `src/stores/redemption.rs`), which decides whether a use is counted, and as
+//! `Ticket::check_redeemable` / `Program::check_redeemable` in tessera-domain,
+//! which the store runs to say why the function refused. Released migrations are
+//! never edited, so the SQL cannot point back here; this table pins the two
+//! together instead. For every combination of program state × window × ticket
+//! state × limit × email it checks that the store's redemption succeeds exactly
+//! when the domain says `Ok`, and that a refusal reports the domain's reason.
+//!
+//! All cases share one database (a database per case would cost a clone each);
+//! every case has its own program and ticket, so no case sees another's rows.
+#![allow(clippy::unwrap_used)] // fixture helpers unwrap as the tests do
+
+mod common;
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use common::{at, email, fixture, hash, limit};
+use tessera_app::model::RedemptionAttempt;
+use tessera_app::ports::{ProgramStore, RedemptionStore, TicketStore};
+use tessera_domain::{
+    effective_limit, Program, RedemptionFailure, RedemptionLimit, TenantId, TicketId, TicketState,
+    ValidityWindow,
+};
+use tessera_postgres::PgStore;
+
+/// The program's `maxRedemptions` in every case.
+const PROGRAM_LIMIT: i64 = 3;
+
+#[derive(Debug, Clone, Copy)]
+enum ProgramCase {
+    Active,
+    Suspended,
+}
+
+/// When the attempt happens, against the window [at(0), at(1000)). The open and
+/// ended instants sit on the boundaries (start inclusive, end exclusive).
+#[derive(Debug, Clone, Copy)]
+enum Window {
+    NotStarted,
+    Open,
+    Ended,
+}
+
+impl Window {
+    fn now(self) -> DateTime<Utc> {
+        match self {
+            Window::NotStarted => at(-1),
+            Window::Open => at(0),
+            Window::Ended => at(1000),
+        }
+    }
+}
+
+/// The ticket's own limit (`None`: the program's) and the uses already counted.
+#[derive(Debug, Clone, Copy)]
+struct Uses {
+    own_limit: Option<i64>,
+    redemptions: u32,
+}
+
+const USES: [Uses; 6] = [
+    // No limit of its own: the program's 3 applies.
+    Uses {
+        own_limit: None,
+        redemptions: 2,
+    },
+    Uses {
+        own_limit: None,
+        redemptions: 3,
+    },
+    // Lower than the program's: its own 2 applies.
+    Uses {
+        own_limit: Some(2),
+        redemptions: 1,
+    },
+    Uses {
+        own_limit: Some(2),
+        redemptions: 2,
+    },
+    // Higher than the program's: the program's 3 still caps it.
+    Uses {
+        own_limit: Some(5),
+        redemptions: 2,
+    },
+    Uses {
+        own_limit: Some(5),
+        redemptions: 3,
+    },
+];
+
+const BOUND_EMAIL: &str = "Ann.Lee@Example.com";
+
+/// The ticket's bound email and the email presented with the attempt, as typed.
+#[derive(Debug, Clone, Copy)]
+enum EmailCase {
+    /// Not bound; an email is presented anyway.
+    Unbound,
+    /// Bound, and the same address presented in another case.
+    OtherCase,
+    Wrong,
+    Absent,
+}
+
+impl EmailCase {
+    fn bound(self) -> Option<&'static str> {
+        match self {
+            EmailCase::Unbound => None,
+            _ => Some(BOUND_EMAIL),
+        }
+    }
+
+    fn presented(self) -> Option<&'static str> {
+        match self {
+            EmailCase::Unbound => Some("someone@example.com"),
+            EmailCase::OtherCase => Some("  ann.lee@EXAMPLE.COM "),
+            EmailCase::Wrong => Some("bob@example.com"),
+            EmailCase::Absent => None,
+        }
+    }
+}
+
+/// The presented email as `RedemptionAttempt` documents it: trimmed and
+/// lower-cased, `None` when blank (what the redeem use case passes the store).
+fn attempt_email(raw: Option<&str>) -> Option<String> {
+    raw.map(|email| email.trim().to_lowercase())
+        .filter(|email| !email.is_empty())
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    program: ProgramCase,
+    window: Window,
+    state: TicketState,
+    uses: Uses,
+    email: EmailCase,
+}
+
+fn cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for program in [ProgramCase::Active, ProgramCase::Suspended] {
+        for window in [Window::NotStarted, Window::Open, Window::Ended] {
+            for state in [
+                TicketState::Active,
+                TicketState::Locked,
+                TicketState::Disabled,
+                TicketState::Revoked,
+            ] {
+                for uses in USES {
+                    for email in [
+                        EmailCase::Unbound,
+                        EmailCase::OtherCase,
+                        EmailCase::Wrong,
+                        EmailCase::Absent,
+                    ] {
+                        cases.push(Case {
+                            program,
+                            window,
+                            state,
+                            uses,
+                            email,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    cases
+}
+
+/// Writes the case's program and ticket through the store, as the service would:
+/// the program is created active (a suspended one cannot issue) and suspended
+/// after its ticket is issued.
+fn arrange(store: &PgStore, tenant: &TenantId, case: Case, code: &str) -> (Program, TicketId) {
+    let program = common::program(store, tenant, |new| {
+        new.max_redemptions = limit(PROGRAM_LIMIT);
+        new.window = ValidityWindow::new(at(0), at(1000)).unwrap();
+    });
+    let new = common::new_ticket(&program, code, |t| {
+        t.state = case.state;
+        t.max_redemptions = case.uses.own_limit.map(limit);
+        t.redemptions = case.uses.redemptions;
+        t.email = case.email.bound().map(email);
+    });
+    store.issue(&new, at(-10)).unwrap();
+    let program = match case.program {
+        ProgramCase::Active => program,
+        ProgramCase::Suspended => store
+            .update(
+                &program.suspended(at(-5)),
+                tessera_domain::EventType::ProgramSuspended,
+            )
+            .unwrap(),
+    };
+    (program, new.ticket.id)
+}
+
+/// Runs one case through the store and the domain: the domain's verdict, and a
+/// description of the case when the store's outcome differs from it.
+fn judge(
+    store: &PgStore,
+    tenant: &TenantId,
+    index: usize,
+    case: Case,
+) -> (Result<(), RedemptionFailure>, Option<String>) {
+    let code = format!("code-{index}");
+    let (program, ticket_id) = arrange(store, tenant, case, &code);
+    let attempt = RedemptionAttempt {
+        tenant_id: tenant.clone(),
+        program_id: program.id.clone(),
+        code_hash: hash(&code),
+        email: attempt_email(case.email.presented()),
+        now: case.window.now(),
+    };
+
+    // The domain judges the rows as stored, read back through the store.
+    let program = ProgramStore::get(store, tenant, &program.id).unwrap();
+    let before = TicketStore::get(store, tenant, &ticket_id).unwrap();
+    let expected = before
+        .ticket
+        .check_redeemable(&program, attempt.now, attempt.email.as_deref());
+
+    let actual = store.redeem(&attempt);
+    let after = TicketStore::get(store, tenant, &ticket_id).unwrap();
+    let counted = i64::from(after.ticket.redemptions) - i64::from(before.ticket.redemptions);
+
+    let agrees = match (&expected, &actual) {
+        (Ok(()), Ok(Ok(redeemed))) => {
+            redeemed.ticket_id == ticket_id
+                && redeemed.remaining + 1 == before.ticket.remaining(&program)
+                && counted == 1
+        }
+        (Err(want), Ok(Err(got))) => want == got && counted == 0,
+        _ => false,
+    };
+    let disagreement = (!agrees).then(|| {
+        let actual = actual.map(|outcome| outcome.map(|redeemed| redeemed.remaining));
+        format!("{case:?}: domain {expected:?}, store {actual:?}, uses counted {counted}")
+    });
+    (expected, disagreement)
+}
+
+/// Threads sharing the fixture's pool: the cases are independent.
+const WORKERS: usize = 4;
+
+#[test]
+fn the_sql_function_and_the_domain_agree_on_every_combination() {
+    let f = fixture();
+    let tenant = common::tenant(&f.store);
+    let cases = cases();
+    assert_eq!(cases.len(), 2 * 3 * 4 * USES.len() * 4);
+    // Each pair of limit rows is "one use left" then "exhausted".
+    let program_limit = RedemptionLimit::try_from(PROGRAM_LIMIT).unwrap();
+    let left: Vec<u32> = USES
+        .iter()
+        .map(|uses| {
+            effective_limit(uses.own_limit.map(limit), program_limit)
+                .saturating_sub(uses.redemptions)
+        })
+        .collect();
+    assert_eq!(left, [1, 0, 1, 0, 1, 0]);
+
+    let verdicts: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|worker| {
+                let (store, tenant, cases) = (&f.store, &tenant, &cases);
+                scope.spawn(move || {
+                    (worker..cases.len())
+                        .step_by(WORKERS)
+                        .map(|index| judge(store, tenant, index, cases[index]))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap())
+            .collect()
+    });
+    assert_eq!(verdicts.len(), cases.len());
+
+    let disagreements: Vec<&String> = verdicts
+        .iter()
+        .filter_map(|(_, disagreement)| disagreement.as_ref())
+        .collect();
+    assert!(
+        disagreements.is_empty(),
+        "{} of {} cases disagree:\n{}",
+        disagreements.len(),
+        cases.len(),
+        disagreements
+            .iter()
+            .map(|line| line.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // The table reaches every outcome a stored ticket can have, so agreement
+    // above is not agreement on a few easy answers.
+    let outcomes: HashSet<Result<(), RedemptionFailure>> =
+        verdicts.iter().map(|(expected, _)| *expected).collect();
+    let every_outcome: HashSet<Result<(), RedemptionFailure>> = [
+        Ok(()),
+        Err(RedemptionFailure::ProgramSuspended),
+        Err(RedemptionFailure::ProgramNotStarted),
+        Err(RedemptionFailure::ProgramEnded),
+        Err(RedemptionFailure::TicketLocked),
+        Err(RedemptionFailure::TicketDisabled),
+        Err(RedemptionFailure::TicketRevoked),
+        Err(RedemptionFailure::TicketExhausted),
+        Err(RedemptionFailure::EmailMismatch),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(outcomes, every_outcome);
+}
