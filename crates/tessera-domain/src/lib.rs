@@ -19,7 +19,6 @@ pub use email::Email;
 pub use error::DomainError;
 pub use id::{ApiKeyId, EventId, LinkToken, ProgramId, StandaloneTicketId, TenantId, TicketId};
 pub use program::{NewProgram, Program, ProgramChanges, ProgramState};
-pub use secret::random_string;
 pub use standalone::{StandaloneTicket, StandaloneToken, Ttl, Uses};
 pub use ticket::{
     effective_limit, RedemptionFailure, Ticket, TicketState, EMAIL_MISMATCHES_BEFORE_LOCK,
@@ -28,3 +27,7 @@ pub use values::{
     BatchSize, GroupAddresses, Label, MaxTickets, NtpClass, ObjectId, PageRequest, Payload,
     RedemptionLimit, Subject, TenantName, UrlPrefix, ValidityWindow,
 };
+
+/// The chrono crate whose `DateTime<Utc>` this crate's API takes and returns,
+/// re-exported so a reuser needs no chrono dependency of a matching version.
+pub use chrono;
