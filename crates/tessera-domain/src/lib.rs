@@ -1,6 +1,9 @@
 //! Tessera's domain: programs, tickets, standalone tickets and API keys, with the
 //! rules that govern them and the value objects that make invalid states
 //! unrepresentable. Pure: no I/O, no database, no web framework.
+//!
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 mod api_key;
 mod code;

@@ -7,8 +7,10 @@ use crate::{
 /// Consecutive wrong emails after which a ticket locks (until an admin unlocks it).
 pub const EMAIL_MISMATCHES_BEFORE_LOCK: u32 = 5;
 
+/// Where a ticket is in its life; only an active ticket can be redeemed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TicketState {
+    /// Redeemable, if its program and its uses allow.
     Active,
     /// Locked after repeated wrong emails; an admin may set it active again.
     Locked,
@@ -19,6 +21,7 @@ pub enum TicketState {
 }
 
 impl TicketState {
+    /// The state's name in the API: `active`, `locked`, `disabled` or `revoked`.
     pub fn as_str(self) -> &'static str {
         match self {
             TicketState::Active => "active",
@@ -28,6 +31,7 @@ impl TicketState {
         }
     }
 
+    /// The state named `raw` (as `as_str` writes it), if any.
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "active" => Some(TicketState::Active),
@@ -58,14 +62,24 @@ impl TicketState {
 /// with a key of the tenant learns the reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RedemptionFailure {
+    /// No ticket of the program has the code (the domain never says this
+    /// itself: it is the store's answer to a code it does not hold).
     TicketNotFound,
+    /// The ticket has been redeemed as many times as its effective limit allows.
     TicketExhausted,
+    /// The ticket was revoked by its issuer.
     TicketRevoked,
+    /// The ticket was disabled by an admin.
     TicketDisabled,
+    /// The ticket locked after `EMAIL_MISMATCHES_BEFORE_LOCK` wrong emails.
     TicketLocked,
+    /// The ticket is bound to an email and another one (or none) was presented.
     EmailMismatch,
+    /// The program is suspended.
     ProgramSuspended,
+    /// The program's validity window has not opened yet.
     ProgramNotStarted,
+    /// The program's validity window has closed.
     ProgramEnded,
 }
 
@@ -85,6 +99,7 @@ impl RedemptionFailure {
         }
     }
 
+    /// The reason whose `code` is `raw`, if any.
     pub fn parse(raw: &str) -> Option<Self> {
         [
             RedemptionFailure::TicketNotFound,
@@ -101,6 +116,7 @@ impl RedemptionFailure {
         .find(|failure| failure.code() == raw)
     }
 
+    /// A sentence for people explaining the reason.
     pub fn message(self) -> &'static str {
         match self {
             RedemptionFailure::TicketNotFound => "No ticket of this program has that code.",
@@ -119,30 +135,110 @@ impl RedemptionFailure {
 /// A ticket may be redeemed min(its own limit, its program's) times: lowering the
 /// program's limit applies to tickets already issued.
 /// A ticket issued without a limit of its own follows its program's.
+///
+/// ```
+/// use tessera_domain::{effective_limit, RedemptionLimit};
+///
+/// let program = RedemptionLimit::try_from(3)?;
+/// assert_eq!(effective_limit(Some(RedemptionLimit::try_from(10)?), program), 3);
+/// assert_eq!(effective_limit(Some(RedemptionLimit::try_from(2)?), program), 2);
+/// assert_eq!(effective_limit(None, program), 3);
+/// # Ok::<(), tessera_domain::DomainError>(())
+/// ```
 pub fn effective_limit(ticket: Option<RedemptionLimit>, program: RedemptionLimit) -> u32 {
     ticket.map_or(program.get(), |own| own.get().min(program.get()))
 }
 
 /// A ticket of a program. Its code is not here: only its keyed hash is stored.
+///
+/// The redemption rules, in the order `check_redeemable` applies them: the
+/// program's (suspended, not started, ended), then the ticket's state, then its
+/// remaining uses under `effective_limit`, then its bound email.
+///
+/// ```
+/// # use tessera_domain::chrono::{Duration, TimeZone, Utc};
+/// # use tessera_domain::{
+/// #     Alphabet, GroupAddresses, MaxTickets, NewProgram, NtpClass, ObjectId, Program, ProgramId,
+/// #     TenantId, TicketLength, ValidityWindow,
+/// # };
+/// use tessera_domain::{Email, RedemptionFailure, RedemptionLimit, Ticket, TicketId, TicketState};
+///
+/// let now = Utc.with_ymd_and_hms(2030, 6, 1, 9, 0, 0).unwrap();
+/// # let new = NewProgram {
+/// #     name: None,
+/// #     object_id: ObjectId::try_from("iq__concert".to_owned())?,
+/// #     group_addresses: GroupAddresses::default(),
+/// #     ntp_class: NtpClass::DEFAULT,
+/// #     max_tickets: MaxTickets::UNLIMITED,
+/// #     max_redemptions: RedemptionLimit::try_from(2)?,
+/// #     window: ValidityWindow::new(now, now + Duration::days(1))?,
+/// #     ticket_length: TicketLength::DEFAULT,
+/// #     alphabet: Alphabet::Humane,
+/// #     url_prefix: None,
+/// #     one_active_per_subject: false,
+/// # };
+/// // `program` allows 2 redemptions per ticket and is open now.
+/// let program = Program::create(ProgramId::generate(), TenantId::generate(), new, now)?;
+/// let mut ticket = Ticket {
+///     id: TicketId::generate(),
+///     tenant_id: program.tenant_id.clone(),
+///     program_id: program.id.clone(),
+///     email: Some(Email::parse("ann@example.com")?),
+///     subject: None,
+///     max_redemptions: None, // follow the program's limit
+///     redemptions: 0,
+///     state: TicketState::Active,
+///     failed_attempts: 0,
+///     payload: None,
+///     last_redeemed_at: None,
+///     last_failed_at: None,
+///     created_at: now,
+///     version: 1,
+/// };
+///
+/// assert_eq!(ticket.check_redeemable(&program, now, Some("Ann@Example.com")), Ok(()));
+/// assert_eq!(
+///     ticket.check_redeemable(&program, now, Some("bob@example.com")),
+///     Err(RedemptionFailure::EmailMismatch)
+/// );
+/// assert_eq!(ticket.remaining(&program), 2);
+/// ticket.redemptions = 2;
+/// assert_eq!(
+///     ticket.check_redeemable(&program, now, Some("ann@example.com")),
+///     Err(RedemptionFailure::TicketExhausted)
+/// );
+/// # Ok::<(), tessera_domain::DomainError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
+    /// The ticket's id (public; not its code).
     pub id: TicketId,
+    /// The tenant that owns the ticket's program.
     pub tenant_id: TenantId,
+    /// The program the ticket belongs to.
     pub program_id: ProgramId,
+    /// The email a redeemer must present, if the ticket is bound to one.
     pub email: Option<Email>,
+    /// The user a URL ticket belongs to.
     pub subject: Option<Subject>,
     /// `None`: the program's limit, whatever it is at redemption time.
     pub max_redemptions: Option<RedemptionLimit>,
+    /// How many times the ticket has been redeemed.
     pub redemptions: u32,
+    /// Where the ticket is in its life.
     pub state: TicketState,
     /// Consecutive wrong emails since the last success or unlock.
     pub failed_attempts: u32,
+    /// JSON the issuer attached, returned on each successful redemption.
     pub payload: Option<Payload>,
+    /// When the ticket was last redeemed.
     pub last_redeemed_at: Option<DateTime<Utc>>,
     /// When the last wrong email was presented (the failures `failed_attempts`
     /// counts); other failed redemptions are recorded as events only.
     pub last_failed_at: Option<DateTime<Utc>>,
+    /// When the ticket was issued.
     pub created_at: DateTime<Utc>,
+    /// 1 at issuance, one more at each change.
     pub version: i64,
 }
 
