@@ -15,17 +15,27 @@ pub enum Role {
 /// The actions that roles are granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
+    /// Create, list and delete API keys.
     ManageKeys,
+    /// Create and change programs.
     ManagePrograms,
+    /// Set a ticket's state (unlock, disable, re-enable).
     ManageTicketState,
+    /// Read the event history (no use case asks for it yet).
     ReadEvents,
+    /// Read and list programs.
     ReadPrograms,
+    /// Issue, read, list and revoke tickets; create, list and delete
+    /// standalone tickets.
     IssueTickets,
+    /// Redeem and learn why a redemption failed, not only `invalid_code`.
     RedeemWithDetails,
+    /// Use standalone tickets.
     UseStandaloneTickets,
 }
 
 impl Role {
+    /// The role's name in the API: `admin`, `issuer` or `redeemer`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
@@ -34,6 +44,7 @@ impl Role {
         }
     }
 
+    /// The role named `raw` (as `as_str` writes it), if any.
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "admin" => Some(Role::Admin),
@@ -43,6 +54,7 @@ impl Role {
         }
     }
 
+    /// Whether the role is granted `permission`.
     pub fn allows(self, permission: Permission) -> bool {
         use Permission::*;
         match self {

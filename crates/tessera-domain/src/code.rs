@@ -16,6 +16,21 @@ const DIGITS: &[u8] = b"0123456789";
 const CODE_SPACE_FACTOR: u128 = 1000;
 
 /// The characters a program's codes are drawn from.
+///
+/// Its text form (`as_str`, `FromStr`, and serde) is the lowercase name, as in
+/// a program definition: `alphanumeric`, `humane` or `numeric`.
+///
+/// ```
+/// use tessera_domain::Alphabet;
+///
+/// let alphabet: Alphabet = "humane".parse()?;
+/// assert_eq!(alphabet, Alphabet::Humane);
+/// assert_eq!(alphabet.size(), 32);
+/// assert_eq!(alphabet.as_str(), "humane");
+/// assert_eq!(Alphabet::default(), Alphabet::Alphanumeric);
+/// assert!("base64".parse::<Alphabet>().is_err());
+/// # Ok::<(), tessera_domain::DomainError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Alphabet {
@@ -29,6 +44,7 @@ pub enum Alphabet {
 }
 
 impl Alphabet {
+    /// The alphabet's name, as `FromStr` and serde read and write it.
     pub fn as_str(self) -> &'static str {
         match self {
             Alphabet::Alphanumeric => "alphanumeric",
@@ -45,6 +61,8 @@ impl Alphabet {
         }
     }
 
+    /// How many symbols the alphabet has: 62, 32 or 10. A code of `length`
+    /// characters is one of `size ^ length` possible codes.
     pub fn size(self) -> u32 {
         self.symbols().len() as u32
     }
@@ -52,6 +70,28 @@ impl Alphabet {
     /// Whether `length` characters of this alphabet leave enough room for
     /// `max_tickets` codes (see `CODE_SPACE_FACTOR`). Unlimited programs always fit:
     /// their risk is bounded by throttling, not by the cap.
+    ///
+    /// The rule: the code space, `size ^ length`, must hold at least 1000 codes
+    /// per ticket the program may issue, so that one random guess hits a live
+    /// code with probability at most 1/1000. `Program::create` refuses a
+    /// program that breaks it.
+    ///
+    /// ```
+    /// use tessera_domain::{Alphabet, MaxTickets, TicketLength};
+    ///
+    /// let four = TicketLength::try_from(4)?;
+    /// // 10^4 = 10,000 numeric codes hold 1000 codes for each of 10 tickets…
+    /// assert!(Alphabet::Numeric.fits(four, MaxTickets::try_from(10)?));
+    /// // …but not for 11.
+    /// assert!(!Alphabet::Numeric.fits(four, MaxTickets::try_from(11)?));
+    /// // The shortest humane length for a million tickets: 32^6 ≈ 1.07 × 10^9.
+    /// let million = MaxTickets::try_from(1_000_000)?;
+    /// let shortest = (4..=64)
+    ///     .filter_map(|n| TicketLength::try_from(n).ok())
+    ///     .find(|&length| Alphabet::Humane.fits(length, million));
+    /// assert_eq!(shortest.map(TicketLength::get), Some(6));
+    /// # Ok::<(), tessera_domain::DomainError>(())
+    /// ```
     pub fn fits(self, length: TicketLength, max_tickets: MaxTickets) -> bool {
         let Some(cap) = max_tickets.limit() else {
             return true;
@@ -80,14 +120,29 @@ impl FromStr for Alphabet {
 }
 
 /// The number of characters in a program's codes: 4..=64.
+///
+/// ```
+/// use tessera_domain::TicketLength;
+///
+/// assert_eq!(TicketLength::try_from(8)?.get(), 8);
+/// assert_eq!(TicketLength::DEFAULT.get(), 6);
+/// let error = TicketLength::try_from(3).unwrap_err();
+/// assert_eq!(error.field, "ticketLength");
+/// assert!(TicketLength::try_from(65).is_err());
+/// # Ok::<(), tessera_domain::DomainError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TicketLength(u8);
 
 impl TicketLength {
+    /// The shortest length a program may choose.
     pub const MIN: u8 = 4;
+    /// The longest length a program may choose.
     pub const MAX: u8 = 64;
+    /// The length of a program that does not choose one.
     pub const DEFAULT: TicketLength = TicketLength(6);
 
+    /// The length as a number of characters.
     pub fn get(self) -> u8 {
         self.0
     }
@@ -111,6 +166,19 @@ impl TryFrom<i64> for TicketLength {
 crate::redacted::secret_string! {
     /// A ticket's code in canonical form. A secret: it leaves the process only in the
     /// issuance response, so `Debug` and `Display` never show it.
+    ///
+    /// A `Code` comes from `Code::generate` or from `CodeInput::normalize`, so it
+    /// always has its program's length and alphabet.
+    ///
+    /// ```
+    /// use tessera_domain::{Alphabet, Code, TicketLength};
+    ///
+    /// let code = Code::generate(Alphabet::Humane, TicketLength::try_from(8)?);
+    /// assert_eq!(code.expose_secret().len(), 8);
+    /// assert!(code.expose_secret().chars().all(|c| "0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(c)));
+    /// assert_eq!(format!("{code:?}"), "Code(<redacted>)");
+    /// # Ok::<(), tessera_domain::DomainError>(())
+    /// ```
     pub struct Code;
 }
 
@@ -122,6 +190,25 @@ impl Code {
 }
 
 /// What a person typed, before it is known to be a code of a given program.
+///
+/// `normalize` turns it into the canonical `Code` of a program, or tells that
+/// no code of that program could look like it:
+///
+/// ```
+/// use tessera_domain::{Alphabet, CodeInput, TicketLength};
+///
+/// let six = TicketLength::try_from(6)?;
+/// // Humane codes forgive case, spaces, dashes and the misreadings I, L → 1, O → 0.
+/// let code = CodeInput("ab-c1 o-l").normalize(Alphabet::Humane, six);
+/// assert_eq!(code.as_ref().map(|code| code.expose_secret()), Some("ABC101"));
+/// // U is not a Crockford symbol; five digits are not a six-digit code.
+/// assert!(CodeInput("ABCU12").normalize(Alphabet::Humane, six).is_none());
+/// assert!(CodeInput("12345").normalize(Alphabet::Numeric, six).is_none());
+/// // Alphanumeric codes are case-sensitive; only surrounding whitespace goes.
+/// let code = CodeInput(" aB3dE6 ").normalize(Alphabet::Alphanumeric, six);
+/// assert_eq!(code.as_ref().map(|code| code.expose_secret()), Some("aB3dE6"));
+/// # Ok::<(), tessera_domain::DomainError>(())
+/// ```
 pub struct CodeInput<'a>(pub &'a str);
 
 impl fmt::Debug for CodeInput<'_> {

@@ -1,6 +1,17 @@
 use crate::DomainError;
 
 /// An email address a ticket is bound to. Kept as given; compared case-insensitively.
+///
+/// ```
+/// use tessera_domain::Email;
+///
+/// let email = Email::parse(" Ann@Example.com ")?;
+/// assert_eq!(email.as_str(), "Ann@Example.com");
+/// assert!(email.matches("ann@example.COM"));
+/// assert!(!email.matches("bob@example.com"));
+/// assert_eq!(Email::parse("ann@example").unwrap_err().field, "email");
+/// # Ok::<(), tessera_domain::DomainError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -23,6 +34,7 @@ impl Email {
         Ok(Self(raw.to_owned()))
     }
 
+    /// The address as given (trimmed).
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -33,6 +33,8 @@ macro_rules! public_id {
         pub struct $name(String);
 
         impl $name {
+            /// What every id of this kind starts with, so that ids of different
+            /// kinds can never be mistaken for one another.
             pub const PREFIX: &'static str = $prefix;
 
             /// A fresh, unguessable id.
@@ -53,6 +55,7 @@ macro_rules! public_id {
                 }
             }
 
+            /// The id as text, prefix included.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -78,6 +81,23 @@ public_id!(
 );
 public_id!(
     /// A program (an Eluvio NTP instance).
+    ///
+    /// Every id type works alike: a prefix naming its kind, 8 base58 characters
+    /// of creation time (so ids sort by age) and 12 random ones. Ids are public,
+    /// not secrets, so `Debug` shows them.
+    ///
+    /// ```
+    /// use tessera_domain::{ProgramId, TicketId};
+    ///
+    /// let id = ProgramId::generate();
+    /// assert!(id.as_str().starts_with(ProgramId::PREFIX));
+    /// assert_eq!(id.as_str().len(), "prg_".len() + 20);
+    /// assert_eq!(ProgramId::parse(id.as_str()), Ok(id.clone()));
+    /// assert_eq!(id.to_string(), id.as_str());
+    /// // An id of another kind, or of another shape, is refused without a lookup.
+    /// assert!(ProgramId::parse(TicketId::generate().as_str()).is_err());
+    /// assert_eq!(ProgramId::parse("prg_nope").unwrap_err().field, "programId");
+    /// ```
     ProgramId, "prg_", "programId"
 );
 public_id!(
@@ -106,10 +126,12 @@ secret_string! {
 const LINK_TOKEN_CHARS: usize = 32;
 
 impl LinkToken {
+    /// A fresh token from the CSPRNG.
     pub fn generate() -> Self {
         Self(random_string(BASE58, LINK_TOKEN_CHARS))
     }
 
+    /// Accepts exactly the shape `generate` produces.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         if raw.len() == LINK_TOKEN_CHARS && raw.bytes().all(|b| BASE58.contains(&b)) {
             Ok(Self(raw.to_owned()))

@@ -1,6 +1,9 @@
 //! Tessera's domain: programs, tickets, standalone tickets and API keys, with the
 //! rules that govern them and the value objects that make invalid states
 //! unrepresentable. Pure: no I/O, no database, no web framework.
+//!
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 mod api_key;
 mod code;
@@ -28,10 +31,13 @@ pub use redacted::{
     TicketLink, REDACTED,
 };
 pub use redemption::{effective_limit, RedemptionFailure, EMAIL_MISMATCHES_BEFORE_LOCK};
-pub use secret::random_string;
 pub use standalone::{StandaloneTicket, StandaloneToken, Ttl, Uses};
 pub use ticket::{NewTicketSpec, Ticket, TicketState};
 pub use values::{
     BatchSize, GroupAddresses, Label, MaxTickets, NtpClass, ObjectId, PageRequest, Payload,
     RedemptionLimit, Subject, TenantName, UrlPrefix, ValidityWindow,
 };
+
+/// The chrono crate whose `DateTime<Utc>` this crate's API takes and returns,
+/// re-exported so a reuser needs no chrono dependency of a matching version.
+pub use chrono;

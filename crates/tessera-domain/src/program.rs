@@ -5,14 +5,17 @@ use crate::{
     RedemptionFailure, RedemptionLimit, TenantId, TicketLength, UrlPrefix, ValidityWindow,
 };
 
+/// Whether a program's tickets work at all. A program is created active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProgramState {
+    /// Tickets work inside the validity window.
     Active,
     /// Every ticket fails as if expired, until `endTime` is set again.
     Suspended,
 }
 
 impl ProgramState {
+    /// The state's name in the API: `active` or `suspended`.
     pub fn as_str(self) -> &'static str {
         match self {
             ProgramState::Active => "active",
@@ -20,6 +23,7 @@ impl ProgramState {
         }
     }
 
+    /// The state named `raw` (as `as_str` writes it), if any.
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "active" => Some(ProgramState::Active),
@@ -31,18 +35,65 @@ impl ProgramState {
 
 /// Everything a client chooses when creating a program, already validated field by
 /// field; `Program::create` applies the rules that span fields.
+///
+/// Every field is a value object, so a `NewProgram` cannot hold an out-of-range
+/// value; what it can still get wrong is a combination, such as a code space
+/// too small for `max_tickets`, which `Program::create` refuses:
+///
+/// ```
+/// use tessera_domain::chrono::{Duration, TimeZone, Utc};
+/// use tessera_domain::{
+///     Alphabet, GroupAddresses, MaxTickets, NewProgram, NtpClass, ObjectId, Program, ProgramId,
+///     RedemptionLimit, TenantId, TicketLength, ValidityWindow,
+/// };
+///
+/// let now = Utc.with_ymd_and_hms(2030, 6, 1, 9, 0, 0).unwrap();
+/// let new = NewProgram {
+///     name: None,
+///     object_id: ObjectId::try_from("iq__concert".to_owned())?,
+///     group_addresses: GroupAddresses::default(),
+///     ntp_class: NtpClass::DEFAULT,
+///     max_tickets: MaxTickets::try_from(20)?,
+///     max_redemptions: RedemptionLimit::try_from(1)?,
+///     window: ValidityWindow::new(now, now + Duration::days(1))?,
+///     ticket_length: TicketLength::try_from(4)?,
+///     alphabet: Alphabet::Numeric,
+///     url_prefix: None,
+///     one_active_per_subject: false,
+/// };
+/// // 10^4 numeric codes leave room for 10 tickets at 1000 codes each, not 20.
+/// let error = Program::create(ProgramId::generate(), TenantId::generate(), new.clone(), now)
+///     .unwrap_err();
+/// assert_eq!(error.field, "ticketLength");
+///
+/// let new = NewProgram { ticket_length: TicketLength::try_from(5)?, ..new };
+/// let program = Program::create(ProgramId::generate(), TenantId::generate(), new, now)?;
+/// assert_eq!(program.issued_tickets, 0);
+/// # Ok::<(), tessera_domain::DomainError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewProgram {
+    /// A free label for people; not unique.
     pub name: Option<Label>,
+    /// What the program's tickets authorize (Eluvio's `objectId`).
     pub object_id: ObjectId,
+    /// Groups whose permissions the tickets inherit.
     pub group_addresses: GroupAddresses,
+    /// Eluvio's NTP class, carried for compatibility.
     pub ntp_class: NtpClass,
+    /// How many tickets the program may ever issue; 0 means unlimited.
     pub max_tickets: MaxTickets,
+    /// How many times each ticket may be redeemed (a ticket may ask for fewer).
     pub max_redemptions: RedemptionLimit,
+    /// When the tickets are redeemable.
     pub window: ValidityWindow,
+    /// How many characters each code has.
     pub ticket_length: TicketLength,
+    /// Which characters the codes are drawn from.
     pub alphabet: Alphabet,
+    /// The base of ticket links, for programs that hand out URLs.
     pub url_prefix: Option<UrlPrefix>,
+    /// Whether a subject may hold only one active ticket of the program at a time.
     pub one_active_per_subject: bool,
 }
 
@@ -50,15 +101,22 @@ pub struct NewProgram {
 /// `Some(None)` clears it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProgramChanges {
+    /// A new `max_tickets`; the code-space rule is checked again.
     pub max_tickets: Option<MaxTickets>,
+    /// A new `max_redemptions`; it applies to tickets already issued too.
     pub max_redemptions: Option<RedemptionLimit>,
+    /// A new start of the validity window.
     pub start_time: Option<DateTime<Utc>>,
+    /// A new end of the validity window; setting it reactivates a suspended program.
     pub end_time: Option<DateTime<Utc>>,
+    /// A new link base, or `Some(None)` to remove it.
     pub url_prefix: Option<Option<UrlPrefix>>,
+    /// A new label, or `Some(None)` to remove it.
     pub name: Option<Option<Label>>,
 }
 
 impl ProgramChanges {
+    /// Whether the update changes nothing.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
@@ -66,25 +124,90 @@ impl ProgramChanges {
 
 /// A program (Eluvio's NTP instance): the policy its tickets are issued and
 /// redeemed under.
+///
+/// Made by `Program::create` from a `NewProgram` (see its example); the fields
+/// after `one_active_per_subject` are the program's life so far.
+///
+/// ```
+/// # use tessera_domain::chrono::{Duration, TimeZone, Utc};
+/// # use tessera_domain::{
+/// #     Alphabet, GroupAddresses, MaxTickets, NewProgram, NtpClass, ObjectId, Program, ProgramId,
+/// #     RedemptionLimit, TenantId, TicketLength, ValidityWindow,
+/// # };
+/// use tessera_domain::RedemptionFailure;
+///
+/// let start = Utc.with_ymd_and_hms(2030, 6, 1, 9, 0, 0).unwrap();
+/// let end = start + Duration::hours(8);
+/// # let new = NewProgram {
+/// #     name: None,
+/// #     object_id: ObjectId::try_from("iq__concert".to_owned())?,
+/// #     group_addresses: GroupAddresses::default(),
+/// #     ntp_class: NtpClass::DEFAULT,
+/// #     max_tickets: MaxTickets::UNLIMITED,
+/// #     max_redemptions: RedemptionLimit::DEFAULT,
+/// #     window: ValidityWindow::new(start, end)?,
+/// #     ticket_length: TicketLength::DEFAULT,
+/// #     alphabet: Alphabet::Humane,
+/// #     url_prefix: None,
+/// #     one_active_per_subject: false,
+/// # };
+/// // `new` is a NewProgram whose window is [start, end).
+/// let program = Program::create(ProgramId::generate(), TenantId::generate(), new, start)?;
+///
+/// assert_eq!(
+///     program.check_redeemable(start - Duration::seconds(1)),
+///     Err(RedemptionFailure::ProgramNotStarted)
+/// );
+/// assert_eq!(program.check_redeemable(start), Ok(()));
+/// assert_eq!(program.check_redeemable(end), Err(RedemptionFailure::ProgramEnded));
+/// // Codes may go out before the event, but not after it.
+/// assert!(program.is_issuing(start - Duration::days(1)));
+/// assert!(!program.is_issuing(end));
+///
+/// let suspended = program.suspended(start);
+/// assert_eq!(
+///     suspended.check_redeemable(start + Duration::hours(1)),
+///     Err(RedemptionFailure::ProgramSuspended)
+/// );
+/// # Ok::<(), tessera_domain::DomainError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
+    /// The program's id.
     pub id: ProgramId,
+    /// The tenant that owns the program.
     pub tenant_id: TenantId,
+    /// As in `NewProgram`.
     pub name: Option<Label>,
+    /// As in `NewProgram`.
     pub object_id: ObjectId,
+    /// As in `NewProgram`.
     pub group_addresses: GroupAddresses,
+    /// As in `NewProgram`.
     pub ntp_class: NtpClass,
+    /// As in `NewProgram`; may change with `apply`.
     pub max_tickets: MaxTickets,
+    /// As in `NewProgram`; may change with `apply`.
     pub max_redemptions: RedemptionLimit,
+    /// As in `NewProgram`; may change with `apply`.
     pub window: ValidityWindow,
+    /// As in `NewProgram`; never changes, so codes already issued stay valid.
     pub ticket_length: TicketLength,
+    /// As in `NewProgram`; never changes, so codes already issued stay valid.
     pub alphabet: Alphabet,
+    /// As in `NewProgram`; may change with `apply`.
     pub url_prefix: Option<UrlPrefix>,
+    /// As in `NewProgram`.
     pub one_active_per_subject: bool,
+    /// Active or suspended.
     pub state: ProgramState,
+    /// How many tickets have been issued so far (counted against `max_tickets`).
     pub issued_tickets: u32,
+    /// 1 at creation, one more at each change.
     pub version: i64,
+    /// When the program was created.
     pub created_at: DateTime<Utc>,
+    /// When the program last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -108,6 +231,9 @@ fn check_code_space(
 }
 
 impl Program {
+    /// A new active program, version 1, with no tickets issued, if `new`'s
+    /// fields make sense together: its alphabet and length must leave room for
+    /// `max_tickets` (see `Alphabet::fits`).
     pub fn create(
         id: ProgramId,
         tenant_id: TenantId,
@@ -166,6 +292,8 @@ impl Program {
         })
     }
 
+    /// The program suspended, one version later: every ticket fails as
+    /// `ProgramSuspended` until `endTime` is set again.
     pub fn suspended(&self, now: DateTime<Utc>) -> Self {
         Self {
             state: ProgramState::Suspended,

@@ -15,14 +15,24 @@ pub const EMAIL_MISMATCHES_BEFORE_LOCK: u32 = 5;
 /// with a key of the tenant learns the reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RedemptionFailure {
+    /// No ticket of the program has the code (the domain never says this
+    /// itself: it is the store's answer to a code it does not hold).
     TicketNotFound,
+    /// The ticket has been redeemed as many times as its effective limit allows.
     TicketExhausted,
+    /// The ticket was revoked by its issuer.
     TicketRevoked,
+    /// The ticket was disabled by an admin.
     TicketDisabled,
+    /// The ticket locked after `EMAIL_MISMATCHES_BEFORE_LOCK` wrong emails.
     TicketLocked,
+    /// The ticket is bound to an email and another one (or none) was presented.
     EmailMismatch,
+    /// The program is suspended.
     ProgramSuspended,
+    /// The program's validity window has not opened yet.
     ProgramNotStarted,
+    /// The program's validity window has closed.
     ProgramEnded,
 }
 
@@ -42,6 +52,7 @@ impl RedemptionFailure {
         }
     }
 
+    /// The reason whose `code` is `raw`, if any.
     pub fn parse(raw: &str) -> Option<Self> {
         [
             RedemptionFailure::TicketNotFound,
@@ -58,6 +69,7 @@ impl RedemptionFailure {
         .find(|failure| failure.code() == raw)
     }
 
+    /// A sentence for people explaining the reason.
     pub fn message(self) -> &'static str {
         match self {
             RedemptionFailure::TicketNotFound => "No ticket of this program has that code.",
@@ -76,6 +88,16 @@ impl RedemptionFailure {
 /// A ticket may be redeemed min(its own limit, its program's) times: lowering the
 /// program's limit applies to tickets already issued.
 /// A ticket issued without a limit of its own follows its program's.
+///
+/// ```
+/// use tessera_domain::{effective_limit, RedemptionLimit};
+///
+/// let program = RedemptionLimit::try_from(3)?;
+/// assert_eq!(effective_limit(Some(RedemptionLimit::try_from(10)?), program), 3);
+/// assert_eq!(effective_limit(Some(RedemptionLimit::try_from(2)?), program), 2);
+/// assert_eq!(effective_limit(None, program), 3);
+/// # Ok::<(), tessera_domain::DomainError>(())
+/// ```
 pub fn effective_limit(ticket: Option<RedemptionLimit>, program: RedemptionLimit) -> u32 {
     ticket.map_or(program.get(), |own| own.get().min(program.get()))
 }

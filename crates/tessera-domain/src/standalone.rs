@@ -13,6 +13,7 @@ crate::redacted::secret_string! {
 }
 
 impl StandaloneToken {
+    /// A fresh token from the CSPRNG.
     pub fn generate() -> Self {
         Self(random_string(BASE64URL, TOKEN_CHARS))
     }
@@ -29,8 +30,10 @@ impl StandaloneToken {
 pub struct Ttl(u32);
 
 impl Ttl {
+    /// One minute.
     pub const DEFAULT: Ttl = Ttl(60);
 
+    /// When a ticket created at `now` expires, or `None` if it never does.
     pub fn expires_at(self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         (self.0 > 0).then(|| now + Duration::seconds(i64::from(self.0)))
     }
@@ -51,8 +54,10 @@ impl TryFrom<i64> for Ttl {
 pub struct Uses(u32);
 
 impl Uses {
+    /// Once.
     pub const DEFAULT: Uses = Uses(1);
 
+    /// The number of uses allowed, or `None` when unlimited.
     pub fn limit(self) -> Option<u32> {
         (self.0 > 0).then_some(self.0)
     }
@@ -73,20 +78,28 @@ impl TryFrom<i64> for Uses {
 /// (`name`, `permissions`, `totalUsesAllowed`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StandaloneTicket {
+    /// The ticket's public id (not its token).
     pub id: StandaloneTicketId,
+    /// The tenant that owns the ticket.
     pub tenant_id: TenantId,
+    /// A free label.
     pub name: Option<Label>,
     /// A JSON object, as serialized text.
     pub permissions: Option<Payload>,
+    /// Arbitrary JSON returned on each use.
     pub payload: Option<Payload>,
+    /// How many uses it was created with.
     pub total_uses: Uses,
     /// `None` when unlimited.
     pub uses_left: Option<u32>,
+    /// When it stops working; `None` when it never expires.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
 impl StandaloneTicket {
+    /// Whether it can still be used at `now`: not expired and not used up.
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_none_or(|at| now < at) && self.uses_left != Some(0)
     }

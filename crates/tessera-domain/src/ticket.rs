@@ -5,8 +5,10 @@ use crate::{
     DomainError, Email, Payload, Program, ProgramId, RedemptionLimit, Subject, TenantId, TicketId,
 };
 
+/// Where a ticket is in its life; only an active ticket can be redeemed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TicketState {
+    /// Redeemable, if its program and its uses allow.
     Active,
     /// Locked after repeated wrong emails; an admin may set it active again.
     Locked,
@@ -17,6 +19,7 @@ pub enum TicketState {
 }
 
 impl TicketState {
+    /// The state's name in the API: `active`, `locked`, `disabled` or `revoked`.
     pub fn as_str(self) -> &'static str {
         match self {
             TicketState::Active => "active",
@@ -26,6 +29,7 @@ impl TicketState {
         }
     }
 
+    /// The state named `raw` (as `as_str` writes it), if any.
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "active" => Some(TicketState::Active),
@@ -53,25 +57,95 @@ impl TicketState {
 }
 
 /// A ticket of a program. Its code is not here: only its keyed hash is stored.
+///
+/// The redemption rules, in the order `check_redeemable` applies them: the
+/// program's (suspended, not started, ended), then the ticket's state, then its
+/// remaining uses under `effective_limit`, then its bound email.
+///
+/// ```
+/// # use tessera_domain::chrono::{Duration, TimeZone, Utc};
+/// # use tessera_domain::{
+/// #     Alphabet, GroupAddresses, MaxTickets, NewProgram, NtpClass, ObjectId, Program, ProgramId,
+/// #     TenantId, TicketLength, ValidityWindow,
+/// # };
+/// use tessera_domain::{Email, RedemptionFailure, RedemptionLimit, Ticket, TicketId, TicketState};
+///
+/// let now = Utc.with_ymd_and_hms(2030, 6, 1, 9, 0, 0).unwrap();
+/// # let new = NewProgram {
+/// #     name: None,
+/// #     object_id: ObjectId::try_from("iq__concert".to_owned())?,
+/// #     group_addresses: GroupAddresses::default(),
+/// #     ntp_class: NtpClass::DEFAULT,
+/// #     max_tickets: MaxTickets::UNLIMITED,
+/// #     max_redemptions: RedemptionLimit::try_from(2)?,
+/// #     window: ValidityWindow::new(now, now + Duration::days(1))?,
+/// #     ticket_length: TicketLength::DEFAULT,
+/// #     alphabet: Alphabet::Humane,
+/// #     url_prefix: None,
+/// #     one_active_per_subject: false,
+/// # };
+/// // `program` allows 2 redemptions per ticket and is open now.
+/// let program = Program::create(ProgramId::generate(), TenantId::generate(), new, now)?;
+/// let mut ticket = Ticket {
+///     id: TicketId::generate(),
+///     tenant_id: program.tenant_id.clone(),
+///     program_id: program.id.clone(),
+///     email: Some(Email::parse("ann@example.com")?),
+///     subject: None,
+///     max_redemptions: None, // follow the program's limit
+///     redemptions: 0,
+///     state: TicketState::Active,
+///     failed_attempts: 0,
+///     payload: None,
+///     last_redeemed_at: None,
+///     last_failed_at: None,
+///     created_at: now,
+///     version: 1,
+/// };
+///
+/// assert_eq!(ticket.check_redeemable(&program, now, Some("Ann@Example.com")), Ok(()));
+/// assert_eq!(
+///     ticket.check_redeemable(&program, now, Some("bob@example.com")),
+///     Err(RedemptionFailure::EmailMismatch)
+/// );
+/// assert_eq!(ticket.remaining(&program), 2);
+/// ticket.redemptions = 2;
+/// assert_eq!(
+///     ticket.check_redeemable(&program, now, Some("ann@example.com")),
+///     Err(RedemptionFailure::TicketExhausted)
+/// );
+/// # Ok::<(), tessera_domain::DomainError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
+    /// The ticket's id (public; not its code).
     pub id: TicketId,
+    /// The tenant that owns the ticket's program.
     pub tenant_id: TenantId,
+    /// The program the ticket belongs to.
     pub program_id: ProgramId,
+    /// The email a redeemer must present, if the ticket is bound to one.
     pub email: Option<Email>,
+    /// The user a URL ticket belongs to.
     pub subject: Option<Subject>,
     /// `None`: the program's limit, whatever it is at redemption time.
     pub max_redemptions: Option<RedemptionLimit>,
+    /// How many times the ticket has been redeemed.
     pub redemptions: u32,
+    /// Where the ticket is in its life.
     pub state: TicketState,
     /// Consecutive wrong emails since the last success or unlock.
     pub failed_attempts: u32,
+    /// JSON the issuer attached, returned on each successful redemption.
     pub payload: Option<Payload>,
+    /// When the ticket was last redeemed.
     pub last_redeemed_at: Option<DateTime<Utc>>,
     /// When the last wrong email was presented (the failures `failed_attempts`
     /// counts); other failed redemptions are recorded as events only.
     pub last_failed_at: Option<DateTime<Utc>>,
+    /// When the ticket was issued.
     pub created_at: DateTime<Utc>,
+    /// 1 at issuance, one more at each change.
     pub version: i64,
 }
 

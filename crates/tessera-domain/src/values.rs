@@ -35,6 +35,7 @@ macro_rules! text_value {
         pub struct $name(String);
 
         impl $name {
+            /// The text, as given.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -72,8 +73,10 @@ text_value!(
 pub struct GroupAddresses(Vec<String>);
 
 impl GroupAddresses {
+    /// The most groups a program may name.
     pub const MAX: usize = 64;
 
+    /// The groups, in the order given.
     pub fn as_slice(&self) -> &[String] {
         &self.0
     }
@@ -103,6 +106,7 @@ macro_rules! ranged_int {
         pub struct $name($inner);
 
         impl $name {
+            /// The number.
             pub fn get(self) -> $inner {
                 self.0
             }
@@ -141,14 +145,17 @@ ranged_int!(
 );
 
 impl NtpClass {
+    /// Class 4, Eluvio's default.
     pub const DEFAULT: NtpClass = NtpClass(4);
 }
 
 impl RedemptionLimit {
+    /// 100 redemptions, for a program that does not choose.
     pub const DEFAULT: RedemptionLimit = RedemptionLimit(100);
 }
 
 impl MaxTickets {
+    /// No cap (0).
     pub const UNLIMITED: MaxTickets = MaxTickets(0);
 
     /// The cap, or `None` when the program may issue without limit.
@@ -158,6 +165,18 @@ impl MaxTickets {
 }
 
 /// When a program's tickets are redeemable: `start <= now < end`, and `start < end`.
+///
+/// ```
+/// use tessera_domain::chrono::{Duration, TimeZone, Utc};
+/// use tessera_domain::ValidityWindow;
+///
+/// let start = Utc.with_ymd_and_hms(2030, 6, 1, 9, 0, 0).unwrap();
+/// let window = ValidityWindow::new(start, start + Duration::hours(8))?;
+/// assert_eq!(window.end() - window.start(), Duration::hours(8));
+/// // An empty or reversed window is refused, naming the field to fix.
+/// assert_eq!(ValidityWindow::new(start, start).unwrap_err().field, "endTime");
+/// # Ok::<(), tessera_domain::DomainError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ValidityWindow {
     start: DateTime<Utc>,
@@ -165,6 +184,7 @@ pub struct ValidityWindow {
 }
 
 impl ValidityWindow {
+    /// The window `[start, end)`, if `end` is after `start`.
     pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Self, DomainError> {
         if end > start {
             Ok(Self { start, end })
@@ -173,10 +193,12 @@ impl ValidityWindow {
         }
     }
 
+    /// The first instant tickets are redeemable.
     pub fn start(self) -> DateTime<Utc> {
         self.start
     }
 
+    /// The first instant tickets are no longer redeemable.
     pub fn end(self) -> DateTime<Utc> {
         self.end
     }
@@ -187,6 +209,7 @@ impl ValidityWindow {
 pub struct UrlPrefix(String);
 
 impl UrlPrefix {
+    /// The URL, as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -221,6 +244,7 @@ impl TryFrom<String> for UrlPrefix {
 pub struct Payload(String);
 
 impl Payload {
+    /// 16 KiB.
     pub const MAX_BYTES: usize = 16 * 1024;
 
     /// `json` must already be serialized JSON; only its size is judged here.
@@ -235,6 +259,7 @@ impl Payload {
         }
     }
 
+    /// The serialized JSON.
     pub fn as_json_text(&self) -> &str {
         &self.0
     }
@@ -248,8 +273,10 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
+    /// The most items one page may ask for.
     pub const MAX_COUNT: i64 = 1000;
 
+    /// A page of `count` items (default 10) from `offset` (default 0).
     pub fn new(count: Option<i64>, offset: Option<i64>) -> Result<Self, DomainError> {
         let count = count.unwrap_or(10);
         let offset = offset.unwrap_or(0);
@@ -265,10 +292,12 @@ impl PageRequest {
         })
     }
 
+    /// How many items the page holds at most.
     pub fn count(self) -> u32 {
         self.count
     }
 
+    /// How many items come before the page.
     pub fn offset(self) -> u64 {
         self.offset
     }
