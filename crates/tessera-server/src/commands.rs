@@ -5,15 +5,14 @@ use std::sync::Arc;
 use actix_web::{App, HttpServer};
 use tessera_app::usecases::AccessUseCases;
 use tessera_app::{Limits, Tessera, TesseraPorts};
+use tessera_crypto::{load_or_create_master_key, Keyring, MasterKey, Signer};
 use tessera_domain::TenantName;
 use tessera_http::{AppState, HttpSettings};
 use tessera_postgres::{PgPool, PgStore};
 use thiserror::Error;
 
 use crate::clock::SystemClock;
-use crate::keys::{load_or_create_master_key, Keyring};
-use crate::settings::{MasterKey, Settings};
-use crate::signing::Signer;
+use crate::settings::Settings;
 
 #[derive(Debug, Error)]
 pub enum CommandError {

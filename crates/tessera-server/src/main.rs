@@ -3,11 +3,7 @@
 mod batch;
 mod clock;
 mod commands;
-#[cfg(test)]
-mod jwt;
-mod keys;
 mod settings;
-mod signing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -19,8 +19,7 @@ use sha2::{Digest, Sha256};
 use tessera_app::ports::{AccessClaims, AccessToken, TokenSigner};
 use tessera_domain::{Code, ProgramId};
 
-use crate::keys::derive_bytes;
-use crate::settings::MasterKey;
+use crate::keys::{derive_bytes, MasterKey};
 
 /// The prefix of what a code's signature covers: `tessera-code-v1:<programId>:<code>`.
 const CODE_MESSAGE_PREFIX: &str = "tessera-code-v1";
