@@ -2,6 +2,7 @@
 //! [`Tessera`]) and the outbound ports they drive (repositories, clock, hasher).
 //! Depends on the domain only; adapters plug in from outside.
 
+pub mod batch_csv;
 mod error;
 pub mod ports;
 mod service;
