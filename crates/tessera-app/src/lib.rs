@@ -4,10 +4,12 @@
 
 pub mod batch_csv;
 mod error;
+pub mod operator;
 pub mod ports;
 mod service;
 pub mod throttle;
 pub mod usecases;
 
 pub use error::{AppError, AppResult};
+pub use operator::OperatorUseCases;
 pub use service::{Limits, Tessera, TesseraPorts};

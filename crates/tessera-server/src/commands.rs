@@ -87,7 +87,7 @@ fn signer(settings: &Settings, master: &MasterKey) -> Signer {
 
 /// Every use case, over the database `store` and keys derived from the master key,
 /// and the signer they sign with (whose JWKS the HTTP adapter serves).
-pub(crate) fn tessera_on(
+fn tessera_on(
     settings: &Settings,
     store: Arc<PgStore>,
 ) -> Result<(Tessera, Arc<Signer>), CommandError> {
@@ -111,7 +111,10 @@ pub(crate) fn tessera_on(
     Ok((Tessera::new(ports, limits), signer))
 }
 
-fn tessera(settings: &Settings, pool: PgPool) -> Result<(Tessera, Arc<Signer>), CommandError> {
+pub(crate) fn tessera(
+    settings: &Settings,
+    pool: PgPool,
+) -> Result<(Tessera, Arc<Signer>), CommandError> {
     tessera_on(settings, Arc::new(PgStore::new(pool)))
 }
 
