@@ -152,6 +152,7 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
             body_limit_bytes: settings.body_limit_bytes,
             trusted_proxies: settings.trusted_proxies.clone(),
             jwks_json: Arc::from(signer.jwks_json()),
+            openapi_json: Arc::from(tessera_http::openapi_document()),
         },
     };
     let bind = settings.bind;
