@@ -72,7 +72,7 @@ enum TicketsCommand {
     },
 }
 
-/// Exit code for a setting the server cannot start with (API.md: "exit code 2").
+/// Exit code for a setting the server cannot start with (docs/operations.md).
 const EXIT_BAD_SETTING: u8 = 2;
 
 /// The whole `tessera` program: parses the command line, reads the settings and
