@@ -167,3 +167,32 @@ fn tickets_issue_writes_a_private_csv_whose_codes_redeem_and_never_overwrites() 
         2500
     );
 }
+
+#[test]
+fn tickets_issue_for_an_unknown_program_fails_and_leaves_no_file() {
+    let database = TestDatabase::new();
+    let out = std::env::temp_dir().join(format!(
+        "tessera-e2e-unknown-{}-{}.csv",
+        database.name(),
+        std::process::id()
+    ));
+    let program = "prg_11111111111111111111";
+    let args = [
+        "tickets",
+        "issue",
+        "--program",
+        program,
+        "--count",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let output = run_cli(&database, &args, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no program {program}")),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "no file is left behind");
+}

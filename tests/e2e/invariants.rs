@@ -1,4 +1,5 @@
-//! PRODUCT.md invariants 1 and 6 under real concurrency, several processes and restarts.
+//! Invariants 1 and 6 of docs/architecture.md ("Where each invariant is enforced")
+//! under real concurrency, several processes and restarts.
 
 use serde_json::json;
 use tessera_e2e::{concurrently, program_body, Server, TestDatabase};

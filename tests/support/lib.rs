@@ -1,5 +1,6 @@
-//! The end-to-end harness: real `tessera` processes on a fresh PostgreSQL database
-//! each, driven over HTTP.
+//! The end-to-end harness: real `tessera` processes (this package's
+//! `tessera-e2e-server` binary) on a fresh PostgreSQL database each, driven over
+//! HTTP.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -19,18 +20,36 @@ pub const OPERATOR_TOKEN: &str = "e2e-operator-token-0123456789";
 /// A fixed master key (base64 of 32 bytes), so restarted servers hash alike.
 pub const MASTER_KEY: &str = "dGVzc2VyYS1lMmUtbWFzdGVyLWtleS0zMi1ieXRlcyE=";
 
-/// The `tessera` binary that `make test` builds before the suite runs.
+/// The name of this package's binary: the `tessera` program under test.
+pub const SERVER_BINARY: &str = "tessera-e2e-server";
+
+/// The server under test: this package's `tessera-e2e-server` binary, which runs
+/// `tessera_server::main_entry` (the `tessera` binary's whole program). Cargo
+/// builds a package's binaries before its integration tests, so a bare `cargo
+/// test` needs no prior build.
 pub fn binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    // Set at run time by recent cargo and by nextest.
+    let path = std::env::var_os(format!("CARGO_BIN_EXE_{SERVER_BINARY}"))
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("debug").join("tessera");
+        .unwrap_or_else(binary_beside_tests);
     assert!(
         path.exists(),
-        "{} is missing: run `make test`, or `cargo build -p tessera-server` before `cargo test -p tessera-e2e`",
+        "{} is missing: run the suite with `cargo test -p tessera-e2e`, which builds it",
         path.display()
     );
     path
+}
+
+/// Where cargo puts [`SERVER_BINARY`]: next to the `deps` folder the test runs
+/// from (target/<profile>/deps/e2e-… → target/<profile>/tessera-e2e-server). The
+/// suite checks this against the path cargo gives it at compile time.
+pub fn binary_beside_tests() -> PathBuf {
+    let test = std::env::current_exe().expect("the test's own path");
+    let profile_dir = test
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps");
+    profile_dir.join(format!("{SERVER_BINARY}{}", std::env::consts::EXE_SUFFIX))
 }
 
 fn free_port() -> u16 {

@@ -2,12 +2,15 @@
 //! [`Tessera`]) and the outbound ports they drive (repositories, clock, hasher).
 //! Depends on the domain only; adapters plug in from outside.
 
+pub mod batch_csv;
 mod error;
 pub mod model;
+pub mod operator;
 pub mod ports;
 mod service;
 pub mod throttle;
 pub mod usecases;
 
 pub use error::{AppError, AppResult};
+pub use operator::OperatorUseCases;
 pub use service::{Limits, Tessera, TesseraPorts};

@@ -8,7 +8,7 @@ use crate::DomainError;
 /// until the year 6000), so new rows land at the right edge of every B-tree
 /// index instead of all over it: bulk issuance writes ~2× faster that way.
 const ID_TIME_CHARS: usize = 8;
-/// 12 base58 characters carry log2(58^12) ≈ 70.3 random bits (spec: ≥ 64).
+/// 12 base58 characters carry log2(58^12) ≈ 70.3 random bits (docs/api.md: ≈ 70, at least 64).
 const ID_RANDOM_CHARS: usize = 12;
 const ID_CHARS: usize = ID_TIME_CHARS + ID_RANDOM_CHARS;
 

@@ -14,19 +14,19 @@
 //! response, and the failure is logged. Codes are never logged.
 
 use std::fmt;
-use std::fmt::Write as _;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
+use tessera_app::batch_csv;
 use tessera_app::usecases::{BatchSink, IssuedCode};
 use tessera_app::{AppError, AppResult};
 use tessera_domain::ProgramId;
 use tokio::sync::mpsc;
 
 /// The first line of every batch response.
-pub(crate) const CSV_HEADER: &str = "ticketId,code\n";
+pub(crate) const CSV_HEADER: &str = batch_csv::HEADER;
 
 /// Chunks (of up to 5,000 rows each) buffered between the batch and the client.
 const BUFFERED_CHUNKS: usize = 4;
@@ -69,26 +69,9 @@ impl fmt::Debug for CsvSink {
     }
 }
 
-/// One `ticketId,code` line per ticket.
+/// One `ticketId,code` line per ticket, in the format of [`batch_csv`].
 pub(crate) fn csv_rows(chunk: &[IssuedCode]) -> Bytes {
-    let mut out = String::with_capacity(chunk.len() * 48);
-    for issued in chunk {
-        push_field(&mut out, &issued.ticket_id.to_string());
-        out.push(',');
-        push_field(&mut out, issued.code.expose_secret());
-        out.push('\n');
-    }
-    Bytes::from(out)
-}
-
-/// A CSV field, quoted (RFC 4180) only if it needs to be, which ids and codes of
-/// the defined alphabets never do.
-fn push_field(out: &mut String, field: &str) {
-    if field.contains([',', '"', '\n', '\r']) {
-        let _ = write!(out, "\"{}\"", field.replace('"', "\"\""));
-    } else {
-        out.push_str(field);
-    }
+    Bytes::from(batch_csv::rows(chunk))
 }
 
 /// Runs `issue` on the blocking pool with a CSV sink; the messages arrive on the
@@ -236,23 +219,16 @@ mod tests {
     }
 
     #[test]
-    fn rows_are_one_line_per_ticket() {
-        let rows = csv_rows(&[
+    fn rows_are_the_shared_format() {
+        let chunk = [
             issued("tkt_33333333333333331111", "ABC123"),
             issued("tkt_44444444444444441111", "XYZ789"),
-        ]);
+        ];
         assert_eq!(
-            &rows[..],
+            &csv_rows(&chunk)[..],
             b"tkt_33333333333333331111,ABC123\ntkt_44444444444444441111,XYZ789\n"
         );
-        assert!(csv_rows(&[]).is_empty());
-    }
-
-    #[test]
-    fn fields_that_need_it_are_quoted() {
-        let mut out = String::new();
-        push_field(&mut out, "a,\"b\"");
-        assert_eq!(out, "\"a,\"\"b\"\"\"");
+        assert_eq!(CSV_HEADER, "ticketId,code\n");
     }
 
     #[test]

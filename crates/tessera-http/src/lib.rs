@@ -1,4 +1,4 @@
-//! Tessera's HTTP adapter (actix-web): the REST API of `API.md`, its DTOs and their
+//! Tessera's HTTP adapter (actix-web): the REST API of docs/api.md, its DTOs and their
 //! conversion into domain values, the mapping of every application error to one
 //! status and error code, API-key authentication, request logging and the OpenAPI
 //! document served at `/openapi.json`.

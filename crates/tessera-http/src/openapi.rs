@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' own annotations and DTO
-//! types so it cannot drift from the routes.
-
-use std::sync::OnceLock;
+//! types so it cannot drift from the routes. The server renders it once at
+//! startup into [`crate::HttpSettings::openapi_json`], which `/openapi.json`
+//! serves.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -89,12 +89,9 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The document as JSON text, built once.
-pub fn openapi_document() -> &'static str {
-    static DOCUMENT: OnceLock<String> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_json()
-            .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
-    })
+/// The document as JSON text. Renders it on every call: call it once.
+pub fn openapi_document() -> String {
+    ApiDoc::openapi()
+        .to_json()
+        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
 }

@@ -41,6 +41,9 @@ pub struct HttpSettings {
     pub trusted_proxies: Vec<IpAddr>,
     /// The JSON Web Key Set served at `/.well-known/jwks.json`, rendered once.
     pub jwks_json: Arc<str>,
+    /// The OpenAPI document served at `/openapi.json`, rendered once at startup
+    /// with [`crate::openapi_document`].
+    pub openapi_json: Arc<str>,
 }
 
 impl HttpSettings {
@@ -54,6 +57,8 @@ impl Default for HttpSettings {
             body_limit_bytes: Self::DEFAULT_BODY_LIMIT_BYTES,
             trusted_proxies: Vec::new(),
             jwks_json: Arc::from(r#"{"keys":[]}"#),
+            // An empty document: whoever serves the API renders the real one.
+            openapi_json: Arc::from("{}"),
         }
     }
 }

@@ -1,19 +1,17 @@
-//! `tessera tickets issue`: bulk issuance by the operator, straight on the
-//! database (no API key), into a new private CSV file.
+//! `tessera tickets issue`: bulk issuance by the operator (no API key), through
+//! the operator's use case, into a new private CSV file.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tessera_app::ports::ProgramStore;
-use tessera_app::usecases::{BatchRequest, BatchSink, IssuedCode, Principal, TicketUseCases};
-use tessera_domain::{ApiKeyId, BatchSize, ProgramId, RedemptionLimit, Role};
-use tessera_postgres::PgStore;
+use tessera_app::usecases::{BatchRequest, BatchSink, IssuedCode};
+use tessera_app::{batch_csv, AppError, OperatorUseCases};
+use tessera_domain::{BatchSize, ProgramId, RedemptionLimit};
 
-use crate::commands::{prepared_pool, tessera_on, CommandError};
+use crate::commands::{prepared_pool, tessera, CommandError};
 use crate::settings::Settings;
 
 /// The command line of `tessera tickets issue`, as typed.
@@ -32,8 +30,6 @@ struct Checked {
     count: BatchSize,
     max_redemptions: Option<RedemptionLimit>,
 }
-
-const CSV_HEADER: &str = "ticketId,code\n";
 
 fn bad(message: impl Into<String>) -> CommandError {
     CommandError::BadArgument(message.into())
@@ -115,6 +111,8 @@ struct CsvSink<W: Write> {
     progress: ProgressBar,
     written: u64,
     error: Option<io::Error>,
+    /// The rows of the chunk being written (codes: never shown).
+    rows: String,
 }
 
 impl<W: Write> std::fmt::Debug for CsvSink<W> {
@@ -127,26 +125,20 @@ impl<W: Write> std::fmt::Debug for CsvSink<W> {
 
 impl<W: Write> CsvSink<W> {
     fn new(mut out: W, progress: ProgressBar) -> io::Result<Self> {
-        out.write_all(CSV_HEADER.as_bytes())?;
+        out.write_all(batch_csv::HEADER.as_bytes())?;
         Ok(Self {
             out,
             progress,
             written: 0,
             error: None,
+            rows: String::new(),
         })
     }
 
     fn write_chunk(&mut self, chunk: &[IssuedCode]) -> io::Result<()> {
-        for issued in chunk {
-            // Ids are base58 and codes come from alphanumeric alphabets: nothing
-            // to quote.
-            writeln!(
-                self.out,
-                "{},{}",
-                issued.ticket_id.as_str(),
-                issued.code.expose_secret()
-            )?;
-        }
+        self.rows.clear();
+        batch_csv::push_rows(&mut self.rows, chunk);
+        self.out.write_all(self.rows.as_bytes())?;
         self.out.flush()
     }
 
@@ -199,19 +191,7 @@ fn progress_bar(len: u64) -> ProgressBar {
 /// `tessera tickets issue --program ID --count N --out FILE.csv [--max-redemptions M]`.
 pub fn issue_tickets(settings: &Settings, args: &IssueArgs) -> Result<(), CommandError> {
     let checked = check(args)?;
-    let store = Arc::new(PgStore::new(prepared_pool(settings)?));
-    let program = store
-        .locate(&checked.program)
-        .map_err(|error| CommandError::Failed(format!("cannot look up the program: {error}")))?
-        .ok_or_else(|| CommandError::Failed(format!("no program {}", checked.program)))?;
-    let (tessera, _) = tessera_on(settings, store)?;
-    // The operator acts as an admin of the program's tenant, with a key id that
-    // exists only for this run.
-    let caller = Principal {
-        tenant_id: program.tenant_id.clone(),
-        key_id: ApiKeyId::generate(),
-        role: Role::Admin,
-    };
+    let (tessera, _) = tessera(settings, prepared_pool(settings)?)?;
     let request = BatchRequest {
         count: checked.count,
         max_redemptions: checked.max_redemptions,
@@ -226,7 +206,7 @@ pub fn issue_tickets(settings: &Settings, args: &IssueArgs) -> Result<(), Comman
     )
     .map_err(|error| CommandError::Failed(format!("cannot write {}: {error}", path.display())))?;
     let started = Instant::now();
-    let outcome = tessera.issue_batch(&caller, &program.id, request, &mut sink);
+    let outcome = tessera.issue_operator_batch(&checked.program, request, &mut sink);
     let seconds = started.elapsed().as_secs_f64();
     let (out, written, write_error) = sink.finish();
     let synced = out
@@ -240,6 +220,12 @@ pub fn issue_tickets(settings: &Settings, args: &IssueArgs) -> Result<(), Comman
             if written == 0 {
                 // Nothing but the header: leave no file behind.
                 let _ = fs::remove_file(path);
+            }
+            if error == AppError::NotFound && written == 0 {
+                return Err(CommandError::Failed(format!(
+                    "no program {}",
+                    checked.program
+                )));
             }
             let kept = if written == 0 {
                 String::new()
@@ -267,7 +253,7 @@ pub fn issue_tickets(settings: &Settings, args: &IssueArgs) -> Result<(), Comman
     };
     eprintln!(
         "tessera: issued {issued} tickets of {} into {} in {seconds:.2} s ({rate:.0} codes/s)",
-        program.id,
+        checked.program,
         path.display()
     );
     Ok(())

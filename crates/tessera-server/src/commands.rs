@@ -5,15 +5,14 @@ use std::sync::Arc;
 use actix_web::{App, HttpServer};
 use tessera_app::usecases::AccessUseCases;
 use tessera_app::{Limits, Tessera, TesseraPorts};
+use tessera_crypto::{load_or_create_master_key, Keyring, MasterKey, Signer};
 use tessera_domain::TenantName;
 use tessera_http::{AppState, HttpSettings};
 use tessera_postgres::{PgPool, PgStore};
 use thiserror::Error;
 
 use crate::clock::SystemClock;
-use crate::keys::{load_or_create_master_key, Keyring};
-use crate::settings::{MasterKey, Settings};
-use crate::signing::Signer;
+use crate::settings::Settings;
 
 #[derive(Debug, Error)]
 pub enum CommandError {
@@ -88,7 +87,7 @@ fn signer(settings: &Settings, master: &MasterKey) -> Signer {
 
 /// Every use case, over the database `store` and keys derived from the master key,
 /// and the signer they sign with (whose JWKS the HTTP adapter serves).
-pub(crate) fn tessera_on(
+fn tessera_on(
     settings: &Settings,
     store: Arc<PgStore>,
 ) -> Result<(Tessera, Arc<Signer>), CommandError> {
@@ -112,7 +111,10 @@ pub(crate) fn tessera_on(
     Ok((Tessera::new(ports, limits), signer))
 }
 
-fn tessera(settings: &Settings, pool: PgPool) -> Result<(Tessera, Arc<Signer>), CommandError> {
+pub(crate) fn tessera(
+    settings: &Settings,
+    pool: PgPool,
+) -> Result<(Tessera, Arc<Signer>), CommandError> {
     tessera_on(settings, Arc::new(PgStore::new(pool)))
 }
 
@@ -150,6 +152,7 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
             body_limit_bytes: settings.body_limit_bytes,
             trusted_proxies: settings.trusted_proxies.clone(),
             jwks_json: Arc::from(signer.jwks_json()),
+            openapi_json: Arc::from(tessera_http::openapi_document()),
         },
     };
     let bind = settings.bind;

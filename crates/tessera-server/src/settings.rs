@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
+use tessera_crypto::MasterKey;
 use tessera_domain::OperatorToken;
 use thiserror::Error;
 
@@ -23,32 +22,6 @@ fn invalid(variable: &'static str, message: impl Into<String>) -> SettingsError 
     SettingsError {
         variable,
         message: message.into(),
-    }
-}
-
-/// The master key: 32 bytes every hashing and signing key is derived from.
-#[derive(Clone)]
-pub struct MasterKey(pub [u8; 32]);
-
-impl std::fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(<redacted>)")
-    }
-}
-
-impl MasterKey {
-    pub fn from_base64(variable: &'static str, encoded: &str) -> Result<Self, SettingsError> {
-        let bytes = BASE64
-            .decode(encoded.trim())
-            .map_err(|_| invalid(variable, "must be base64 of 32 bytes"))?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| invalid(variable, "must be base64 of exactly 32 bytes"))?;
-        Ok(Self(key))
-    }
-
-    pub fn to_base64(&self) -> String {
-        BASE64.encode(self.0)
     }
 }
 
@@ -114,7 +87,10 @@ impl Settings {
             None => format!("http://{bind}"),
         };
         let master_key = get("TESSERA_MASTER_KEY")
-            .map(|encoded| MasterKey::from_base64("TESSERA_MASTER_KEY", encoded))
+            .map(|encoded| {
+                MasterKey::from_base64(encoded)
+                    .map_err(|error| invalid("TESSERA_MASTER_KEY", error.to_string()))
+            })
             .transpose()?;
         let master_key_file =
             PathBuf::from(get("TESSERA_MASTER_KEY_FILE").unwrap_or(".tessera/master.key"));

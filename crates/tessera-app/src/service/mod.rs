@@ -2,6 +2,7 @@
 
 mod access;
 mod batch;
+mod operator;
 mod programs;
 mod redeem;
 mod standalone;

@@ -26,10 +26,10 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, A
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3 document", content_type = "application/json")))]
-pub(crate) async fn openapi_json() -> HttpResponse {
+pub(crate) async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/json"))
-        .body(crate::openapi::openapi_document())
+        .body(state.settings.openapi_json.to_string())
 }
 
 /// The public keys (JWK Set, Ed25519 `OKP` keys with `kid`) that verify access

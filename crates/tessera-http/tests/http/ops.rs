@@ -31,8 +31,12 @@ async fn readyz_follows_the_database() {
 
 #[actix_web::test]
 async fn openapi_documents_every_path_the_errors_and_bearer_auth() {
-    let reply = send(Mocks::bare(), TestRequest::get().uri("/openapi.json")).await;
+    let document = tessera_http::openapi_document();
+    let mut mocks = Mocks::bare();
+    mocks.settings.openapi_json = std::sync::Arc::from(document.as_str());
+    let reply = send(mocks, TestRequest::get().uri("/openapi.json")).await;
     assert_eq!(reply.status, 200);
+    assert_eq!(reply.text, document, "served as rendered at startup");
     let doc = &reply.body;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! curl -s http://127.0.0.1:8080/.well-known/jwks.json > jwks.json
-//! cargo run -p tessera-server --example verify_token -- jwks.json "$TOKEN"
+//! cargo run -p tessera-crypto --example verify_token -- jwks.json "$TOKEN"
 //! ```
 //!
 //! Picks the key by the token's `kid`, verifies the EdDSA (Ed25519) signature,
@@ -12,12 +12,11 @@
 //! input, which keeps it out of the shell's history. Exit code 0 when the token is
 //! valid, 1 when it is not, 2 on bad usage.
 
-#[path = "../src/jwt.rs"]
-mod jwt;
-
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use tessera_crypto::jwt;
 
 /// Clock skew tolerated between Tessera and this server, in seconds.
 const LEEWAY_SECONDS: i64 = 60;

@@ -1,8 +1,8 @@
 //! Offline verification of Tessera's access tokens against its JSON Web Key Set,
 //! as a resource server does it: no call back to Tessera but for the public keys.
 //!
-//! Shared by the server's tests and `examples/verify_token.rs`, so it uses only
-//! `ed25519-dalek`, `base64` and `serde_json`.
+//! Used by the signer's tests and `examples/verify_token.rs`; it uses only
+//! `ed25519-dalek`, `base64` and `serde_json`, so a resource server can copy it.
 
 use std::fmt;
 

@@ -1,29 +1,70 @@
 //! The master key and the keys derived from it (HKDF-SHA-256, one label per use),
 //! and the keyed hashing of secrets that the database stores instead of them.
+//!
+//! Reading and creating the master key file lives here too, although it is I/O:
+//! creating it means drawing the key from the OS's CSPRNG, encoding it and writing
+//! it where only its owner can read it (mode 0600, never replacing a file), and
+//! all of that is key handling the server should not reimplement. The server only
+//! decides which file (`TESSERA_MASTER_KEY_FILE`) and reports what happened.
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tessera_app::model::SecretHash;
 use tessera_app::ports::SecretHasher;
 use tessera_domain::{Code, LinkToken, StandaloneToken, TenantId};
-
-use crate::settings::MasterKey;
+use thiserror::Error;
 
 const CODE_HASH_LABEL: &[u8] = b"tessera/code-hash/v1";
 const API_KEY_HASH_LABEL: &[u8] = b"tessera/api-key-hash/v1";
 const STANDALONE_HASH_LABEL: &[u8] = b"tessera/standalone-hash/v1";
 const LINK_HASH_LABEL: &[u8] = b"tessera/link-hash/v1";
 
+/// Why a text is not a master key. Never echoes the text.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MasterKeyError {
+    #[error("must be base64 of 32 bytes")]
+    NotBase64,
+    #[error("must be base64 of exactly 32 bytes")]
+    WrongLength,
+}
+
+/// The master key: 32 bytes every hashing and signing key is derived from.
+#[derive(Clone)]
+pub struct MasterKey(pub [u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    /// The key from its standard base64 encoding (surrounding whitespace ignored).
+    pub fn from_base64(encoded: &str) -> Result<Self, MasterKeyError> {
+        let bytes = BASE64
+            .decode(encoded.trim())
+            .map_err(|_| MasterKeyError::NotBase64)?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| MasterKeyError::WrongLength)?;
+        Ok(Self(key))
+    }
+
+    pub fn to_base64(&self) -> String {
+        BASE64.encode(self.0)
+    }
+}
+
 /// Reads the master key file, or creates it (mode 0600) with a fresh key.
 /// Returns the key and whether it was just created.
 pub fn load_or_create_master_key(path: &Path) -> std::io::Result<(MasterKey, bool)> {
     match fs::read_to_string(path) {
-        Ok(encoded) => MasterKey::from_base64("TESSERA_MASTER_KEY_FILE", &encoded)
+        Ok(encoded) => MasterKey::from_base64(&encoded)
             .map(|key| (key, false))
             .map_err(|error| {
                 std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string())
@@ -151,6 +192,23 @@ mod tests {
             mac(&one.code, &[code.expose_secret().as_bytes()]),
             "each purpose has its own key"
         );
+    }
+
+    #[test]
+    fn a_master_key_is_32_bytes_of_base64_and_never_shown() {
+        let key = MasterKey([7; 32]);
+        let encoded = key.to_base64();
+        let read = MasterKey::from_base64(&format!(" {encoded}\n")).expect("round trips");
+        assert_eq!(read.0, key.0);
+        assert_eq!(
+            MasterKey::from_base64("not base64!").map(|_| ()),
+            Err(MasterKeyError::NotBase64)
+        );
+        assert_eq!(
+            MasterKey::from_base64("c2hvcnQ=").map(|_| ()),
+            Err(MasterKeyError::WrongLength)
+        );
+        assert_eq!(format!("{key:?}"), "MasterKey(<redacted>)");
     }
 
     #[test]

@@ -21,8 +21,7 @@ use tessera_app::model::{AccessToken, Grant};
 use tessera_app::ports::TokenSigner;
 use tessera_domain::{Code, ProgramId};
 
-use crate::keys::derive_bytes;
-use crate::settings::MasterKey;
+use crate::keys::{derive_bytes, MasterKey};
 
 /// The prefix of what a code's signature covers: `tessera-code-v1:<programId>:<code>`.
 const CODE_MESSAGE_PREFIX: &str = "tessera-code-v1";
