@@ -170,11 +170,21 @@ impl Drop for Server {
 }
 
 /// An HTTP client with an optional bearer key; every answer is (status, JSON body).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     base_url: String,
     key: Option<String>,
     agent: ureq::Agent,
+}
+
+// Hand-written: the bearer key is a secret even in a test's panic message.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
