@@ -145,6 +145,28 @@ mod tests {
     }
 
     #[test]
+    fn issued_secrets_are_redacted() {
+        let code = Code::generate(Alphabet::Alphanumeric, TicketLength::DEFAULT);
+        assert_redacted(format!("{code:?}"), code.to_string(), code.expose_secret());
+        let link = LinkToken::generate();
+        assert_redacted(format!("{link:?}"), link.to_string(), link.expose_secret());
+        let ticket = crate::StandaloneToken::generate();
+        assert_redacted(
+            format!("{ticket:?}"),
+            ticket.to_string(),
+            ticket.expose_secret(),
+        );
+        let key = crate::ApiKeySecret::generate();
+        assert_redacted(format!("{key:?}"), key.to_string(), key.expose_secret());
+        let operator = OperatorToken::new("an-operator-token-0123");
+        assert_redacted(
+            format!("{operator:?}"),
+            operator.to_string(),
+            "operator-token",
+        );
+    }
+
+    #[test]
     fn presented_secrets_deserialize_from_json_strings() {
         let code: PresentedCode = serde_json::from_str("\"AB12CD\"").expect("a string");
         assert_eq!(code.expose_secret(), "AB12CD");

@@ -12,9 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tessera_domain::{
-    Alphabet, ApiKeyId, GroupAddresses, MaxTickets, NewProgram, NtpClass, ObjectId, Program,
-    ProgramId, RedemptionLimit, Role, TenantId, Ticket, TicketId, TicketLength, TicketState,
-    ValidityWindow,
+    Alphabet, ApiKeyId, GroupAddresses, MaxTickets, NewProgram, NewTicketSpec, NtpClass, ObjectId,
+    Program, ProgramId, RedemptionLimit, Role, TenantId, Ticket, TicketLength, ValidityWindow,
 };
 
 use super::{Limits, Tessera, TesseraPorts};
@@ -192,22 +191,7 @@ pub(crate) fn new_program() -> NewProgram {
 /// An active ticket of `program`, at version 1, never redeemed.
 pub(crate) fn ticket_view(program: &Program) -> TicketView {
     TicketView {
-        ticket: Ticket {
-            id: TicketId::generate(),
-            tenant_id: program.tenant_id.clone(),
-            program_id: program.id.clone(),
-            email: None,
-            subject: None,
-            max_redemptions: None,
-            redemptions: 0,
-            state: TicketState::Active,
-            failed_attempts: 0,
-            payload: None,
-            last_redeemed_at: None,
-            last_failed_at: None,
-            created_at: now(),
-            version: 1,
-        },
+        ticket: Ticket::new_active(program, NewTicketSpec::default(), now()),
         program_limit: program.max_redemptions,
     }
 }

@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 use tessera_app::model::{ApiKey, NewTicket, RedemptionAttempt, SecretHash, Tenant};
 use tessera_app::ports::{AccessStore, ProgramStore, TicketStore};
 use tessera_domain::{
-    Alphabet, ApiKeyId, Email, GroupAddresses, Label, MaxTickets, NewProgram, NtpClass, ObjectId,
-    Payload, Program, ProgramId, RedemptionLimit, Role, Subject, TenantId, TenantName, Ticket,
-    TicketId, TicketLength, TicketState, ValidityWindow,
+    Alphabet, ApiKeyId, Email, GroupAddresses, Label, MaxTickets, NewProgram, NewTicketSpec,
+    NtpClass, ObjectId, Payload, Program, ProgramId, RedemptionLimit, Role, Subject, TenantId,
+    TenantName, Ticket, TicketId, TicketLength, ValidityWindow,
 };
 use tessera_postgres::testing::TestDatabase;
 use tessera_postgres::{PgPool, PgStore};
@@ -97,22 +97,7 @@ pub fn limit(n: i64) -> RedemptionLimit {
 }
 
 pub fn ticket(program: &Program) -> Ticket {
-    Ticket {
-        id: TicketId::generate(),
-        tenant_id: program.tenant_id.clone(),
-        program_id: program.id.clone(),
-        email: None,
-        subject: None,
-        max_redemptions: None,
-        redemptions: 0,
-        state: TicketState::Active,
-        failed_attempts: 0,
-        payload: None,
-        last_redeemed_at: None,
-        last_failed_at: None,
-        created_at: at(-10),
-        version: 1,
-    }
+    Ticket::new_active(program, NewTicketSpec::default(), at(-10))
 }
 
 pub fn new_ticket(program: &Program, code: &str, tweak: impl FnOnce(&mut Ticket)) -> NewTicket {
