@@ -266,3 +266,89 @@ fn malformed_mistyped_unknown_and_oversized_bodies_are_refused_and_change_nothin
         "no panic in the server log"
     );
 }
+
+/// Values that pass JSON parsing but that PostgreSQL cannot store, or that become
+/// equal once stored, are refused at the edge with a 400 naming the field — never a
+/// 500 from the database.
+#[test]
+fn values_the_database_cannot_hold_are_refused_at_the_edge() {
+    let database = TestDatabase::new();
+    let server = Server::start(&database);
+    let (_, admin_key) = server.create_tenant("Edges");
+    let admin = server.client(Some(&admin_key));
+    let public = server.client(None);
+    let (_, program) = admin.post("/v1/programs", program_body(json!({})));
+    let program_id = program["id"].as_str().unwrap().to_owned();
+
+    let window_cases = [
+        (json!({"startTime": -300_000_000_000_000_i64}), "startTime"),
+        (json!({"endTime": 300_000_000_000_000_i64}), "endTime"),
+        (
+            json!({"startTime": "2026-06-30T23:59:60Z", "endTime": "2026-07-01T00:00:00Z"}),
+            "endTime",
+        ),
+        (
+            json!({"startTime": "2026-07-01T00:00:00.0000001Z", "endTime": "2026-07-01T00:00:00.0000002Z"}),
+            "endTime",
+        ),
+    ];
+    for (times, field) in &window_cases {
+        let (status, body) = admin.post("/v1/programs", program_body(times.clone()));
+        assert_client_error(
+            status,
+            &body,
+            400,
+            "invalid_request",
+            &format!("create {times}"),
+        );
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(field),
+            "{body}"
+        );
+        let (status, body) = admin.send(
+            "PATCH",
+            &format!("/v1/programs/{program_id}"),
+            Some(times.clone()),
+        );
+        assert_client_error(
+            status,
+            &body,
+            400,
+            "invalid_request",
+            &format!("patch {times}"),
+        );
+    }
+
+    let (status, body) = public.post(
+        "/v1/redeem",
+        json!({"programId": program_id, "code": "ABCDEF", "email": "x\u{0000}"}),
+    );
+    assert_client_error(status, &body, 400, "invalid_request", "NUL in email");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("email"),
+        "{body}"
+    );
+    for field in ["subject", "email"] {
+        let (status, body) = admin.post(
+            &format!("/v1/programs/{program_id}/tickets"),
+            json!({ field: "a\u{0000}b@example.com" }),
+        );
+        assert_client_error(status, &body, 400, "invalid_request", field);
+    }
+    let (status, body) = admin.post("/v1/programs", program_body(json!({"name": "tab\there"})));
+    assert_client_error(
+        status,
+        &body,
+        400,
+        "invalid_request",
+        "control character in name",
+    );
+
+    // Nothing was created or changed, and the server logged no error for any of it.
+    let (_, listed) = admin.get("/v1/programs");
+    assert_eq!(listed["total"], 1);
+    let (_, again) = admin.get(&format!("/v1/programs/{program_id}"));
+    assert_eq!(again["version"], program["version"]);
+    let log = std::fs::read_to_string(&server.log_path).unwrap();
+    assert!(!log.contains("ERROR"), "{log}");
+}

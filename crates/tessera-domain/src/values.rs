@@ -183,9 +183,34 @@ pub struct ValidityWindow {
     end: DateTime<Utc>,
 }
 
+/// The earliest and latest years a stored time may have: RFC 3339 needs four
+/// digits, and every year in between is within what PostgreSQL can store.
+const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+/// `time` as it will be stored: at microsecond precision (PostgreSQL's), so that
+/// two times that differ only below a microsecond are compared as equal *before*
+/// they reach the database, not after. `None` outside [`YEARS`].
+fn storable(time: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    use chrono::{TimeDelta, Timelike};
+    // chrono keeps a leap second (23:59:60) as a nanosecond count of 1e9 or more;
+    // PostgreSQL stores it as the next second, 00:00:00, so do the same. Not
+    // `DurationRound`: it works in i64 nanoseconds, which end in 2262.
+    let nanos = time.nanosecond();
+    let leap = TimeDelta::seconds(i64::from(nanos >= 1_000_000_000));
+    let micros = TimeDelta::microseconds(i64::from(nanos % 1_000_000_000 / 1_000));
+    let truncated = time.with_nanosecond(0)?.checked_add_signed(leap + micros)?;
+    YEARS
+        .contains(&chrono::Datelike::year(&truncated))
+        .then_some(truncated)
+}
+
 impl ValidityWindow {
-    /// The window `[start, end)`, if `end` is after `start`.
+    /// The window `[start, end)`, if `end` is after `start` once both are taken
+    /// to microseconds (what is stored), and both lie in the years 1..=9999.
     pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Self, DomainError> {
+        let out_of_range = |field| DomainError::new(field, "must be a time in the years 1 to 9999");
+        let start = storable(start).ok_or_else(|| out_of_range("startTime"))?;
+        let end = storable(end).ok_or_else(|| out_of_range("endTime"))?;
         if end > start {
             Ok(Self { start, end })
         } else {
@@ -344,6 +369,34 @@ mod tests {
         assert!(MaxTickets::try_from(-1).is_err());
         assert_eq!(MaxTickets::try_from(0).expect("zero").limit(), None);
         assert_eq!(MaxTickets::try_from(5).expect("five").limit(), Some(5));
+    }
+
+    #[test]
+    fn validity_window_compares_what_is_stored_and_stays_storable() {
+        use chrono::TimeZone;
+        let base = Utc.with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap();
+        // Differ by 100 ns: equal at microsecond precision, so refused.
+        let a = base + chrono::Duration::nanoseconds(100);
+        let b = base + chrono::Duration::nanoseconds(200);
+        assert_eq!(ValidityWindow::new(a, b).unwrap_err().field, "endTime");
+        // Sub-microsecond digits are dropped, not rounded into the window.
+        let window = ValidityWindow::new(a, base + chrono::Duration::seconds(1)).unwrap();
+        assert_eq!(window.start(), base);
+        let ancient = DateTime::from_timestamp_millis(-300_000_000_000_000).unwrap();
+        assert_eq!(
+            ValidityWindow::new(ancient, base).unwrap_err().field,
+            "startTime"
+        );
+        let far = Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(ValidityWindow::new(base, far).unwrap_err().field, "endTime");
+        // A leap second is the next day's first second, as PostgreSQL stores it.
+        let leap = chrono::DateTime::parse_from_rfc3339("2026-06-30T23:59:60Z").unwrap();
+        assert_eq!(
+            ValidityWindow::new(leap.with_timezone(&Utc), base).unwrap_err().field,
+            "endTime"
+        );
+        let last = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();
+        assert!(ValidityWindow::new(base, last).is_ok());
     }
 
     #[test]

@@ -39,6 +39,21 @@ pub struct ResolvedRedeem {
 
 const ISSUER_PREFIX: &str = "/otp/ntp/";
 
+/// The email as presented, `None` when blank. It is compared, never parsed as an
+/// address (a wrong one is a failed attempt, not a bad request), but it reaches the
+/// database as a parameter, which cannot hold NUL or other control characters.
+fn presented_email(email: Option<String>) -> Result<Option<String>, ApiError> {
+    match email {
+        Some(email) if email.chars().any(char::is_control) => Err(ApiError::invalid(
+            "email: must not contain control characters",
+        )),
+        Some(email) if email.chars().count() > 320 => {
+            Err(ApiError::invalid("email: must be at most 320 characters"))
+        }
+        email => Ok(email.filter(|email| !email.trim().is_empty())),
+    }
+}
+
 /// `(tenantId, programId)` of an issuer string, unparsed.
 fn split_issuer(issuer: &str) -> Result<(&str, &str), ApiError> {
     issuer
@@ -96,7 +111,7 @@ impl TryFrom<RedeemRequestBody> for ResolvedRedeem {
                 program_id,
                 tenant_id,
                 code: body.code,
-                email: body.email.filter(|email| !email.trim().is_empty()),
+                email: presented_email(body.email)?,
                 client: None,
             },
             include_program_id: body.include_program_id.unwrap_or(false),
