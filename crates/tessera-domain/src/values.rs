@@ -392,7 +392,9 @@ mod tests {
         // A leap second is the next day's first second, as PostgreSQL stores it.
         let leap = chrono::DateTime::parse_from_rfc3339("2026-06-30T23:59:60Z").unwrap();
         assert_eq!(
-            ValidityWindow::new(leap.with_timezone(&Utc), base).unwrap_err().field,
+            ValidityWindow::new(leap.with_timezone(&Utc), base)
+                .unwrap_err()
+                .field,
             "endTime"
         );
         let last = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();

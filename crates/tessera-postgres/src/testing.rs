@@ -179,6 +179,32 @@ impl TestDatabase {
         })
     }
 
+    /// A fresh database with nothing in it (cloned from `template0`, not migrated):
+    /// a target to restore a dump into. Dropped like any other.
+    ///
+    /// # Panics
+    /// When the test server cannot be reached or the database cannot be created.
+    pub fn empty() -> Self {
+        let created = server().and_then(|server| {
+            let name = format!("tessera_test_{:016x}", rand::thread_rng().gen::<u64>());
+            let mut admin = server.establish(MAINTENANCE_DB)?;
+            execute_retrying(
+                &mut admin,
+                &format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&name)),
+            )?;
+            Ok(Self {
+                url: server.with_database(&name),
+                server,
+                name,
+                pool: OnceLock::new(),
+            })
+        });
+        match created {
+            Ok(database) => database,
+            Err(error) => panic!("cannot create an empty test database: {error}"),
+        }
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }
