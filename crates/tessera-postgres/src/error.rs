@@ -62,6 +62,15 @@ fn classify(error: &DieselError) -> StoreError {
         DieselError::DatabaseError(_, info) if is_connection_loss(info.message()) => {
             StoreError::Unavailable(info.message().to_owned())
         }
+        // `statement_timeout` (see `setup::SessionSettings`): the database is too
+        // slow right now, which a client may retry — not a bug.
+        DieselError::DatabaseError(_, info)
+            if info
+                .message()
+                .contains("canceling statement due to statement timeout") =>
+        {
+            StoreError::Unavailable(info.message().to_owned())
+        }
         DieselError::DatabaseError(kind, info) => {
             StoreError::Internal(format!("{kind:?}: {}", info.message()))
         }
@@ -85,4 +94,27 @@ fn is_connection_loss(message: &str) -> bool {
     ]
     .iter()
     .any(|needle| message.contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::RunQueryDsl;
+
+    use super::*;
+    use crate::testing::TestDatabase;
+
+    #[test]
+    fn a_statement_timeout_is_unavailable_not_internal() {
+        let db = TestDatabase::new();
+        let pool = crate::connect_with_timeout(db.url(), 1, std::time::Duration::from_millis(100))
+            .expect("a pool");
+        let mut conn = pool.get().expect("a connection");
+        let error = diesel::sql_query("SELECT pg_sleep(1)")
+            .execute(&mut conn)
+            .expect_err("cancelled");
+        assert!(
+            matches!(classify(&error), StoreError::Unavailable(_)),
+            "{error}"
+        );
+    }
 }

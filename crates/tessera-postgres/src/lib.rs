@@ -14,7 +14,10 @@ mod stores;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
-pub use setup::{connect, ensure_database, run_migrations, SetupError, MIGRATIONS};
+pub use setup::{
+    connect, connect_with_timeout, ensure_database, run_migrations, SetupError,
+    DEFAULT_STATEMENT_TIMEOUT, MIGRATIONS,
+};
 pub use stores::PgStore;
 
 /// The connection pool every store shares.

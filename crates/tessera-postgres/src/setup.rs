@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sql_types::{BigInt, Text};
 use diesel::{sql_query, Connection, PgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -20,6 +20,27 @@ const MIGRATION_LOCK: i64 = 0x7465_7373_6572_6101;
 /// How long a request waits for a pooled connection before the store reports the
 /// database as unavailable.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one statement may run before PostgreSQL cancels it, unless the caller
+/// says otherwise: no request should hold a connection (and a row lock) for longer.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Session settings applied to every pooled connection when it is opened.
+#[derive(Debug, Clone, Copy)]
+struct SessionSettings {
+    statement_timeout: Duration,
+}
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        // Hand-written: a session setting, on no table of `schema.rs`.
+        sql_query("SELECT set_config('statement_timeout', $1, false)")
+            .bind::<Text, _>(format!("{}ms", self.statement_timeout.as_millis()))
+            .execute(conn)
+            .map(|_| ())
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
 
 /// Why the database could not be made ready. Messages name the server with its
 /// password masked, and never quote a password.
@@ -200,6 +221,20 @@ pub(crate) fn build_pool(
     max_connections: u32,
     min_idle: Option<u32>,
 ) -> Result<PgPool, SetupError> {
+    build_pool_with(
+        database_url,
+        max_connections,
+        min_idle,
+        DEFAULT_STATEMENT_TIMEOUT,
+    )
+}
+
+fn build_pool_with(
+    database_url: &str,
+    max_connections: u32,
+    min_idle: Option<u32>,
+    statement_timeout: Duration,
+) -> Result<PgPool, SetupError> {
     let url = DatabaseUrl::parse(database_url)?;
     if max_connections == 0 {
         return Err(SetupError::InvalidSetting(
@@ -213,6 +248,7 @@ pub(crate) fn build_pool(
         // A checkout test costs a round trip on every request; a connection that
         // broke is noticed by diesel and discarded when it is returned instead.
         .test_on_check_out(false)
+        .connection_customizer(Box::new(SessionSettings { statement_timeout }))
         .build(ConnectionManager::<PgConnection>::new(database_url))
         .map_err(|error| SetupError::Connect {
             target: url.redacted(),
@@ -224,6 +260,15 @@ pub(crate) fn build_pool(
 /// fails here rather than at the first request.
 pub fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, SetupError> {
     build_pool(database_url, max_connections, None)
+}
+
+/// [`connect`], with every statement cancelled after `statement_timeout`.
+pub fn connect_with_timeout(
+    database_url: &str,
+    max_connections: u32,
+    statement_timeout: Duration,
+) -> Result<PgPool, SetupError> {
+    build_pool_with(database_url, max_connections, None, statement_timeout)
 }
 
 /// Applies the pending embedded migrations and returns their versions. Holds an
@@ -244,15 +289,42 @@ pub(crate) fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, SetupError
             .execute(conn)
             .map_err(|e| SetupError::Database(e.to_string()))
     };
+    // A migration may rewrite a large table: no statement timeout while it runs,
+    // and the session's own setting is put back afterwards.
+    let previous = session_setting(conn, "statement_timeout", "0")?;
     lock(conn, "pg_advisory_lock")?;
     let applied = conn
         .run_pending_migrations(MIGRATIONS)
         .map(|versions| versions.iter().map(ToString::to_string).collect())
         .map_err(|e| SetupError::Migration(e.to_string()));
     let unlocked = lock(conn, "pg_advisory_unlock");
+    let restored = session_setting(conn, "statement_timeout", &previous);
     let applied = applied?;
     unlocked?;
+    restored?;
     Ok(applied)
+}
+
+/// Sets a session setting, returning its previous value.
+fn session_setting(conn: &mut PgConnection, name: &str, value: &str) -> Result<String, SetupError> {
+    #[derive(diesel::QueryableByName)]
+    struct Previous {
+        #[diesel(sql_type = Text)]
+        previous: String,
+    }
+    let failed = |e: diesel::result::Error| SetupError::Database(e.to_string());
+    // Hand-written: session settings, on no table of `schema.rs`.
+    let previous = sql_query("SELECT current_setting($1) AS previous")
+        .bind::<Text, _>(name)
+        .get_result::<Previous>(conn)
+        .map_err(failed)?
+        .previous;
+    sql_query("SELECT set_config($1, $2, false)")
+        .bind::<Text, _>(name)
+        .bind::<Text, _>(value)
+        .execute(conn)
+        .map_err(failed)?;
+    Ok(previous)
 }
 
 #[cfg(test)]

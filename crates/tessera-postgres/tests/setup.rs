@@ -119,3 +119,35 @@ fn test_databases_are_distinct_and_dropped() {
     drop(first);
     assert!(PgConnection::establish(&url).is_err());
 }
+
+/// Every pooled connection runs under `statement_timeout`: a statement that takes
+/// longer is cancelled and reported as `Unavailable` (a 503 the client may retry),
+/// never left holding its connection and locks.
+#[test]
+fn statements_that_run_too_long_are_cancelled_as_unavailable() {
+    use diesel::RunQueryDsl;
+    let db = TestDatabase::new();
+    let pool =
+        tessera_postgres::connect_with_timeout(db.url(), 1, std::time::Duration::from_millis(200))
+            .unwrap();
+    let mut conn = pool.get().unwrap();
+    let slow = diesel::sql_query("SELECT pg_sleep(2)").execute(&mut conn);
+    let message = slow.expect_err("cancelled").to_string();
+    assert!(message.contains("statement timeout"), "{message}");
+    drop(conn);
+    // The same connection serves the next statement, still under the timeout.
+    let mut conn = pool.get().unwrap();
+    assert!(diesel::sql_query("SELECT pg_sleep(0.01)")
+        .execute(&mut conn)
+        .is_ok());
+    assert!(diesel::sql_query("SELECT pg_sleep(1)")
+        .execute(&mut conn)
+        .is_err());
+    drop(conn);
+    // Migrations lift it for their own statements and put it back.
+    assert!(run_migrations(&pool).unwrap().is_empty());
+    let mut conn = pool.get().unwrap();
+    assert!(diesel::sql_query("SELECT pg_sleep(1)")
+        .execute(&mut conn)
+        .is_err());
+}

@@ -67,7 +67,11 @@ pub(crate) fn prepared_pool(settings: &Settings) -> Result<PgPool, CommandError>
     if tessera_postgres::ensure_database(&settings.database_url)? {
         tracing::info!("created the database");
     }
-    let pool = tessera_postgres::connect(&settings.database_url, settings.db_pool_size)?;
+    let pool = tessera_postgres::connect_with_timeout(
+        &settings.database_url,
+        settings.db_pool_size,
+        std::time::Duration::from_millis(u64::from(settings.statement_timeout_ms)),
+    )?;
     let applied = tessera_postgres::run_migrations(&pool)?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied migrations");

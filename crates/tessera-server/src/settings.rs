@@ -42,6 +42,8 @@ pub struct Settings {
     pub max_standalone_tickets: u32,
     pub trusted_proxies: Vec<IpAddr>,
     pub db_pool_size: u32,
+    /// Every statement is cancelled after this long (PostgreSQL `statement_timeout`).
+    pub statement_timeout_ms: u32,
     /// HTTP worker threads (event loops); `None`: one per CPU.
     pub http_workers: Option<u32>,
     pub body_limit_bytes: usize,
@@ -142,6 +144,12 @@ impl Settings {
             )?,
             trusted_proxies,
             db_pool_size: number(get, "TESSERA_DB_POOL_SIZE", 16, 1..=1000)?,
+            statement_timeout_ms: number(
+                get,
+                "TESSERA_STATEMENT_TIMEOUT_MS",
+                30_000,
+                100..=3_600_000,
+            )?,
             http_workers: get("TESSERA_HTTP_WORKERS")
                 .map(|_| number(get, "TESSERA_HTTP_WORKERS", 1, 1..=256))
                 .transpose()?,
