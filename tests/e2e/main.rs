@@ -7,6 +7,7 @@ mod hostile;
 mod invariants;
 mod isolation;
 mod lifecycle;
+mod overload;
 mod secrets;
 mod security;
 

@@ -2,7 +2,8 @@
 //!
 //! The (synchronous) use case runs on the blocking pool and hands each committed
 //! chunk to a [`CsvSink`], which formats it as CSV rows and sends them into a
-//! bounded channel: a slow client fills the channel, `blocking_send` waits, and the
+//! bounded channel: a slow client fills the channel, the sink waits (up to
+//! `STALLED_READER_TIMEOUT`, then it stops the batch), and the
 //! batch waits with it, so memory stays flat whatever the count. The response body
 //! ([`CsvBody`]) drains the channel. When the client goes away the body, and with it
 //! the receiver, is dropped: the sink's next `accept` returns `false`, which stops
@@ -48,15 +49,45 @@ struct CsvSink {
     sent_rows: bool,
 }
 
+/// How long a client may leave the stream unread (the channel full) before the
+/// batch gives up on it: a stalled reader must not pin its reserved places, a
+/// blocking thread and a database connection for as long as its socket stays open.
+pub(crate) const STALLED_READER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl BatchSink for CsvSink {
     fn accept(&mut self, chunk: &[IssuedCode]) -> bool {
-        // Fails only when the receiver is gone: the client left.
-        let delivered = self
-            .tx
-            .blocking_send(Message::Rows(csv_rows(chunk)))
-            .is_ok();
+        let delivered = send_unless_stalled(
+            &self.tx,
+            Message::Rows(csv_rows(chunk)),
+            STALLED_READER_TIMEOUT,
+        );
         self.sent_rows |= delivered;
         delivered
+    }
+}
+
+/// Sends `message`, waiting while the channel is full, for at most `patience`;
+/// `false` when the receiver is gone (the client left) or did not read in time.
+/// Either way the batch stops and gives back the places it has not issued yet.
+fn send_unless_stalled(
+    tx: &mpsc::Sender<Message>,
+    mut message: Message,
+    patience: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match tx.try_send(message) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                if std::time::Instant::now() >= deadline {
+                    tracing::info!("a batch's reader stopped reading; the batch stops");
+                    return false;
+                }
+                message = back;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
     }
 }
 
@@ -205,6 +236,8 @@ impl MessageBody for CsvBody {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use std::time::Duration;
+
     use tessera_domain::{Alphabet, CodeInput, TicketId, TicketLength};
 
     use super::*;
@@ -229,6 +262,38 @@ mod tests {
             b"tkt_33333333333333331111,ABC123\ntkt_44444444444444441111,XYZ789\n"
         );
         assert_eq!(CSV_HEADER, "ticketId,code\n");
+    }
+
+    #[test]
+    fn a_reader_that_stops_reading_stops_the_batch_after_the_timeout() {
+        let (tx, mut rx) = mpsc::channel(1);
+        assert!(send_unless_stalled(
+            &tx,
+            Message::Done,
+            Duration::from_millis(50)
+        ));
+        // Full, and nobody reads: refused once the patience runs out.
+        let started = std::time::Instant::now();
+        assert!(!send_unless_stalled(
+            &tx,
+            Message::Done,
+            Duration::from_millis(50)
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        // A reader that catches up in time lets it through.
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let first = rx.blocking_recv();
+            let second = rx.blocking_recv();
+            (first.is_some(), second.is_some())
+        });
+        assert!(send_unless_stalled(
+            &tx,
+            Message::Done,
+            Duration::from_secs(5)
+        ));
+        drop(tx);
+        assert_eq!(reader.join().unwrap(), (true, true));
     }
 
     #[test]

@@ -90,6 +90,28 @@ impl ApiError {
         }
     }
 
+    /// `503 unavailable` for load shedding: the excess of a burst, told to come
+    /// back in a second (the database itself is fine).
+    pub fn overloaded() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "The service is busy; retry in a second.",
+            )
+        }
+    }
+
+    /// `408 request_timeout`: the body did not arrive in time.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The request body did not arrive in time.",
+        )
+    }
+
     pub fn unavailable() -> Self {
         Self {
             retry_after: Some(UNAVAILABLE_RETRY_AFTER_SECS),

@@ -10,6 +10,9 @@ use serde_json::error::Category;
 
 use crate::error::ApiError;
 
+/// How long a JSON body may take to arrive once its headers have.
+pub(crate) const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A JSON request body, read up to the configured limit and deserialized with the
 /// offending field's path in any error message.
 ///
@@ -34,9 +37,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         }
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            let parsed = match body.await {
-                Ok(bytes) => parse_json(&bytes),
-                Err(error) => Err(body_read_error(&error)),
+            // A client that stops in the middle of its body must not hold the
+            // connection, its buffer and its admission place indefinitely.
+            let parsed = match actix_web::rt::time::timeout(BODY_READ_TIMEOUT, body).await {
+                Ok(Ok(bytes)) => parse_json(&bytes),
+                Ok(Err(error)) => Err(body_read_error(&error)),
+                Err(_elapsed) => Err(ApiError::request_timeout()),
             };
             Ok(JsonBody(parsed))
         })

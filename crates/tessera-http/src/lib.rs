@@ -7,6 +7,7 @@
 //! synchronous. Bulk issuance runs there too and streams its CSV back through a
 //! bounded channel (see `batch`). This crate never depends on a database driver.
 
+mod admission;
 mod auth;
 mod batch;
 mod client_addr;
@@ -19,6 +20,7 @@ mod routes;
 mod state;
 mod time;
 
+pub use admission::Admission;
 pub use dto::access::{created_tenant_json, CreatedTenantResponse};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use openapi::{openapi_document, ApiDoc};
@@ -44,6 +46,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clon
             .app_data(extract::path_config());
         cfg.service(
             routes::scope()
+                .wrap(actix_web::middleware::from_fn(admission::admit))
                 .wrap(actix_web::middleware::from_fn(logging::log_request))
                 .default_service(web::to(routes::not_found)),
         );

@@ -9,6 +9,7 @@ use tessera_app::usecases::{
 use tessera_app::AppResult;
 use tessera_domain::OperatorToken;
 
+use crate::admission::Admission;
 use crate::error::ApiError;
 
 /// The use cases the routes call, and the adapter's settings.
@@ -44,6 +45,8 @@ pub struct HttpSettings {
     /// The OpenAPI document served at `/openapi.json`, rendered once at startup
     /// with [`crate::openapi_document`].
     pub openapi_json: Arc<str>,
+    /// How many requests may be in flight, overall and per client (load shedding).
+    pub admission: Arc<Admission>,
 }
 
 impl HttpSettings {
@@ -59,6 +62,7 @@ impl Default for HttpSettings {
             jwks_json: Arc::from(r#"{"keys":[]}"#),
             // An empty document: whoever serves the API renders the real one.
             openapi_json: Arc::from("{}"),
+            admission: Admission::unbounded(),
         }
     }
 }

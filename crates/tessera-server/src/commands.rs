@@ -157,16 +157,24 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
             trusted_proxies: settings.trusted_proxies.clone(),
             jwks_json: Arc::from(signer.jwks_json()),
             openapi_json: Arc::from(tessera_http::openapi_document()),
+            admission: tessera_http::Admission::new(
+                settings.max_in_flight as usize,
+                settings.max_in_flight_per_client as usize,
+            ),
         },
     };
     let bind = settings.bind;
     actix_web::rt::System::new().block_on(async move {
         let server =
             HttpServer::new(move || App::new().configure(tessera_http::configure(state.clone())));
-        let server = match settings.http_workers {
-            Some(workers) => server.workers(workers as usize),
-            None => server,
-        };
+        let workers = settings.http_workers.map_or_else(
+            || std::thread::available_parallelism().map_or(1, usize::from),
+            |workers| workers as usize,
+        );
+        // actix counts connections per worker; the setting is for the process.
+        let server = server
+            .workers(workers)
+            .max_connections((settings.max_connections as usize).div_ceil(workers).max(1));
         let server = server.bind(bind).map_err(|source| CommandError::Bind {
             bind: bind.to_string(),
             source,

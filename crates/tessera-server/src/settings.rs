@@ -44,6 +44,12 @@ pub struct Settings {
     pub db_pool_size: u32,
     /// Every statement is cancelled after this long (PostgreSQL `statement_timeout`).
     pub statement_timeout_ms: u32,
+    /// Requests in flight at once; past it, `503` at once (load shedding).
+    pub max_in_flight: u32,
+    /// Requests in flight at once from one client address.
+    pub max_in_flight_per_client: u32,
+    /// Open connections the process accepts (split over the HTTP workers).
+    pub max_connections: u32,
     /// HTTP worker threads (event loops); `None`: one per CPU.
     pub http_workers: Option<u32>,
     pub body_limit_bytes: usize,
@@ -150,6 +156,14 @@ impl Settings {
                 30_000,
                 100..=3_600_000,
             )?,
+            max_in_flight: number(get, "TESSERA_MAX_IN_FLIGHT", 256, 1..=1_000_000)?,
+            max_in_flight_per_client: number(
+                get,
+                "TESSERA_MAX_IN_FLIGHT_PER_CLIENT",
+                64,
+                1..=1_000_000,
+            )?,
+            max_connections: number(get, "TESSERA_MAX_CONNECTIONS", 4096, 1..=1_000_000)?,
             http_workers: get("TESSERA_HTTP_WORKERS")
                 .map(|_| number(get, "TESSERA_HTTP_WORKERS", 1, 1..=256))
                 .transpose()?,
