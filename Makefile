@@ -1,13 +1,14 @@
 # Tessera: the two commands are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint fmt db build migrate tenant help bench
+.PHONY: run test lint fmt db build migrate tenant help bench fuzz
 
 help:
 	@echo "make run     start the service on 127.0.0.1:8080 (creates and migrates its database)"
 	@echo "make test    run every test (unit, PostgreSQL integration, end-to-end)"
 	@echo "make lint    rustfmt check and clippy with warnings as errors"
 	@echo "make fmt     format the code"
+	@echo "make fuzz    schemathesis against /openapi.json (no 5xx, answers match the document)"
 	@echo "make tenant NAME=acme   create a tenant and print its admin key"
 
 ## Make sure the local PostgreSQL is up (starts the Debian cluster if it is down).
@@ -36,6 +37,11 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## schemathesis against the served /openapi.json (installed into .venv-fuzz on first
+## use); fails on any 5xx or answer outside the document. FUZZ_MAX_EXAMPLES, FUZZ_MAX_TIME.
+fuzz: db
+	scripts/fuzz
 
 ## Performance: bulk issuance, HTTP redemption vs pgbench, latency, memory (docs/performance.md).
 bench: db
