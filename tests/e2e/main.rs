@@ -8,6 +8,7 @@ mod invariants;
 mod isolation;
 mod lifecycle;
 mod overload;
+mod rotation;
 mod secrets;
 mod security;
 

@@ -241,3 +241,25 @@ pub trait StandaloneStore: Send + Sync {
 pub trait HealthProbe: Send + Sync {
     fn ping(&self) -> StoreResult<()>;
 }
+
+/// Where the deployment's wrapped root key is kept (see `tessera-crypto`'s
+/// `envelope`). The envelope is opaque here: sealed bytes, never a key.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait KeyEnvelopeStore: Send + Sync {
+    /// The stored envelope; `None` before the first start.
+    fn load_envelope(&self) -> StoreResult<Option<Vec<u8>>>;
+    /// Stores `envelope` iff none is stored yet. MUST return `false`, writing
+    /// nothing, when another process stored one first (the caller reads it).
+    fn create_envelope(&self, envelope: &[u8], now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Replaces the envelope iff the stored one is still `expected`, in one
+    /// conditional statement. MUST return `false` otherwise.
+    fn replace_envelope(
+        &self,
+        expected: &[u8],
+        envelope: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Whether any tenant exists: a database with data and no envelope predates
+    /// envelopes, and its keys were derived from the master key itself.
+    fn holds_data(&self) -> StoreResult<bool>;
+}

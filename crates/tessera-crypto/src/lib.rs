@@ -7,6 +7,7 @@
 //! Depends on the application and the domain only: no database, no web framework.
 //! The server reads the settings and wires these into the use cases.
 
+pub mod envelope;
 mod keys;
 mod signing;
 

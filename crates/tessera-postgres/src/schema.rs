@@ -106,6 +106,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    key_envelope (id) {
+        id -> Int2,
+        envelope -> Bytea,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix_web::{App, HttpServer};
 use tessera_app::usecases::AccessUseCases;
 use tessera_app::{Limits, Tessera, TesseraPorts};
+use tessera_crypto::envelope::{self, OpenedWith, RootStatus};
 use tessera_crypto::{load_or_create_master_key, Keyring, MasterKey, Signer};
 use tessera_domain::TenantName;
 use tessera_http::{AppState, HttpSettings};
@@ -96,10 +97,12 @@ fn tessera_on(
     store: Arc<PgStore>,
 ) -> Result<(Tessera, Arc<Signer>), CommandError> {
     let master = master_key(settings)?;
-    let signer = Arc::new(signer(settings, &master));
+    // Every key is derived from the root key, which the master key only wraps.
+    let root = root_key(settings, store.as_ref(), &master)?;
+    let signer = Arc::new(signer(settings, &root));
     let ports = TesseraPorts {
         clock: Arc::new(SystemClock),
-        hasher: Arc::new(Keyring::derive(&master)),
+        hasher: Arc::new(Keyring::derive(&root)),
         signer: signer.clone(),
         access: store.clone(),
         programs: store.clone(),
@@ -120,6 +123,57 @@ pub(crate) fn tessera(
     pool: PgPool,
 ) -> Result<(Tessera, Arc<Signer>), CommandError> {
     tessera_on(settings, Arc::new(PgStore::new(pool)))
+}
+
+/// The root key, opened from its envelope in the database (or created there at the
+/// very first start) with the master key, or the previous one during a rotation.
+fn root_key(
+    settings: &Settings,
+    store: &PgStore,
+    master: &MasterKey,
+) -> Result<MasterKey, CommandError> {
+    let previous = settings.master_key_previous.as_ref();
+    let (root, status) = envelope::root_key(store, master, previous, chrono::Utc::now())
+        .map_err(|error| CommandError::Failed(format!("root key: {error}")))?;
+    match status {
+        RootStatus::Created { inherited: true } => tracing::info!(
+            "wrapped the root key under the master key (the data's keys are unchanged)"
+        ),
+        RootStatus::Created { inherited: false } => {
+            tracing::info!("created this database's root key, wrapped under the master key")
+        }
+        RootStatus::Opened(OpenedWith::Previous) => tracing::warn!(
+            "the root key is still wrapped under TESSERA_MASTER_KEY_PREVIOUS: \
+             run `tessera keys rotate` to finish the rotation"
+        ),
+        RootStatus::Opened(OpenedWith::Current) => {}
+    }
+    Ok(root)
+}
+
+/// `tessera keys rotate`: re-wraps the root key under the current master key.
+pub fn rotate_keys(settings: &Settings) -> Result<(), CommandError> {
+    let store = PgStore::new(prepared_pool(settings)?);
+    let master = master_key(settings)?;
+    let previous = settings.master_key_previous.as_ref();
+    let outcome = envelope::rotate(&store, &master, previous, chrono::Utc::now())
+        .map_err(|error| CommandError::Failed(format!("cannot rotate: {error}")))?;
+    let (rotated, message) = match outcome {
+        envelope::Rotation::Rewrapped => (
+            true,
+            "the root key is now wrapped under the current master key; \
+             TESSERA_MASTER_KEY_PREVIOUS can be removed once every replica runs with the new key",
+        ),
+        envelope::Rotation::AlreadyCurrent => (
+            false,
+            "the root key was already wrapped under the current master key",
+        ),
+    };
+    println!(
+        "{}",
+        serde_json::json!({ "rotated": rotated, "message": message })
+    );
+    Ok(())
 }
 
 pub fn migrate(settings: &Settings) -> Result<(), CommandError> {

@@ -40,6 +40,19 @@ enum Command {
         #[command(subcommand)]
         command: TicketsCommand,
     },
+    /// Manage the master key.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Re-wrap the root key under TESSERA_MASTER_KEY, opening it with
+    /// TESSERA_MASTER_KEY_PREVIOUS (docs/security.md, "Rotating the master key").
+    /// Every issued code, link, key and sealed secret keeps working.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +106,9 @@ pub fn main_entry() -> ExitCode {
         Command::Tenant {
             command: TenantCommand::Create { name },
         } => commands::create_tenant(&settings, name),
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => commands::rotate_keys(&settings),
         Command::Tickets {
             command:
                 TicketsCommand::Issue {

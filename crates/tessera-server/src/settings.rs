@@ -33,6 +33,9 @@ pub struct Settings {
     /// `None`: use (or create) the key file.
     pub master_key: Option<MasterKey>,
     pub master_key_file: PathBuf,
+    /// The master key before a rotation: opens the root key's envelope until
+    /// `tessera keys rotate` re-wraps it under the current one.
+    pub master_key_previous: Option<MasterKey>,
     pub operator_token: Option<OperatorToken>,
     pub token_ttl_seconds: u32,
     /// The signing key version N: N signs, N and N-1 are published and accepted.
@@ -100,6 +103,12 @@ impl Settings {
                     .map_err(|error| invalid("TESSERA_MASTER_KEY", error.to_string()))
             })
             .transpose()?;
+        let master_key_previous = get("TESSERA_MASTER_KEY_PREVIOUS")
+            .map(|encoded| {
+                MasterKey::from_base64(encoded)
+                    .map_err(|error| invalid("TESSERA_MASTER_KEY_PREVIOUS", error.to_string()))
+            })
+            .transpose()?;
         let master_key_file =
             PathBuf::from(get("TESSERA_MASTER_KEY_FILE").unwrap_or(".tessera/master.key"));
         let operator_token = get("TESSERA_OPERATOR_TOKEN").map(OperatorToken::new);
@@ -133,6 +142,7 @@ impl Settings {
             public_url,
             master_key,
             master_key_file,
+            master_key_previous,
             operator_token,
             token_ttl_seconds: number(get, "TESSERA_TOKEN_TTL", 3600, 1..=31_536_000)?,
             signing_key_version: number(get, "TESSERA_SIGNING_KEY_VERSION", 1, 1..=1000)?,
