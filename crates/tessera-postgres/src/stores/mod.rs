@@ -3,8 +3,10 @@
 mod access;
 mod batch;
 mod health;
+mod links;
 mod programs;
 mod redemption;
+mod replace;
 mod standalone;
 mod tickets;
 
