@@ -6,6 +6,7 @@ mod hostile;
 mod invariants;
 mod isolation;
 mod lifecycle;
+mod pages;
 mod secrets;
 mod security;
 
