@@ -92,12 +92,12 @@ impl Setup {
     fn program(&self, extra: Value) -> String {
         let mut body =
             json!({"urlPrefix": format!("{}/r/", self.server.base_url), "name": "Spring Gala"});
-        for (key, value) in extra.as_object().unwrap() {
+        for (key, value) in extra.as_object().expect("an object") {
             body[key] = value.clone();
         }
         let (status, program) = self.admin.post("/v1/programs", program_body(body));
         assert_eq!(status, 201, "{program}");
-        program["id"].as_str().unwrap().to_owned()
+        program["id"].as_str().expect("an id").to_owned()
     }
 
     fn issue(&self, program: &str, body: Value) -> Value {
@@ -111,7 +111,7 @@ impl Setup {
     fn ticket(&self, issued: &Value) -> Value {
         let (status, ticket) = self.admin.get(&format!(
             "/v1/tickets/{}",
-            issued["ticketId"].as_str().unwrap()
+            issued["ticketId"].as_str().expect("a ticket id")
         ));
         assert_eq!(status, 200, "{ticket}");
         ticket
@@ -210,7 +210,10 @@ fn unknown_revoked_and_malformed_links_get_a_404_page() {
     let link = issued["link"].as_str().unwrap().to_owned();
     let (status, _) = s.admin.send(
         "DELETE",
-        &format!("/v1/tickets/{}", issued["ticketId"].as_str().unwrap()),
+        &format!(
+            "/v1/tickets/{}",
+            issued["ticketId"].as_str().expect("a ticket id")
+        ),
         None,
     );
     assert_eq!(status, 204);

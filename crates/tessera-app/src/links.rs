@@ -48,6 +48,8 @@ pub struct LinkView {
     pub remaining: u32,
     pub valid_from: DateTime<Utc>,
     pub valid_until: DateTime<Utc>,
+    /// The program's window has not begun yet: the page says from when.
+    pub not_yet_valid: bool,
     /// The ticket is bound to an email, which the visitor must type.
     pub email_required: bool,
     /// The program's current link base: the link is this followed by the token.

@@ -38,6 +38,7 @@ impl LinkUseCases for Tessera {
             remaining,
             valid_from: program.window.start(),
             valid_until: program.window.end(),
+            not_yet_valid: now < program.window.start(),
             email_required: view.ticket.email.is_some(),
             url_prefix: program.url_prefix,
         })

@@ -200,10 +200,7 @@ async fn link_page(
     match run(move || links.view_link(&token)).await {
         Ok(view) => {
             let action = req.path().to_owned();
-            html(
-                StatusCode::OK,
-                &LinkPage::new(&view, action, chrono::Utc::now()),
-            )
+            html(StatusCode::OK, &LinkPage::new(&view, action))
         }
         Err(error) => failure(error, None),
     }

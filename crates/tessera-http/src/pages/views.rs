@@ -34,13 +34,13 @@ pub(crate) struct LinkPage {
 
 impl LinkPage {
     /// `action` is the page's own path (`/r/{token}`), which the button posts to.
-    pub(crate) fn new(view: &LinkView, action: String, now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(view: &LinkView, action: String) -> Self {
         Self {
             grants: grants(view.program_name.as_deref(), &view.object_id),
             remaining: view.remaining,
             valid_until: machine_time(view.valid_until),
             valid_until_text: human_time(view.valid_until),
-            not_yet: now < view.valid_from,
+            not_yet: view.not_yet_valid,
             valid_from: machine_time(view.valid_from),
             valid_from_text: human_time(view.valid_from),
             email_required: view.email_required,

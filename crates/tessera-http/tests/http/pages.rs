@@ -21,6 +21,7 @@ fn view(email_required: bool) -> LinkView {
         remaining: 2,
         valid_from: at_millis(START_MS),
         valid_until: at_millis(END_MS),
+        not_yet_valid: false,
         email_required,
         url_prefix: Some(UrlPrefix::try_from("https://t.example/r/".to_owned()).unwrap()),
     }
@@ -368,4 +369,19 @@ async fn the_stylesheet_is_the_pages_only_resource() {
         Some("text/css; charset=utf-8")
     );
     assert!(reply.text().contains(":focus-visible"));
+}
+
+#[actix_web::test]
+async fn a_link_valid_later_says_from_when() {
+    let early = LinkView {
+        not_yet_valid: true,
+        ..view(false)
+    };
+    let reply = send_raw(showing(early), TestRequest::get().uri(&link_path())).await;
+    assert_eq!(reply.status.as_u16(), 200);
+    let html = reply.text();
+    assert!(html.contains("can be used from"), "{html}");
+    assert!(html.contains("2 November 2020"), "{html}");
+    let now_valid = send_raw(showing(view(false)), TestRequest::get().uri(&link_path())).await;
+    assert!(!now_valid.text().contains("can be used from"));
 }

@@ -101,10 +101,11 @@ fn a_locked_or_not_yet_valid_link_still_shows_its_page() {
     early.program.window =
         tessera_domain::ValidityWindow::new(now() + Duration::days(1), now() + Duration::days(2))
             .expect("window");
-    for found in [locked, early] {
+    for (found, not_yet_valid) in [(locked, false), (early, true)] {
         let mut h = Harness::new();
         expect_link(&mut h, &token, found);
-        assert!(h.build().view_link(&token).is_ok());
+        let view = h.build().view_link(&token).expect("shown");
+        assert_eq!(view.not_yet_valid, not_yet_valid);
     }
 }
 
