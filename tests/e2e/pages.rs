@@ -350,3 +350,56 @@ fn replace_revokes_the_subjects_live_link_and_issues_a_new_one() {
     );
     assert_eq!(status, 400, "{bad}");
 }
+
+#[test]
+fn pages_leave_no_link_token_or_code_in_the_debug_log_or_the_database() {
+    let (database, s) = setup(&[("RUST_LOG", "debug")]);
+    let program = s.program(json!({"maxRedemptions": 1}));
+    let mut secrets = Vec::new();
+    for _ in 0..3 {
+        let issued = s.issue(&program, json!({"email": "ann@example.com"}));
+        let link = issued["link"].as_str().expect("a link").to_owned();
+        page("GET", &link, None);
+        page("HEAD", &link, None);
+        page("GET", &format!("{link}/qr.svg"), None);
+        assert_eq!(
+            page("POST", &link, Some("email=wrong%40example.com")).status,
+            404
+        );
+        assert_eq!(
+            page("POST", &link, Some("email=ann%40example.com")).status,
+            200
+        );
+        assert_eq!(
+            page("POST", &link, Some("email=ann%40example.com")).status,
+            404
+        );
+        secrets.push(link.rsplit('/').next().expect("a token").to_owned());
+    }
+    let code = s.issue(&program, json!({}))["code"]
+        .as_str()
+        .expect("a code")
+        .to_owned();
+    let form = format!("{}/redeem", s.server.base_url);
+    let body = format!("programId={program}&code={code}");
+    assert_eq!(page("POST", &form, Some(&body)).status, 200);
+    assert_eq!(page("POST", &form, Some(&body)).status, 404);
+    secrets.push(code);
+
+    let dump = std::process::Command::new("pg_dump")
+        .args(["--no-owner", "--data-only", database.url()])
+        .output()
+        .expect("pg_dump runs");
+    assert!(dump.status.success());
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.contains(&program),
+        "the dump has the data (sanity check)"
+    );
+    let logs = s.server.logs();
+    assert!(logs.contains("DEBUG"), "debug logging was on");
+    for secret in &secrets {
+        assert!(!dump.contains(secret.as_str()), "a secret in the dump");
+        assert!(!logs.contains(secret.as_str()), "a secret in the log");
+    }
+}
