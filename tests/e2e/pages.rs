@@ -403,3 +403,45 @@ fn pages_leave_no_link_token_or_code_in_the_debug_log_or_the_database() {
         assert!(!logs.contains(secret.as_str()), "a secret in the log");
     }
 }
+
+#[test]
+fn a_five_use_link_pressed_48_times_over_two_processes_redeems_five_times() {
+    let database = TestDatabase::new();
+    let unthrottled = [("TESSERA_REDEEM_FAILURES_PER_MINUTE", "100000")];
+    let first = Server::start_with(&database, &unthrottled);
+    let second = Server::start_with(&database, &unthrottled);
+    let (_, key) = first.create_tenant("Race");
+    let admin = first.client(Some(&key));
+    let (status, program) = admin.post(
+        "/v1/programs",
+        program_body(json!({"maxRedemptions": 5, "urlPrefix": format!("{}/r/", first.base_url)})),
+    );
+    assert_eq!(status, 201, "{program}");
+    let program_id = program["id"].as_str().expect("an id").to_owned();
+    let (status, issued) = admin.post(&format!("/v1/programs/{program_id}/tickets"), json!({}));
+    assert_eq!(status, 201, "{issued}");
+    let token = issued["link"]
+        .as_str()
+        .and_then(|link| link.rsplit('/').next())
+        .expect("a link token")
+        .to_owned();
+    let bases = [first.base_url.clone(), second.base_url.clone()];
+    let statuses = tessera_e2e::concurrently(48, move |index| {
+        page("POST", &format!("{}/r/{token}", bases[index % 2]), Some("")).status
+    });
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 404).count(),
+        43,
+        "{statuses:?}"
+    );
+    let (_, ticket) = admin.get(&format!(
+        "/v1/tickets/{}",
+        issued["ticketId"].as_str().expect("a ticket id")
+    ));
+    assert_eq!(ticket["redemptions"], 5, "{ticket}");
+}
