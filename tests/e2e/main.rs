@@ -2,12 +2,14 @@
 //! Each test has its own database cloned from the migrated template.
 
 mod backup;
+mod browser;
 mod cli;
 mod hostile;
 mod invariants;
 mod isolation;
 mod lifecycle;
 mod overload;
+mod pages;
 mod rotation;
 mod secrets;
 mod security;

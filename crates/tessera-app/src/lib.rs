@@ -4,6 +4,7 @@
 
 pub mod batch_csv;
 mod error;
+pub mod links;
 pub mod model;
 pub mod operator;
 pub mod ports;

@@ -130,6 +130,11 @@ pub trait TicketStore: Send + Sync {
     /// `MaxTicketsReached`, `SubjectHasActiveTicket` (one-per-subject program) or
     /// `DuplicateSecret` (the code's or link's hash exists: retry with a fresh code).
     fn issue(&self, new: &NewTicket, now: DateTime<Utc>) -> StoreResult<()>;
+    /// As `issue`, but in a one-active-per-subject program first revokes the
+    /// subject's active ticket (if any), writing `ticket.revoked`, in the same
+    /// transaction: concurrent replacements for one subject leave exactly one
+    /// active ticket. In other programs, or without a subject, it is `issue`.
+    fn issue_replacing(&self, new: &NewTicket, now: DateTime<Utc>) -> StoreResult<()>;
     /// MUST return `NotFound` when the tenant has no such ticket.
     fn get(&self, tenant: &TenantId, id: &TicketId) -> StoreResult<TicketView>;
     /// The program's tickets, oldest first. MUST return `NotFound` when the tenant

@@ -73,6 +73,9 @@ pub struct IssueRequest {
     pub payload: Option<Payload>,
     /// Also return the code signed (`signedCode`), verifiable offline.
     pub signed: bool,
+    /// In a one-active-per-subject program, revoke the subject's active ticket
+    /// and issue this one atomically, instead of `SubjectHasActiveTicket`.
+    pub replace: bool,
 }
 
 /// A freshly issued ticket, with its code: the only time the code is shown.

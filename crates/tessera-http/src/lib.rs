@@ -16,6 +16,7 @@ mod error;
 mod extract;
 mod logging;
 mod openapi;
+mod pages;
 mod routes;
 mod state;
 mod time;

@@ -21,6 +21,8 @@ pub struct AppState {
     pub redeem: Arc<dyn RedeemUseCases>,
     pub standalone: Arc<dyn StandaloneUseCases>,
     pub health: Arc<dyn HealthUseCases>,
+    /// Link pages and the code form.
+    pub links: Arc<dyn tessera_app::links::LinkUseCases>,
     pub settings: HttpSettings,
 }
 

@@ -109,7 +109,8 @@ fn tessera_on(
         tickets: store.clone(),
         redemptions: store.clone(),
         standalone: store.clone(),
-        health: store,
+        health: store.clone(),
+        links: store,
     };
     let limits = Limits {
         max_standalone_tickets: settings.max_standalone_tickets,
@@ -204,7 +205,8 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
         tickets: tessera.clone(),
         redeem: tessera.clone(),
         standalone: tessera.clone(),
-        health: tessera,
+        health: tessera.clone(),
+        links: tessera,
         settings: HttpSettings {
             operator_token: settings.operator_token.clone(),
             body_limit_bytes: settings.body_limit_bytes,

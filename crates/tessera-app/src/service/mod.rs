@@ -2,6 +2,7 @@
 
 mod access;
 mod batch;
+mod links;
 mod operator;
 mod programs;
 mod redeem;
@@ -61,6 +62,7 @@ pub struct TesseraPorts {
     pub redemptions: Arc<dyn RedemptionStore>,
     pub standalone: Arc<dyn StandaloneStore>,
     pub health: Arc<dyn HealthProbe>,
+    pub links: Arc<dyn crate::links::LinkStore>,
 }
 
 impl std::fmt::Debug for TesseraPorts {

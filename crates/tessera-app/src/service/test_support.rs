@@ -17,6 +17,7 @@ use tessera_domain::{
 };
 
 use super::{Limits, Tessera, TesseraPorts};
+use crate::links::MockLinkStore;
 use crate::model::{AccessToken, SecretHash, TicketView};
 use crate::ports::{
     MockAccessStore, MockClock, MockHealthProbe, MockProgramStore, MockRedemptionStore,
@@ -232,6 +233,7 @@ pub(crate) struct Harness {
     pub(crate) redemptions: MockRedemptionStore,
     pub(crate) standalone: MockStandaloneStore,
     pub(crate) health: MockHealthProbe,
+    pub(crate) links: MockLinkStore,
     pub(crate) limits: Limits,
 }
 
@@ -250,6 +252,7 @@ impl Harness {
             redemptions: MockRedemptionStore::new(),
             standalone: MockStandaloneStore::new(),
             health: MockHealthProbe::new(),
+            links: MockLinkStore::new(),
             limits: Limits::default(),
         }
     }
@@ -266,6 +269,7 @@ impl Harness {
                 redemptions: Arc::new(self.redemptions),
                 standalone: Arc::new(self.standalone),
                 health: Arc::new(self.health),
+                links: Arc::new(self.links),
             },
             self.limits,
         )

@@ -46,7 +46,12 @@ impl TicketUseCases for Tessera {
                     .map(|token| self.ports.hasher.link_hash(token)),
                 ticket,
             };
-            match self.ports.tickets.issue(&new, now) {
+            let issued = if request.replace {
+                self.ports.tickets.issue_replacing(&new, now)
+            } else {
+                self.ports.tickets.issue(&new, now)
+            };
+            match issued {
                 Ok(()) => {
                     let link = program
                         .url_prefix

@@ -27,6 +27,10 @@ pub struct IssueTicketRequest {
     pub payload: Option<serde_json::Value>,
     /// Also return `signedCode`; default `false`.
     pub signed: Option<bool>,
+    /// In a one-active-per-subject program, revoke the subject's active ticket
+    /// (if any) and issue this one atomically, instead of `409
+    /// subject_has_active_ticket`; default `false`.
+    pub replace: Option<bool>,
 }
 
 impl TryFrom<IssueTicketRequest> for IssueRequest {
@@ -46,6 +50,7 @@ impl TryFrom<IssueTicketRequest> for IssueRequest {
             subject: body.subject.map(Subject::try_from).transpose()?,
             payload: payload("payload", body.payload)?,
             signed: body.signed.unwrap_or(false),
+            replace: body.replace.unwrap_or(false),
         })
     }
 }

@@ -78,6 +78,7 @@ pub(crate) fn scope() -> Scope {
                 .route(web::delete().to(revoke_ticket)),
         )
         .service(resource("/v1/redeem").route(web::post().to(redeem)))
+        .configure(crate::pages::configure)
 }
 
 pub(crate) async fn not_found() -> HttpResponse {

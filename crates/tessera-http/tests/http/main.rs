@@ -7,6 +7,7 @@ mod errors;
 mod event_types;
 mod logging;
 mod ops;
+mod pages;
 mod programs;
 mod redeem;
 mod standalone;

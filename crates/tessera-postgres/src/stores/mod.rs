@@ -4,8 +4,10 @@ mod access;
 mod batch;
 mod health;
 mod keys;
+mod links;
 mod programs;
 mod redemption;
+mod replace;
 mod standalone;
 mod tickets;
 

@@ -120,27 +120,45 @@ pub(crate) fn find(
         .transpose()
 }
 
+/// Issues one ticket inside the caller's transaction (see `TicketStore::issue`);
+/// with `replace`, first revokes the subject's active ticket.
+fn issue_in(
+    conn: &mut PgConnection,
+    new: &NewTicket,
+    now: DateTime<Utc>,
+    replace: bool,
+) -> Outcome<()> {
+    let ticket = &new.ticket;
+    let Some(claimed) = claim_slot(conn, &ticket.tenant_id, &ticket.program_id, now)? else {
+        // Read-only classification of a refusal the UPDATE already made.
+        let program = find_program(conn, &ticket.tenant_id, &ticket.program_id)?
+            .ok_or(StoreError::NotFound)?;
+        return Err(if program.is_issuing(now) {
+            StoreError::MaxTicketsReached
+        } else {
+            StoreError::ProgramNotActive
+        }
+        .into());
+    };
+    // The claim above holds the program's row lock until commit, so issues in
+    // one program serialize here: a replacement sees any ticket a concurrent
+    // one inserted, and revokes it.
+    if replace && claimed.one_active_per_subject {
+        super::replace::revoke_active(conn, ticket, now)?;
+    }
+    // A unique violation here aborts the transaction, so the counter raised
+    // above is rolled back with it.
+    insert_ticket(conn, new, claimed.one_active_per_subject)?;
+    record(conn, issued_event(ticket, now))
+}
+
 impl TicketStore for PgStore {
     fn issue(&self, new: &NewTicket, now: DateTime<Utc>) -> StoreResult<()> {
-        let ticket = &new.ticket;
-        self.in_transaction(|conn| {
-            let Some(claimed) = claim_slot(conn, &ticket.tenant_id, &ticket.program_id, now)?
-            else {
-                // Read-only classification of a refusal the UPDATE already made.
-                let program = find_program(conn, &ticket.tenant_id, &ticket.program_id)?
-                    .ok_or(StoreError::NotFound)?;
-                return Err(if program.is_issuing(now) {
-                    StoreError::MaxTicketsReached
-                } else {
-                    StoreError::ProgramNotActive
-                }
-                .into());
-            };
-            // A unique violation here aborts the transaction, so the counter raised
-            // above is rolled back with it.
-            insert_ticket(conn, new, claimed.one_active_per_subject)?;
-            record(conn, issued_event(ticket, now))
-        })
+        self.in_transaction(|conn| issue_in(conn, new, now, false))
+    }
+
+    fn issue_replacing(&self, new: &NewTicket, now: DateTime<Utc>) -> StoreResult<()> {
+        self.in_transaction(|conn| issue_in(conn, new, now, true))
     }
 
     fn get(&self, tenant: &TenantId, id: &TicketId) -> StoreResult<TicketView> {

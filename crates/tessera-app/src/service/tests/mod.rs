@@ -3,9 +3,11 @@
 mod access;
 mod batch;
 mod health;
+mod links;
 mod operator;
 mod programs;
 mod redeem;
+mod replace;
 mod standalone;
 mod throttling;
 mod tickets;
