@@ -9,3 +9,4 @@ mod redeem;
 mod standalone;
 mod throttling;
 mod tickets;
+mod webhooks;
