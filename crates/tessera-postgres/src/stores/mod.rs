@@ -7,6 +7,7 @@ mod programs;
 mod redemption;
 mod standalone;
 mod tickets;
+mod webhooks;
 
 use diesel::r2d2::{ConnectionManager, PooledConnection};
 use diesel::{Connection, PgConnection};
