@@ -6,6 +6,7 @@ use tessera_app::usecases::{
     AccessUseCases, HealthUseCases, ProgramUseCases, RedeemUseCases, StandaloneUseCases,
     TicketUseCases,
 };
+use tessera_app::webhooks::WebhookUseCases;
 use tessera_app::AppResult;
 use tessera_domain::OperatorToken;
 
@@ -20,6 +21,7 @@ pub struct AppState {
     pub redeem: Arc<dyn RedeemUseCases>,
     pub standalone: Arc<dyn StandaloneUseCases>,
     pub health: Arc<dyn HealthUseCases>,
+    pub webhooks: Arc<dyn WebhookUseCases>,
     pub settings: HttpSettings,
 }
 

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use actix_web::{App, HttpServer};
 use tessera_app::usecases::AccessUseCases;
-use tessera_app::{Limits, Tessera, TesseraPorts};
-use tessera_crypto::{load_or_create_master_key, Keyring, MasterKey, Signer};
+use tessera_app::{DeliverySettings, Limits, Tessera, TesseraPorts, WebhookPorts, WebhookService};
+use tessera_crypto::{load_or_create_master_key, Keyring, MasterKey, Signer, WebhookKeys};
 use tessera_domain::TenantName;
 use tessera_http::{AppState, HttpSettings};
 use tessera_postgres::{PgPool, PgStore};
@@ -136,10 +136,33 @@ pub fn create_tenant(settings: &Settings, name: String) -> Result<(), CommandErr
     Ok(())
 }
 
+/// The webhook use cases and delivery worker, over the same database.
+fn webhooks(settings: &Settings, pool: PgPool) -> Result<WebhookService, CommandError> {
+    let master = master_key(settings)?;
+    let ports = WebhookPorts {
+        clock: Arc::new(SystemClock),
+        store: Arc::new(PgStore::new(pool)),
+        crypto: Arc::new(WebhookKeys::derive(&master)),
+        transport: Arc::new(crate::webhook_transport::UreqTransport::new(
+            settings.webhook_allow_private,
+        )),
+    };
+    let delivery = DeliverySettings {
+        retry_base: std::time::Duration::from_millis(u64::from(settings.webhook_retry_base_ms)),
+        // Longer than an attempt can take, so a live attempt is never duplicated.
+        lease: crate::webhook_transport::DELIVERY_TIMEOUT * 6,
+        ..DeliverySettings::default()
+    };
+    Ok(WebhookService::new(ports, delivery))
+}
+
 pub fn serve(settings: Settings) -> Result<(), CommandError> {
     let pool = prepared_pool(&settings)?;
+    let webhooks = Arc::new(webhooks(&settings, pool.clone())?);
     let (tessera, signer) = tessera(&settings, pool)?;
     let tessera = Arc::new(tessera);
+    crate::webhook_worker::start(webhooks.clone(), settings.webhook_workers)
+        .map_err(|error| CommandError::Failed(format!("cannot start the webhook worker: {error}")))?;
     let state = AppState {
         access: tessera.clone(),
         programs: tessera.clone(),
@@ -147,6 +170,7 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
         redeem: tessera.clone(),
         standalone: tessera.clone(),
         health: tessera,
+        webhooks,
         settings: HttpSettings {
             operator_token: settings.operator_token.clone(),
             body_limit_bytes: settings.body_limit_bytes,
@@ -175,6 +199,8 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
             signing_kid = signer.current_kid(),
             redeem_failures_per_minute = settings.redeem_failures_per_minute,
             trusted_proxies = ?settings.trusted_proxies,
+            webhook_workers = settings.webhook_workers,
+            webhook_allow_private = settings.webhook_allow_private,
             "tessera is serving"
         );
         server

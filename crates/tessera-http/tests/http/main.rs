@@ -12,3 +12,4 @@ mod redeem;
 mod standalone;
 mod support;
 mod tickets;
+mod webhooks;

@@ -12,6 +12,7 @@ use tessera_app::usecases::{
     MockAccessUseCases, MockHealthUseCases, MockProgramUseCases, MockRedeemUseCases,
     MockStandaloneUseCases, MockTicketUseCases, Principal,
 };
+use tessera_app::webhooks::MockWebhookUseCases;
 use tessera_app::AppError;
 use tessera_domain::{
     Alphabet, ApiKeyId, GroupAddresses, Label, MaxTickets, NewProgram, NtpClass, ObjectId, Program,
@@ -31,6 +32,7 @@ pub struct Mocks {
     pub redeem: MockRedeemUseCases,
     pub standalone: MockStandaloneUseCases,
     pub health: MockHealthUseCases,
+    pub webhooks: MockWebhookUseCases,
     pub settings: HttpSettings,
 }
 
@@ -56,6 +58,7 @@ impl Mocks {
             redeem: MockRedeemUseCases::new(),
             standalone: MockStandaloneUseCases::new(),
             health: MockHealthUseCases::new(),
+            webhooks: MockWebhookUseCases::new(),
             settings: HttpSettings::default(),
         }
     }
@@ -83,6 +86,7 @@ impl Mocks {
             redeem: Arc::new(self.redeem),
             standalone: Arc::new(self.standalone),
             health: Arc::new(self.health),
+            webhooks: Arc::new(self.webhooks),
             settings: self.settings,
         }
     }
