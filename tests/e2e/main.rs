@@ -8,6 +8,7 @@ mod isolation;
 mod lifecycle;
 mod secrets;
 mod security;
+mod webhooks;
 
 /// The harness runs the binary cargo built for this suite, whichever way it finds
 /// it.
