@@ -103,6 +103,25 @@ mod tests {
     }
 
     #[test]
+    fn https_receivers_get_a_tls_handshake() {
+        // A plain-TCP listener answers the ClientHello with HTTP: the handshake
+        // fails as TLS, which shows https is supported rather than refused.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+        let address = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+            }
+        });
+        let url = WebhookUrl::parse(&format!("https://{address}/hook")).expect("url");
+        let failed = UreqTransport::new(true).post(&url, "{}", "t=1,v1=00");
+        let Err(TransportError::Failed(why)) = failed else {
+            panic!("expected a TLS failure, got {failed:?}");
+        };
+        assert!(!why.to_ascii_lowercase().contains("scheme"), "{why}");
+    }
+
+    #[test]
     fn an_allowed_post_carries_the_body_and_signature_and_returns_the_status() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
         let url =
