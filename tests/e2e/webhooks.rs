@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use tessera_e2e::receiver::{Receiver, Received};
+use tessera_e2e::receiver::{Received, Receiver};
 use tessera_e2e::{free_port, program_body, Client, Server, TestDatabase};
 
 const ALLOW_PRIVATE: (&str, &str) = ("TESSERA_WEBHOOK_ALLOW_PRIVATE", "true");
@@ -35,11 +35,14 @@ fn signature_is_valid(secret: &str, received: &Received) -> bool {
     let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
         return false;
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64;
     if (now - timestamp).abs() > 300 {
         return false;
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("as expected");
     mac.update(format!("{timestamp}.{}", received.body).as_bytes());
     mac.verify_slice(&signature).is_ok()
 }
@@ -47,7 +50,10 @@ fn signature_is_valid(secret: &str, received: &Received) -> bool {
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     (0..text.len())
         .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
         .collect()
 }
 
@@ -63,7 +69,10 @@ fn tenant_key_and_program(server: &Server) -> (String, String) {
     let admin = server.client(Some(&admin_key));
     let (status, program) = admin.post("/v1/programs", program_body(json!({})));
     assert_eq!(status, 201, "{program}");
-    (admin_key, program["id"].as_str().unwrap().to_owned())
+    (
+        admin_key,
+        program["id"].as_str().expect("as expected").to_owned(),
+    )
 }
 
 /// Creates a webhook; returns (id, secret).
@@ -71,15 +80,15 @@ fn webhook(admin: &Client, url: &str, triggers: &[&str]) -> (String, String) {
     let (status, created) = admin.post("/v1/webhooks", json!({"url": url, "triggers": triggers}));
     assert_eq!(status, 201, "{created}");
     (
-        created["id"].as_str().unwrap().to_owned(),
-        created["secret"].as_str().unwrap().to_owned(),
+        created["id"].as_str().expect("as expected").to_owned(),
+        created["secret"].as_str().expect("as expected").to_owned(),
     )
 }
 
 fn deliveries(admin: &Client, webhook: &str) -> Vec<Value> {
     let (status, page) = admin.get(&format!("/v1/webhooks/{webhook}/deliveries?count=1000"));
     assert_eq!(status, 200, "{page}");
-    page["deliveries"].as_array().unwrap().clone()
+    page["deliveries"].as_array().expect("as expected").clone()
 }
 
 /// Polls the deliveries listing until `done` holds; panics after [`WAIT`].
@@ -90,7 +99,10 @@ fn wait_until(admin: &Client, webhook: &str, done: impl Fn(&[Value]) -> bool) ->
         if done(&listed) {
             return listed;
         }
-        assert!(std::time::Instant::now() < deadline, "gave up waiting: {listed:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting: {listed:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -99,8 +111,8 @@ fn issue(admin: &Client, program: &str) -> (String, String) {
     let (status, issued) = admin.post(&format!("/v1/programs/{program}/tickets"), json!({}));
     assert_eq!(status, 201, "{issued}");
     (
-        issued["ticketId"].as_str().unwrap().to_owned(),
-        issued["code"].as_str().unwrap().to_owned(),
+        issued["ticketId"].as_str().expect("as expected").to_owned(),
+        issued["code"].as_str().expect("as expected").to_owned(),
     )
 }
 
@@ -113,11 +125,15 @@ fn a_receiver_gets_signed_deliveries_only_for_its_triggers() {
     let (hook, secret) = webhook(&admin, &receiver.url("/in"), &["ticket.redeemed"]);
     let (_, listed) = admin.get("/v1/webhooks");
     assert_eq!(listed["webhooks"][0]["id"], hook.as_str());
-    assert!(!listed.to_string().contains(&secret), "the secret is shown once");
+    assert!(
+        !listed.to_string().contains(&secret),
+        "the secret is shown once"
+    );
 
     let (ticket, code) = issue(&admin, &program);
     let public = server.client(None);
-    let redeem = |code: &str| public.post("/v1/redeem", json!({"programId": program, "code": code}));
+    let redeem =
+        |code: &str| public.post("/v1/redeem", json!({"programId": program, "code": code}));
     assert_eq!(redeem(&code).0, 200);
     assert_eq!(redeem("WRONG1").0, 404, "a failure, which is not a trigger");
 
@@ -126,7 +142,11 @@ fn a_receiver_gets_signed_deliveries_only_for_its_triggers() {
         d.len() == 1 && d[0]["state"] == "delivered"
     });
     std::thread::sleep(Duration::from_millis(800)); // room for a wrong extra delivery
-    let got = if receiver.received().len() > got.len() { receiver.received() } else { got };
+    let got = if receiver.received().len() > got.len() {
+        receiver.received()
+    } else {
+        got
+    };
     assert_eq!(got.len(), 1, "only ticket.redeemed is a trigger: {got:?}");
     let event = got[0].json();
     assert_eq!(event["type"], "ticket.redeemed");
@@ -135,8 +155,15 @@ fn a_receiver_gets_signed_deliveries_only_for_its_triggers() {
     assert!(event["id"].as_str().unwrap().starts_with("evt_"));
     assert_eq!(got[0].path, "/in");
     assert_eq!(got[0].content_type.as_deref(), Some("application/json"));
-    assert!(signature_is_valid(&secret, &got[0]), "{:?}", got[0].signature);
-    assert!(!signature_is_valid("whsec_other", &got[0]), "the check can fail");
+    assert!(
+        signature_is_valid(&secret, &got[0]),
+        "{:?}",
+        got[0].signature
+    );
+    assert!(
+        !signature_is_valid("whsec_other", &got[0]),
+        "the check can fail"
+    );
     let mut forged = got[0].clone();
     forged.body = forged.body.replace("ticket.redeemed", "ticket.revoked");
     assert!(!signature_is_valid(&secret, &forged), "the body is signed");
@@ -144,16 +171,25 @@ fn a_receiver_gets_signed_deliveries_only_for_its_triggers() {
     let listed = &delivered[0];
     assert_eq!(listed["eventId"], event["id"]);
     assert_eq!(listed["eventType"], "ticket.redeemed");
-    assert_eq!((listed["attempts"].as_u64(), listed["lastStatus"].as_u64()), (Some(1), Some(200)));
+    assert_eq!(
+        (listed["attempts"].as_u64(), listed["lastStatus"].as_u64()),
+        (Some(1), Some(200))
+    );
     assert!(listed["deliveredAt"].is_string());
 
     // A retry of a delivered delivery sends it again.
     let id = listed["id"].as_str().unwrap();
-    let (status, _) = admin.post(&format!("/v1/webhooks/{hook}/deliveries/{id}/retry"), json!({}));
+    let (status, _) = admin.post(
+        &format!("/v1/webhooks/{hook}/deliveries/{id}/retry"),
+        json!({}),
+    );
     assert_eq!(status, 202);
     let again = receiver.wait_for(2, WAIT);
     assert_eq!(again[1].json()["id"], event["id"]);
-    assert!(!server.logs().contains(&secret), "the secret is never logged");
+    assert!(
+        !server.logs().contains(&secret),
+        "the secret is never logged"
+    );
 }
 
 #[test]
@@ -165,13 +201,18 @@ fn a_failing_receiver_is_retried_until_it_answers() {
     let (hook, secret) = webhook(&admin, &receiver.url("/flaky"), &["ticket.issued"]);
     issue(&admin, &program);
 
-    let listed = wait_until(&admin, &hook, |d| d.len() == 1 && d[0]["state"] == "delivered");
+    let listed = wait_until(&admin, &hook, |d| {
+        d.len() == 1 && d[0]["state"] == "delivered"
+    });
     assert_eq!(listed[0]["attempts"], 3, "{listed:?}");
     assert_eq!(listed[0]["lastStatus"], 200);
     assert_eq!(listed[0]["lastError"], Value::Null);
     let got = receiver.received();
     assert_eq!(got.len(), 3);
-    assert!(got.iter().all(|r| r.body == got[0].body), "the same event each time");
+    assert!(
+        got.iter().all(|r| r.body == got[0].body),
+        "the same event each time"
+    );
     assert!(got.iter().all(|r| signature_is_valid(&secret, r)));
 }
 
@@ -195,7 +236,9 @@ fn a_delivery_pending_across_a_kill_is_delivered_after_the_restart() {
     let receiver = Receiver::on_port(port);
     let restarted = Server::start_with(&database, &env);
     let admin = restarted.client(Some(&admin_key));
-    let listed = wait_until(&admin, &hook, |d| d.len() == 1 && d[0]["state"] == "delivered");
+    let listed = wait_until(&admin, &hook, |d| {
+        d.len() == 1 && d[0]["state"] == "delivered"
+    });
     let got = receiver.received();
     assert_eq!(got.len(), 1, "{listed:?}");
     assert_eq!(got[0].json()["ticketId"], ticket.as_str());
@@ -243,12 +286,17 @@ fn the_ssrf_guard_refuses_a_private_address_and_sends_nothing() {
     let (admin, program) = tenant_with_program(&server);
     let (hook, _) = webhook(&admin, &receiver.url("/internal"), &["ticket.issued"]);
     issue(&admin, &program);
-    let listed = wait_until(&admin, &hook, |d| d.len() == 1 && d[0]["lastError"].is_string());
+    let listed = wait_until(&admin, &hook, |d| {
+        d.len() == 1 && d[0]["lastError"].is_string()
+    });
     let error = listed[0]["lastError"].as_str().unwrap();
     assert!(error.starts_with("refused"), "{error}");
     assert!(error.contains("127.0.0.1"), "{error}");
     assert_eq!(listed[0]["lastStatus"], Value::Null);
-    assert!(receiver.received().is_empty(), "nothing reached the receiver");
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached the receiver"
+    );
 }
 
 #[test]
@@ -261,11 +309,19 @@ fn webhooks_are_validated_admin_only_and_isolated_by_tenant() {
     let (_, other_key) = server.create_tenant("Other");
     let other = server.client(Some(&other_key));
 
-    let (status, body) =
-        admin.post("/v1/webhooks", json!({"url": "https://x.example", "triggers": ["nope"]}));
+    let (status, body) = admin.post(
+        "/v1/webhooks",
+        json!({"url": "https://x.example", "triggers": ["nope"]}),
+    );
     assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().unwrap().contains("triggers"));
-    let (status, _) = admin.post("/v1/webhooks", json!({"url": "x.example", "triggers": ["ticket.issued"]}));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("triggers"));
+    let (status, _) = admin.post(
+        "/v1/webhooks",
+        json!({"url": "x.example", "triggers": ["ticket.issued"]}),
+    );
     assert_eq!(status, 400);
     let (status, body) = admin.post("/v1/api-keys", json!({"name": "iss", "role": "issuer"}));
     assert_eq!(status, 201);
@@ -273,7 +329,12 @@ fn webhooks_are_validated_admin_only_and_isolated_by_tenant() {
     assert_eq!(issuer.get("/v1/webhooks").0, 403);
 
     assert_eq!(other.get(&format!("/v1/webhooks/{hook}/deliveries")).0, 404);
-    assert_eq!(other.send("DELETE", &format!("/v1/webhooks/{hook}"), None).0, 404);
+    assert_eq!(
+        other
+            .send("DELETE", &format!("/v1/webhooks/{hook}"), None)
+            .0,
+        404
+    );
     let (_, listed) = other.get("/v1/webhooks");
     assert_eq!(listed["webhooks"], json!([]));
 
@@ -285,10 +346,23 @@ fn webhooks_are_validated_admin_only_and_isolated_by_tenant() {
         .output()
         .expect("pg_dump runs");
     let dump = String::from_utf8_lossy(&dump.stdout);
-    assert!(dump.contains(&hook), "the dump has the webhook (sanity check)");
+    assert!(
+        dump.contains(&hook),
+        "the dump has the webhook (sanity check)"
+    );
     assert!(!dump.contains(&secret));
 
-    assert_eq!(admin.send("DELETE", &format!("/v1/webhooks/{hook}"), None).0, 204);
+    assert_eq!(
+        admin
+            .send("DELETE", &format!("/v1/webhooks/{hook}"), None)
+            .0,
+        204
+    );
     assert_eq!(admin.get(&format!("/v1/webhooks/{hook}/deliveries")).0, 404);
-    assert_eq!(admin.send("DELETE", &format!("/v1/webhooks/{hook}"), None).0, 404);
+    assert_eq!(
+        admin
+            .send("DELETE", &format!("/v1/webhooks/{hook}"), None)
+            .0,
+        404
+    );
 }

@@ -48,7 +48,10 @@ impl Receiver {
 
     /// Starts listening on `port` (one chosen earlier, while nothing listened).
     pub fn on_port(port: u16) -> Self {
-        Self::listen(TcpListener::bind(("127.0.0.1", port)).expect("the port is free"), 0)
+        Self::listen(
+            TcpListener::bind(("127.0.0.1", port)).expect("the port is free"),
+            0,
+        )
     }
 
     fn listen(listener: TcpListener, failures: u32) -> Self {

@@ -14,5 +14,5 @@ pub mod webhooks;
 
 pub use error::{AppError, AppResult};
 pub use operator::OperatorUseCases;
-pub use service::{Limits, Tessera, TesseraPorts};
 pub use service::{DeliverySettings, WebhookPorts, WebhookService};
+pub use service::{Limits, Tessera, TesseraPorts};

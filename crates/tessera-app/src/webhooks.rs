@@ -114,8 +114,12 @@ pub trait WebhookStore: Send + Sync {
     fn list_webhooks(&self, tenant: &TenantId) -> StoreResult<Vec<Webhook>>;
     /// Marks the webhook deleted and fails its pending deliveries, in one
     /// transaction. MUST return `NotFound` when the tenant has no such live webhook.
-    fn delete_webhook(&self, tenant: &TenantId, id: &WebhookId, now: DateTime<Utc>)
-        -> StoreResult<()>;
+    fn delete_webhook(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Newest first. MUST return `NotFound` when the tenant has no such live webhook.
     fn list_deliveries(
         &self,
@@ -138,8 +142,7 @@ pub trait WebhookStore: Send + Sync {
     /// replica that dies mid-attempt only delays them by the lease.
     fn claim_due(&self, limit: u32, lease: Duration) -> StoreResult<Vec<DueDelivery>>;
     /// Marks a pending delivery delivered with the receiver's status.
-    fn record_delivered(&self, tenant: &TenantId, id: &DeliveryId, status: u16)
-        -> StoreResult<()>;
+    fn record_delivered(&self, tenant: &TenantId, id: &DeliveryId, status: u16) -> StoreResult<()>;
     /// Records a failed attempt: due again after `retry_in`, or `failed` when that
     /// falls beyond `horizon` after the delivery was created.
     fn record_failure(

@@ -27,7 +27,10 @@ impl WebhookUrl {
         if raw.len() > MAX_URL_LEN {
             return Err(bad("must be at most 2048 characters"));
         }
-        if raw.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if raw
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return Err(bad("must not contain spaces or control characters"));
         }
         let (https, rest) = if let Some(rest) = strip_prefix_ignore_case(raw, "https://") {
@@ -130,7 +133,10 @@ impl Triggers {
             kinds.push(kind);
         }
         if kinds.is_empty() {
-            return Err(DomainError::new("triggers", "must name at least one event type"));
+            return Err(DomainError::new(
+                "triggers",
+                "must name at least one event type",
+            ));
         }
         kinds.sort();
         kinds.dedup();
@@ -358,7 +364,10 @@ mod tests {
     #[test]
     fn urls_must_be_absolute_http_without_credentials() {
         let url = WebhookUrl::parse("https://hooks.example.com/tessera?x=1").expect("valid");
-        assert_eq!((url.host(), url.port(), url.is_https()), ("hooks.example.com", 443, true));
+        assert_eq!(
+            (url.host(), url.port(), url.is_https()),
+            ("hooks.example.com", 443, true)
+        );
         let url = WebhookUrl::parse("http://127.0.0.1:9000/in").expect("valid");
         assert_eq!((url.host(), url.port()), ("127.0.0.1", 9000));
         let url = WebhookUrl::parse("http://[::1]:81").expect("valid");
@@ -383,9 +392,8 @@ mod tests {
 
     #[test]
     fn triggers_are_event_types_deduplicated_and_never_empty() {
-        let triggers =
-            Triggers::parse(&["ticket.redeemed", "program.created", "ticket.redeemed"])
-                .expect("valid");
+        let triggers = Triggers::parse(&["ticket.redeemed", "program.created", "ticket.redeemed"])
+            .expect("valid");
         assert_eq!(
             triggers.kinds(),
             &[EventType::ProgramCreated, EventType::TicketRedeemed]
@@ -396,7 +404,10 @@ mod tests {
         assert_eq!(unknown.field, "triggers");
         assert!(unknown.message.contains("ticket.nope"));
         let empty: [&str; 0] = [];
-        assert_eq!(Triggers::parse(&empty).expect_err("empty").field, "triggers");
+        assert_eq!(
+            Triggers::parse(&empty).expect_err("empty").field,
+            "triggers"
+        );
     }
 
     #[test]
@@ -406,7 +417,10 @@ mod tests {
         assert_ne!(secret, WebhookSecret::generate());
         assert!(!format!("{secret:?} {secret}").contains(secret.expose_secret()));
         assert_eq!(DeliveryState::parse("failed"), Some(DeliveryState::Failed));
-        assert_eq!(DeliveryState::parse(DeliveryState::Pending.as_str()), Some(DeliveryState::Pending));
+        assert_eq!(
+            DeliveryState::parse(DeliveryState::Pending.as_str()),
+            Some(DeliveryState::Pending)
+        );
         assert_eq!(DeliveryState::parse("done"), None);
     }
 }

@@ -33,7 +33,11 @@ fn webhook(f: &Fixture, tenant: &TenantId, triggers: &[&str]) -> Webhook {
 
 fn deliveries(f: &Fixture, hook: &Webhook) -> Vec<tessera_app::webhooks::Delivery> {
     f.store
-        .list_deliveries(&hook.tenant_id, &hook.id, PageRequest::new(Some(1000), None).unwrap())
+        .list_deliveries(
+            &hook.tenant_id,
+            &hook.id,
+            PageRequest::new(Some(1000), None).unwrap(),
+        )
         .unwrap()
         .items
 }
@@ -59,7 +63,10 @@ fn an_event_writes_one_delivery_per_matching_webhook_of_its_tenant() {
     let programs = deliveries(&f, &programs_only);
     assert_eq!(programs.len(), 1);
     assert_eq!(programs[0].event_type, "program.created");
-    assert!(deliveries(&f, &foreign).is_empty(), "another tenant's events");
+    assert!(
+        deliveries(&f, &foreign).is_empty(),
+        "another tenant's events"
+    );
 
     // The payload is the event as the API shows it.
     let claimed = f.store.claim_due(10, LEASE).unwrap();
@@ -82,7 +89,9 @@ fn a_rolled_back_change_writes_no_delivery() {
     let f = fixture();
     let tenant = common::tenant(&f.store);
     let hook = webhook(&f, &tenant, &["ticket.issued"]);
-    let program = common::program(&f.store, &tenant, |p| p.max_tickets = common::max_tickets(1));
+    let program = common::program(&f.store, &tenant, |p| {
+        p.max_tickets = common::max_tickets(1)
+    });
     common::issue(&f.store, &program, "code-1", |_| {});
     let refused = f
         .store
@@ -139,7 +148,11 @@ fn an_expired_lease_makes_the_delivery_due_again() {
     common::program(&f.store, &tenant, |_| {});
     assert_eq!(f.store.claim_due(10, Duration::ZERO).unwrap().len(), 1);
     let again = f.store.claim_due(10, LEASE).unwrap();
-    assert_eq!(again.len(), 1, "a replica that died mid-attempt loses only its lease");
+    assert_eq!(
+        again.len(),
+        1,
+        "a replica that died mid-attempt loses only its lease"
+    );
     assert_eq!(again[0].attempts, 2);
 }
 
@@ -155,20 +168,38 @@ fn failures_back_off_then_fail_past_the_horizon_and_success_is_final() {
         error: "the receiver answered 500".to_owned(),
     };
     f.store
-        .record_failure(&tenant, &due.id, &failure, Duration::from_secs(30), RETRY_HORIZON)
+        .record_failure(
+            &tenant,
+            &due.id,
+            &failure,
+            Duration::from_secs(30),
+            RETRY_HORIZON,
+        )
         .unwrap();
     let listed = deliveries(&f, &hook).remove(0);
     assert_eq!(listed.state, DeliveryState::Pending);
     assert_eq!(listed.last_status, Some(500));
-    assert_eq!(listed.last_error.as_deref(), Some("the receiver answered 500"));
-    assert!(f.store.claim_due(10, LEASE).unwrap().is_empty(), "not due for 30 s");
+    assert_eq!(
+        listed.last_error.as_deref(),
+        Some("the receiver answered 500")
+    );
+    assert!(
+        f.store.claim_due(10, LEASE).unwrap().is_empty(),
+        "not due for 30 s"
+    );
     assert_eq!(f.store.pending_deliveries().unwrap(), 1);
 
     // A manual retry makes it due at once; a failure past the horizon is final.
     f.store.retry_delivery(&tenant, &hook.id, &due.id).unwrap();
     let due = f.store.claim_due(10, LEASE).unwrap().remove(0);
     f.store
-        .record_failure(&tenant, &due.id, &failure, Duration::from_secs(30), Duration::from_secs(1))
+        .record_failure(
+            &tenant,
+            &due.id,
+            &failure,
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+        )
         .unwrap();
     let listed = deliveries(&f, &hook).remove(0);
     assert_eq!(listed.state, DeliveryState::Failed);

@@ -161,8 +161,9 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
     let webhooks = Arc::new(webhooks(&settings, pool.clone())?);
     let (tessera, signer) = tessera(&settings, pool)?;
     let tessera = Arc::new(tessera);
-    crate::webhook_worker::start(webhooks.clone(), settings.webhook_workers)
-        .map_err(|error| CommandError::Failed(format!("cannot start the webhook worker: {error}")))?;
+    crate::webhook_worker::start(webhooks.clone(), settings.webhook_workers).map_err(|error| {
+        CommandError::Failed(format!("cannot start the webhook worker: {error}"))
+    })?;
     let state = AppState {
         access: tessera.clone(),
         programs: tessera.clone(),

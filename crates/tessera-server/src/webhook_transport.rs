@@ -86,9 +86,11 @@ mod tests {
     fn loopback_is_refused_before_any_connection_unless_allowed() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
         listener.set_nonblocking(true).expect("non-blocking");
-        let url =
-            WebhookUrl::parse(&format!("http://{}/hook", listener.local_addr().expect("addr")))
-                .expect("url");
+        let url = WebhookUrl::parse(&format!(
+            "http://{}/hook",
+            listener.local_addr().expect("addr")
+        ))
+        .expect("url");
         let refused = UreqTransport::new(false).post(&url, "{}", "t=1,v1=00");
         assert!(
             matches!(&refused, Err(TransportError::Refused(why)) if why.contains("127.0.0.1")),
@@ -124,9 +126,11 @@ mod tests {
     #[test]
     fn an_allowed_post_carries_the_body_and_signature_and_returns_the_status() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
-        let url =
-            WebhookUrl::parse(&format!("http://{}/hook", listener.local_addr().expect("addr")))
-                .expect("url");
+        let url = WebhookUrl::parse(&format!(
+            "http://{}/hook",
+            listener.local_addr().expect("addr")
+        ))
+        .expect("url");
         let receiver = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().expect("a connection");
             let mut request = Vec::new();
@@ -149,7 +153,11 @@ mod tests {
         assert_eq!(status, 503);
         let request = receiver.join().expect("receiver");
         assert!(request.starts_with("POST /hook "), "{request}");
-        assert!(request.to_ascii_lowercase().contains("tessera-signature: t=5,v1=ab"));
-        assert!(request.to_ascii_lowercase().contains("content-type: application/json"));
+        assert!(request
+            .to_ascii_lowercase()
+            .contains("tessera-signature: t=5,v1=ab"));
+        assert!(request
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"));
     }
 }

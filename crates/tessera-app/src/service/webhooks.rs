@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_domain::{
-    retry_delay, DeliveryId, Permission, PageRequest, Triggers, WebhookId, WebhookSecret,
+    retry_delay, DeliveryId, PageRequest, Permission, Triggers, WebhookId, WebhookSecret,
     WebhookUrl, RETRY_HORIZON,
 };
 
@@ -172,7 +172,10 @@ impl WebhookUseCases for WebhookService {
     fn delete_webhook(&self, caller: &Principal, id: &WebhookId) -> AppResult<()> {
         require(caller, Permission::ManageWebhooks)?;
         let now = self.ports.clock.now();
-        Ok(self.ports.store.delete_webhook(&caller.tenant_id, id, now)?)
+        Ok(self
+            .ports
+            .store
+            .delete_webhook(&caller.tenant_id, id, now)?)
     }
 
     fn list_deliveries(

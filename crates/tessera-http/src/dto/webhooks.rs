@@ -49,7 +49,12 @@ impl From<&Webhook> for WebhookResponse {
         Self {
             id: webhook.id.to_string(),
             url: webhook.url.as_str().to_owned(),
-            triggers: webhook.triggers.kinds().iter().map(|k| k.as_str()).collect(),
+            triggers: webhook
+                .triggers
+                .kinds()
+                .iter()
+                .map(|k| k.as_str())
+                .collect(),
             created_at: webhook.created_at,
         }
     }

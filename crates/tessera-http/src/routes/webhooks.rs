@@ -147,5 +147,8 @@ pub(crate) async fn retry_delivery(
             .retry_delivery(&caller.0, &webhook, &delivery)
     })
     .await?;
-    Ok(json(StatusCode::ACCEPTED, &StatusBody { status: "pending" }))
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &StatusBody { status: "pending" },
+    ))
 }

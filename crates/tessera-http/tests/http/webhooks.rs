@@ -1,9 +1,7 @@
 use tessera_app::model::Page;
 use tessera_app::webhooks::{CreatedWebhook, Delivery, Webhook};
 use tessera_app::AppError;
-use tessera_domain::{
-    DeliveryId, DeliveryState, Triggers, WebhookId, WebhookSecret, WebhookUrl,
-};
+use tessera_domain::{DeliveryId, DeliveryState, Triggers, WebhookId, WebhookSecret, WebhookUrl};
 
 use crate::support::*;
 
@@ -51,20 +49,39 @@ async fn creating_a_webhook_shows_its_secret_once_and_never_caches() {
     assert_eq!(reply.status.as_u16(), 201, "{}", reply.text);
     assert_eq!(reply.body["id"], HOOK);
     assert_eq!(reply.body["secret"], clear.as_str());
-    assert_eq!(reply.body["triggers"], serde_json::json!(["ticket.redeemed"]));
+    assert_eq!(
+        reply.body["triggers"],
+        serde_json::json!(["ticket.redeemed"])
+    );
     assert_eq!(reply.header("cache-control"), Some("no-store"));
 }
 
 #[actix_web::test]
 async fn bad_urls_and_triggers_are_refused_naming_the_field() {
     for (body, field) in [
-        (r#"{"url": "ftp://x.example", "triggers": ["ticket.redeemed"]}"#, "url"),
-        (r#"{"url": "https://x.example", "triggers": ["ticket.nope"]}"#, "triggers"),
-        (r#"{"url": "https://x.example", "triggers": []}"#, "triggers"),
-        (r#"{"url": "https://x.example", "triggers": ["ticket.redeemed"], "x": 1}"#, "x"),
+        (
+            r#"{"url": "ftp://x.example", "triggers": ["ticket.redeemed"]}"#,
+            "url",
+        ),
+        (
+            r#"{"url": "https://x.example", "triggers": ["ticket.nope"]}"#,
+            "triggers",
+        ),
+        (
+            r#"{"url": "https://x.example", "triggers": []}"#,
+            "triggers",
+        ),
+        (
+            r#"{"url": "https://x.example", "triggers": ["ticket.redeemed"], "x": 1}"#,
+            "x",
+        ),
     ] {
         // Bare mocks: the use case must not be reached.
-        let reply = send(Mocks::new(), post_json("/v1/webhooks", Some(ADMIN_KEY), body)).await;
+        let reply = send(
+            Mocks::new(),
+            post_json("/v1/webhooks", Some(ADMIN_KEY), body),
+        )
+        .await;
         reply.assert_error(400, "invalid_request");
         assert!(reply.message().contains(field), "{body}: {}", reply.text);
     }
@@ -111,7 +128,10 @@ async fn deliveries_are_listed_with_their_state_and_paging() {
         });
     let reply = send(
         mocks,
-        get(&format!("/v1/webhooks/{HOOK}/deliveries?count=5&offset=5"), ADMIN_KEY),
+        get(
+            &format!("/v1/webhooks/{HOOK}/deliveries?count=5&offset=5"),
+            ADMIN_KEY,
+        ),
     )
     .await;
     assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
@@ -119,7 +139,10 @@ async fn deliveries_are_listed_with_their_state_and_paging() {
     assert_eq!(delivery["state"], "failed");
     assert_eq!(delivery["lastStatus"], 503);
     assert_eq!(delivery["nextAttemptAt"], serde_json::Value::Null);
-    assert_eq!((reply.body["start"].as_u64(), reply.body["end"].as_u64()), (Some(5), Some(6)));
+    assert_eq!(
+        (reply.body["start"].as_u64(), reply.body["end"].as_u64()),
+        (Some(5), Some(6))
+    );
     assert_eq!(reply.body["total"], 6);
 }
 
@@ -133,7 +156,11 @@ async fn retry_answers_202_and_unknown_ids_404() {
         .returning(|_, _, _| Ok(()));
     let reply = send(
         mocks,
-        post_json(&format!("/v1/webhooks/{HOOK}/deliveries/{DELIVERY}/retry"), Some(ADMIN_KEY), ""),
+        post_json(
+            &format!("/v1/webhooks/{HOOK}/deliveries/{DELIVERY}/retry"),
+            Some(ADMIN_KEY),
+            "",
+        ),
     )
     .await;
     assert_eq!(reply.status.as_u16(), 202, "{}", reply.text);
@@ -141,7 +168,11 @@ async fn retry_answers_202_and_unknown_ids_404() {
     // Malformed ids never reach the use case; unknown ones answer the store's 404.
     let reply = send(
         Mocks::new(),
-        post_json(&format!("/v1/webhooks/{HOOK}/deliveries/dlv_nope/retry"), Some(ADMIN_KEY), ""),
+        post_json(
+            &format!("/v1/webhooks/{HOOK}/deliveries/dlv_nope/retry"),
+            Some(ADMIN_KEY),
+            "",
+        ),
     )
     .await;
     reply.assert_error(404, "not_found");

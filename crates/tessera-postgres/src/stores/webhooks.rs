@@ -157,7 +157,12 @@ fn truncated(text: &str) -> &str {
 
 impl WebhookStore for PgStore {
     fn insert_webhook(&self, webhook: &Webhook, secret: &SealedSecret) -> StoreResult<()> {
-        let triggers: Vec<&str> = webhook.triggers.kinds().iter().map(|k| k.as_str()).collect();
+        let triggers: Vec<&str> = webhook
+            .triggers
+            .kinds()
+            .iter()
+            .map(|k| k.as_str())
+            .collect();
         self.with_conn(|conn| {
             sql_query(
                 "INSERT INTO webhooks (tenant_id, id, url, triggers, secret_ciphertext, created_at) \

@@ -55,7 +55,9 @@ fn signing_crypto() -> MockWebhookCrypto {
     crypto
         .expect_signature_header()
         .withf(|secret, timestamp, body| {
-            secret.expose_secret() == "whsec_test" && *timestamp == now().timestamp() && body == PAYLOAD
+            secret.expose_secret() == "whsec_test"
+                && *timestamp == now().timestamp()
+                && body == PAYLOAD
         })
         .returning(|_, timestamp, _| format!("t={timestamp},v1=ab"));
     crypto
