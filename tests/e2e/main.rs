@@ -13,6 +13,7 @@ mod pages;
 mod rotation;
 mod secrets;
 mod security;
+mod webhooks;
 
 /// The harness runs the binary cargo built for this suite, whichever way it finds
 /// it.

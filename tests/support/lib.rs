@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod jwt;
+pub mod receiver;
 
 use std::fs;
 use std::io::Read;
@@ -52,7 +53,7 @@ pub fn binary_beside_tests() -> PathBuf {
     profile_dir.join(format!("{SERVER_BINARY}{}", std::env::consts::EXE_SUFFIX))
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())

@@ -11,7 +11,9 @@ pub mod ports;
 mod service;
 pub mod throttle;
 pub mod usecases;
+pub mod webhooks;
 
 pub use error::{AppError, AppResult};
 pub use operator::OperatorUseCases;
+pub use service::{DeliverySettings, WebhookPorts, WebhookService};
 pub use service::{Limits, Tessera, TesseraPorts};

@@ -7,11 +7,13 @@
 //! Depends on the application and the domain only: no database, no web framework.
 //! The server reads the settings and wires these into the use cases.
 
+mod aead;
 pub mod envelope;
 mod keys;
 mod signing;
 
 pub mod jwt;
 
+pub use aead::{signature_hex, WebhookKeys};
 pub use keys::{derive_bytes, load_or_create_master_key, Keyring, MasterKey, MasterKeyError};
 pub use signing::Signer;

@@ -23,6 +23,8 @@ pub enum Permission {
     ManageTicketState,
     /// Read the event history (no use case asks for it yet).
     ReadEvents,
+    /// Create, list and delete webhooks; list and retry their deliveries.
+    ManageWebhooks,
     /// Read and list programs.
     ReadPrograms,
     /// Issue, read, list and revoke tickets; create, list and delete

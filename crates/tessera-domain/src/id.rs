@@ -116,6 +116,15 @@ public_id!(
     /// An event in the append-only history.
     EventId, "evt_", "eventId"
 );
+public_id!(
+    /// A webhook: a URL that is sent the events it subscribes to.
+    WebhookId, "whk_", "id"
+);
+public_id!(
+    /// One delivery of one event to one webhook (generated in SQL by the outbox
+    /// trigger, in the same shape).
+    DeliveryId, "dlv_", "deliveryId"
+);
 
 secret_string! {
     /// The opaque token of a URL ticket's link: a bearer secret, stored only hashed.

@@ -18,13 +18,17 @@ mod secret;
 mod standalone;
 mod ticket;
 mod values;
+mod webhook;
 
 pub use api_key::{ApiKeySecret, Permission, Role};
 pub use code::{Alphabet, Code, CodeInput, TicketLength};
 pub use email::Email;
 pub use error::DomainError;
 pub use event::EventType;
-pub use id::{ApiKeyId, EventId, LinkToken, ProgramId, StandaloneTicketId, TenantId, TicketId};
+pub use id::{
+    ApiKeyId, DeliveryId, EventId, LinkToken, ProgramId, StandaloneTicketId, TenantId, TicketId,
+    WebhookId,
+};
 pub use program::{NewProgram, Program, ProgramChanges, ProgramState};
 pub use redacted::{
     ExposeSecret, OperatorToken, PresentedApiKey, PresentedCode, PresentedTicket, SignedCode,
@@ -36,6 +40,10 @@ pub use ticket::{NewTicketSpec, Ticket, TicketState};
 pub use values::{
     BatchSize, GroupAddresses, Label, MaxTickets, NtpClass, ObjectId, PageRequest, Payload,
     RedemptionLimit, Subject, TenantName, UrlPrefix, ValidityWindow,
+};
+pub use webhook::{
+    is_forbidden_address, retry_delay, DeliveryState, Triggers, WebhookSecret, WebhookUrl,
+    RETRY_CAP, RETRY_HORIZON,
 };
 
 /// The chrono crate whose `DateTime<Utc>` this crate's API takes and returns,

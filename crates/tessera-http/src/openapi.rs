@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{access, ops, programs, redeem, standalone, tickets};
+use crate::routes::{access, ops, programs, redeem, standalone, tickets, webhooks};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -48,6 +48,11 @@ outage answers `503 unavailable` with `Retry-After`; too many failed redemptions
         standalone::use_standalone,
         standalone::delete_standalone,
         standalone::list_standalone,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::delete_webhook,
+        webhooks::list_deliveries,
+        webhooks::retry_delivery,
     ),
     components(schemas(crate::error::ErrorBody, crate::time::TimeInput)),
     modifiers(&SecuritySchemes),
@@ -58,6 +63,7 @@ outage answers `503 unavailable` with `Retry-After`; too many failed redemptions
         (name = "standalone tickets", description = "Authen-compatible opaque tickets"),
         (name = "tenants", description = "Tenants (operator)"),
         (name = "api keys", description = "API keys of a tenant"),
+        (name = "webhooks", description = "Signed pushes of events, and their deliveries"),
         (name = "operations", description = "Health, the token-verification keys and this document"),
     )
 )]

@@ -6,6 +6,7 @@ use tessera_app::usecases::{
     AccessUseCases, HealthUseCases, ProgramUseCases, RedeemUseCases, StandaloneUseCases,
     TicketUseCases,
 };
+use tessera_app::webhooks::WebhookUseCases;
 use tessera_app::AppResult;
 use tessera_domain::OperatorToken;
 
@@ -23,6 +24,7 @@ pub struct AppState {
     pub health: Arc<dyn HealthUseCases>,
     /// Link pages and the code form.
     pub links: Arc<dyn tessera_app::links::LinkUseCases>,
+    pub webhooks: Arc<dyn WebhookUseCases>,
     pub settings: HttpSettings,
 }
 

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use actix_web::{App, HttpServer};
 use tessera_app::usecases::AccessUseCases;
-use tessera_app::{Limits, Tessera, TesseraPorts};
+use tessera_app::{DeliverySettings, Limits, Tessera, TesseraPorts, WebhookPorts, WebhookService};
 use tessera_crypto::envelope::{self, OpenedWith, RootStatus};
-use tessera_crypto::{load_or_create_master_key, Keyring, MasterKey, Signer};
+use tessera_crypto::{load_or_create_master_key, Keyring, MasterKey, Signer, WebhookKeys};
 use tessera_domain::TenantName;
 use tessera_http::{AppState, HttpSettings};
 use tessera_postgres::{PgPool, PgStore};
@@ -95,14 +95,12 @@ fn signer(settings: &Settings, master: &MasterKey) -> Signer {
 fn tessera_on(
     settings: &Settings,
     store: Arc<PgStore>,
+    root: &MasterKey,
 ) -> Result<(Tessera, Arc<Signer>), CommandError> {
-    let master = master_key(settings)?;
-    // Every key is derived from the root key, which the master key only wraps.
-    let root = root_key(settings, store.as_ref(), &master)?;
-    let signer = Arc::new(signer(settings, &root));
+    let signer = Arc::new(signer(settings, root));
     let ports = TesseraPorts {
         clock: Arc::new(SystemClock),
-        hasher: Arc::new(Keyring::derive(&root)),
+        hasher: Arc::new(Keyring::derive(root)),
         signer: signer.clone(),
         access: store.clone(),
         programs: store.clone(),
@@ -123,7 +121,14 @@ pub(crate) fn tessera(
     settings: &Settings,
     pool: PgPool,
 ) -> Result<(Tessera, Arc<Signer>), CommandError> {
-    tessera_on(settings, Arc::new(PgStore::new(pool)))
+    let store = Arc::new(PgStore::new(pool));
+    let root = open_root_key(settings, &store)?;
+    tessera_on(settings, store, &root)
+}
+
+/// The root key every other key derives from: the master key only wraps it.
+fn open_root_key(settings: &Settings, store: &PgStore) -> Result<MasterKey, CommandError> {
+    root_key(settings, store, &master_key(settings)?)
 }
 
 /// The root key, opened from its envelope in the database (or created there at the
@@ -195,10 +200,39 @@ pub fn create_tenant(settings: &Settings, name: String) -> Result<(), CommandErr
     Ok(())
 }
 
+/// The webhook use cases and delivery worker, over the same database.
+fn webhooks(
+    settings: &Settings,
+    pool: PgPool,
+    root: &MasterKey,
+) -> Result<WebhookService, CommandError> {
+    let ports = WebhookPorts {
+        clock: Arc::new(SystemClock),
+        store: Arc::new(PgStore::new(pool)),
+        crypto: Arc::new(WebhookKeys::derive(root)),
+        transport: Arc::new(crate::webhook_transport::UreqTransport::new(
+            settings.webhook_allow_private,
+        )),
+    };
+    let delivery = DeliverySettings {
+        retry_base: std::time::Duration::from_millis(u64::from(settings.webhook_retry_base_ms)),
+        // Longer than an attempt can take, so a live attempt is never duplicated.
+        lease: crate::webhook_transport::DELIVERY_TIMEOUT * 6,
+        ..DeliverySettings::default()
+    };
+    Ok(WebhookService::new(ports, delivery))
+}
+
 pub fn serve(settings: Settings) -> Result<(), CommandError> {
     let pool = prepared_pool(&settings)?;
-    let (tessera, signer) = tessera(&settings, pool)?;
+    let store = Arc::new(PgStore::new(pool.clone()));
+    let root = open_root_key(&settings, &store)?;
+    let webhooks = Arc::new(webhooks(&settings, pool, &root)?);
+    let (tessera, signer) = tessera_on(&settings, store, &root)?;
     let tessera = Arc::new(tessera);
+    crate::webhook_worker::start(webhooks.clone(), settings.webhook_workers).map_err(|error| {
+        CommandError::Failed(format!("cannot start the webhook worker: {error}"))
+    })?;
     let state = AppState {
         access: tessera.clone(),
         programs: tessera.clone(),
@@ -207,6 +241,7 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
         standalone: tessera.clone(),
         health: tessera.clone(),
         links: tessera,
+        webhooks,
         settings: HttpSettings {
             operator_token: settings.operator_token.clone(),
             body_limit_bytes: settings.body_limit_bytes,
@@ -243,6 +278,8 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
             signing_kid = signer.current_kid(),
             redeem_failures_per_minute = settings.redeem_failures_per_minute,
             trusted_proxies = ?settings.trusted_proxies,
+            webhook_workers = settings.webhook_workers,
+            webhook_allow_private = settings.webhook_allow_private,
             "tessera is serving"
         );
         server

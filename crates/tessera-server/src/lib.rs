@@ -6,6 +6,8 @@ mod batch;
 mod clock;
 mod commands;
 mod settings;
+mod webhook_transport;
+mod webhook_worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -56,6 +56,12 @@ pub struct Settings {
     /// HTTP worker threads (event loops); `None`: one per CPU.
     pub http_workers: Option<u32>,
     pub body_limit_bytes: usize,
+    /// Let webhook deliveries reach loopback, private and link-local addresses.
+    pub webhook_allow_private: bool,
+    /// The first retry's nominal wait in ms (default 5000); smaller only in tests.
+    pub webhook_retry_base_ms: u32,
+    /// Delivery worker threads per process.
+    pub webhook_workers: u32,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tessera";
@@ -183,7 +189,22 @@ impl Settings {
                 64 * 1024,
                 1024..=16 * 1024 * 1024,
             )? as usize,
+            webhook_allow_private: flag(get, "TESSERA_WEBHOOK_ALLOW_PRIVATE")?,
+            webhook_retry_base_ms: number(get, "TESSERA_WEBHOOK_RETRY_BASE_MS", 5000, 10..=10_000)?,
+            webhook_workers: number(get, "TESSERA_WEBHOOK_WORKERS", 2, 1..=64)?,
         })
+    }
+}
+
+fn flag<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    variable: &'static str,
+) -> Result<bool, SettingsError> {
+    match get(variable) {
+        None => Ok(false),
+        Some(raw) if raw.eq_ignore_ascii_case("true") => Ok(true),
+        Some(raw) if raw.eq_ignore_ascii_case("false") => Ok(false),
+        Some(_) => Err(invalid(variable, "must be true or false")),
     }
 }
 
@@ -238,6 +259,20 @@ mod tests {
         assert!(s.operator_token.is_none());
         assert!(s.trusted_proxies.is_empty());
         assert_eq!(s.body_limit_bytes, 65536);
+        assert!(!s.webhook_allow_private);
+        assert_eq!(s.webhook_retry_base_ms, 5000);
+    }
+
+    #[test]
+    fn webhook_settings_are_read() {
+        let s = settings(&[
+            ("TESSERA_WEBHOOK_ALLOW_PRIVATE", "TRUE"),
+            ("TESSERA_WEBHOOK_RETRY_BASE_MS", "50"),
+            ("TESSERA_WEBHOOK_WORKERS", "3"),
+        ])
+        .expect("valid");
+        assert!(s.webhook_allow_private);
+        assert_eq!((s.webhook_retry_base_ms, s.webhook_workers), (50, 3));
     }
 
     #[test]
@@ -256,6 +291,9 @@ mod tests {
             ("TESSERA_SIGNING_KEY_VERSION", "1001"),
             ("TESSERA_SIGNING_KEY_VERSION", "two"),
             ("TESSERA_REDEEM_FAILURES_PER_MINUTE", "0"),
+            ("TESSERA_WEBHOOK_ALLOW_PRIVATE", "yes"),
+            ("TESSERA_WEBHOOK_RETRY_BASE_MS", "0"),
+            ("TESSERA_WEBHOOK_WORKERS", "0"),
         ] {
             let error = settings(&[(variable, value)]).expect_err(value);
             assert_eq!(error.variable, variable);

@@ -12,6 +12,7 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 mod tickets;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -25,6 +26,8 @@ use crate::ports::{
 use crate::throttle::FailureThrottle;
 use crate::usecases::Principal;
 use crate::{AppError, AppResult};
+
+pub use webhooks::{DeliverySettings, WebhookPorts, WebhookService};
 
 /// How many times a use case draws a fresh secret after a hash collision before it
 /// gives up; with ≥ 1000 codes per ticket, five collisions in a row mean a bug.

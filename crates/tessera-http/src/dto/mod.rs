@@ -7,3 +7,4 @@ pub mod programs;
 pub mod redeem;
 pub mod standalone;
 pub mod tickets;
+pub mod webhooks;

@@ -7,6 +7,7 @@ pub(crate) mod programs;
 pub(crate) mod redeem;
 pub(crate) mod standalone;
 pub(crate) mod tickets;
+pub(crate) mod webhooks;
 
 use actix_web::http::header::{CACHE_CONTROL, ETAG};
 use actix_web::http::StatusCode;
@@ -22,6 +23,7 @@ pub(crate) use programs::*;
 pub(crate) use redeem::*;
 pub(crate) use standalone::*;
 pub(crate) use tickets::*;
+pub(crate) use webhooks::*;
 
 /// A resource whose other methods answer `405` in the API's error format.
 fn resource(path: &str) -> Resource {
@@ -79,6 +81,19 @@ pub(crate) fn scope() -> Scope {
         )
         .service(resource("/v1/redeem").route(web::post().to(redeem)))
         .configure(crate::pages::configure)
+        .service(
+            resource("/v1/webhooks")
+                .route(web::get().to(list_webhooks))
+                .route(web::post().to(create_webhook)),
+        )
+        .service(resource("/v1/webhooks/{webhook_id}").route(web::delete().to(delete_webhook)))
+        .service(
+            resource("/v1/webhooks/{webhook_id}/deliveries").route(web::get().to(list_deliveries)),
+        )
+        .service(
+            resource("/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry")
+                .route(web::post().to(retry_delivery)),
+        )
 }
 
 pub(crate) async fn not_found() -> HttpResponse {

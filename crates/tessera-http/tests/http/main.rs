@@ -13,3 +13,4 @@ mod redeem;
 mod standalone;
 mod support;
 mod tickets;
+mod webhooks;

@@ -13,6 +13,7 @@ use tessera_app::usecases::{
     MockAccessUseCases, MockHealthUseCases, MockProgramUseCases, MockRedeemUseCases,
     MockStandaloneUseCases, MockTicketUseCases, Principal,
 };
+use tessera_app::webhooks::MockWebhookUseCases;
 use tessera_app::AppError;
 use tessera_domain::{
     Alphabet, ApiKeyId, GroupAddresses, Label, MaxTickets, NewProgram, NtpClass, ObjectId, Program,
@@ -33,6 +34,7 @@ pub struct Mocks {
     pub standalone: MockStandaloneUseCases,
     pub health: MockHealthUseCases,
     pub links: MockLinkUseCases,
+    pub webhooks: MockWebhookUseCases,
     pub settings: HttpSettings,
 }
 
@@ -59,6 +61,7 @@ impl Mocks {
             standalone: MockStandaloneUseCases::new(),
             health: MockHealthUseCases::new(),
             links: MockLinkUseCases::new(),
+            webhooks: MockWebhookUseCases::new(),
             settings: HttpSettings::default(),
         }
     }
@@ -87,6 +90,7 @@ impl Mocks {
             standalone: Arc::new(self.standalone),
             health: Arc::new(self.health),
             links: Arc::new(self.links),
+            webhooks: Arc::new(self.webhooks),
             settings: self.settings,
         }
     }

@@ -10,6 +10,7 @@ mod redemption;
 mod replace;
 mod standalone;
 mod tickets;
+mod webhooks;
 
 use diesel::r2d2::{ConnectionManager, PooledConnection};
 use diesel::{Connection, PgConnection};

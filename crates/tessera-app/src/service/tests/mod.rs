@@ -11,3 +11,4 @@ mod replace;
 mod standalone;
 mod throttling;
 mod tickets;
+mod webhooks;
