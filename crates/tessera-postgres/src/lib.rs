@@ -15,7 +15,7 @@ mod stores;
 pub mod testing;
 
 pub use setup::{connect, ensure_database, run_migrations, SetupError, MIGRATIONS};
-pub use stores::PgStore;
+pub use stores::{PgStore, PoolState};
 
 /// The connection pool every store shares.
 pub type PgPool = diesel::r2d2::Pool<diesel::r2d2::ConnectionManager<diesel::PgConnection>>;
