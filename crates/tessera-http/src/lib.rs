@@ -14,6 +14,7 @@ pub mod dto;
 mod error;
 mod extract;
 mod logging;
+pub mod metrics;
 mod openapi;
 mod routes;
 mod state;

@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{access, ops, programs, redeem, standalone, tickets};
+use crate::routes::{access, events, ops, programs, redeem, standalone, tickets};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -48,6 +48,9 @@ outage answers `503 unavailable` with `Retry-After`; too many failed redemptions
         standalone::use_standalone,
         standalone::delete_standalone,
         standalone::list_standalone,
+        events::list_events,
+        events::program_stats,
+        events::metrics,
     ),
     components(schemas(crate::error::ErrorBody, crate::time::TimeInput)),
     modifiers(&SecuritySchemes),
@@ -58,6 +61,7 @@ outage answers `503 unavailable` with `Retry-After`; too many failed redemptions
         (name = "standalone tickets", description = "Authen-compatible opaque tickets"),
         (name = "tenants", description = "Tenants (operator)"),
         (name = "api keys", description = "API keys of a tenant"),
+        (name = "events", description = "The event history and the stats computed from it"),
         (name = "operations", description = "Health, the token-verification keys and this document"),
     )
 )]

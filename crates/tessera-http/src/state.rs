@@ -6,6 +6,7 @@ use tessera_app::usecases::{
     AccessUseCases, HealthUseCases, ProgramUseCases, RedeemUseCases, StandaloneUseCases,
     TicketUseCases,
 };
+use tessera_app::events::EventUseCases;
 use tessera_app::AppResult;
 use tessera_domain::OperatorToken;
 
@@ -20,6 +21,7 @@ pub struct AppState {
     pub redeem: Arc<dyn RedeemUseCases>,
     pub standalone: Arc<dyn StandaloneUseCases>,
     pub health: Arc<dyn HealthUseCases>,
+    pub events: Arc<dyn EventUseCases>,
     pub settings: HttpSettings,
 }
 
@@ -44,6 +46,8 @@ pub struct HttpSettings {
     /// The OpenAPI document served at `/openapi.json`, rendered once at startup
     /// with [`crate::openapi_document`].
     pub openapi_json: Arc<str>,
+    /// Samples the database pool (idle, in use) for `/metrics`; `None`: not shown.
+    pub pool_sampler: Option<crate::metrics::PoolSampler>,
 }
 
 impl HttpSettings {
@@ -59,6 +63,7 @@ impl Default for HttpSettings {
             jwks_json: Arc::from(r#"{"keys":[]}"#),
             // An empty document: whoever serves the API renders the real one.
             openapi_json: Arc::from("{}"),
+            pool_sampler: None,
         }
     }
 }

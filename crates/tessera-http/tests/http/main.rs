@@ -4,6 +4,7 @@
 
 mod access;
 mod errors;
+mod events;
 mod event_types;
 mod logging;
 mod ops;

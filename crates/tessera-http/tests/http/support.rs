@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{test, App};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
+use tessera_app::events::MockEventUseCases;
 use tessera_app::model::TicketView;
 use tessera_app::usecases::{
     MockAccessUseCases, MockHealthUseCases, MockProgramUseCases, MockRedeemUseCases,
@@ -31,6 +32,7 @@ pub struct Mocks {
     pub redeem: MockRedeemUseCases,
     pub standalone: MockStandaloneUseCases,
     pub health: MockHealthUseCases,
+    pub events: MockEventUseCases,
     pub settings: HttpSettings,
 }
 
@@ -56,6 +58,7 @@ impl Mocks {
             redeem: MockRedeemUseCases::new(),
             standalone: MockStandaloneUseCases::new(),
             health: MockHealthUseCases::new(),
+            events: MockEventUseCases::new(),
             settings: HttpSettings::default(),
         }
     }
@@ -83,6 +86,7 @@ impl Mocks {
             redeem: Arc::new(self.redeem),
             standalone: Arc::new(self.standalone),
             health: Arc::new(self.health),
+            events: Arc::new(self.events),
             settings: self.settings,
         }
     }
