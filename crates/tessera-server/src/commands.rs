@@ -100,7 +100,7 @@ fn tessera_on(
         access: store.clone(),
         programs: store.clone(),
         tickets: store.clone(),
-        redemptions: store.clone(),
+        redemptions: Arc::new(crate::history::MeteredRedemptions(store.clone())),
         standalone: store.clone(),
         health: store,
     };
@@ -119,7 +119,12 @@ pub(crate) fn tessera(
 }
 
 pub fn migrate(settings: &Settings) -> Result<(), CommandError> {
-    prepared_pool(settings).map(|_| ())
+    let store = Arc::new(PgStore::new(prepared_pool(settings)?));
+    // This and next month's event partitions, so a fresh database has them.
+    crate::history::maintain_once(
+        crate::history::event_service(settings, Arc::new(SystemClock), store).as_ref(),
+    );
+    Ok(())
 }
 
 pub fn create_tenant(settings: &Settings, name: String) -> Result<(), CommandError> {
@@ -137,9 +142,15 @@ pub fn create_tenant(settings: &Settings, name: String) -> Result<(), CommandErr
 }
 
 pub fn serve(settings: Settings) -> Result<(), CommandError> {
-    let pool = prepared_pool(&settings)?;
-    let (tessera, signer) = tessera(&settings, pool)?;
+    let store = Arc::new(PgStore::new(prepared_pool(&settings)?));
+    let (tessera, signer) = tessera_on(&settings, store.clone())?;
     let tessera = Arc::new(tessera);
+    tessera_http::metrics::install();
+    let events = crate::history::event_service(&settings, Arc::new(SystemClock), store.clone());
+    crate::history::spawn_maintenance(
+        events.clone(),
+        std::time::Duration::from_secs(u64::from(settings.event_maintenance_seconds)),
+    );
     let state = AppState {
         access: tessera.clone(),
         programs: tessera.clone(),
@@ -147,12 +158,17 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
         redeem: tessera.clone(),
         standalone: tessera.clone(),
         health: tessera,
+        events,
         settings: HttpSettings {
             operator_token: settings.operator_token.clone(),
             body_limit_bytes: settings.body_limit_bytes,
             trusted_proxies: settings.trusted_proxies.clone(),
             jwks_json: Arc::from(signer.jwks_json()),
             openapi_json: Arc::from(tessera_http::openapi_document()),
+            pool_sampler: Some(Arc::new(move || {
+                let state = store.pool_state();
+                (state.idle, state.in_use)
+            })),
         },
     };
     let bind = settings.bind;

@@ -25,6 +25,13 @@ fn invalid(variable: &'static str, message: impl Into<String>) -> SettingsError 
     }
 }
 
+/// `TESSERA_LOG_FORMAT`: human-readable lines, or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: String,
@@ -45,6 +52,11 @@ pub struct Settings {
     /// HTTP worker threads (event loops); `None`: one per CPU.
     pub http_workers: Option<u32>,
     pub body_limit_bytes: usize,
+    /// Events (and their stats) older than this are dropped.
+    pub event_retention_days: u32,
+    /// How often each replica maintains the event history (rollups, partitions).
+    pub event_maintenance_seconds: u32,
+    pub log_format: LogFormat,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tessera";
@@ -151,6 +163,18 @@ impl Settings {
                 64 * 1024,
                 1024..=16 * 1024 * 1024,
             )? as usize,
+            event_retention_days: number(get, "TESSERA_EVENT_RETENTION_DAYS", 90, 1..=36_500)?,
+            event_maintenance_seconds: number(
+                get,
+                "TESSERA_EVENT_MAINTENANCE_SECONDS",
+                60,
+                1..=86_400,
+            )?,
+            log_format: match get("TESSERA_LOG_FORMAT") {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(_) => return Err(invalid("TESSERA_LOG_FORMAT", "must be text or json")),
+            },
         })
     }
 }
@@ -206,6 +230,8 @@ mod tests {
         assert!(s.operator_token.is_none());
         assert!(s.trusted_proxies.is_empty());
         assert_eq!(s.body_limit_bytes, 65536);
+        assert_eq!(s.event_retention_days, 90);
+        assert_eq!(s.log_format, LogFormat::Text);
     }
 
     #[test]
@@ -224,6 +250,10 @@ mod tests {
             ("TESSERA_SIGNING_KEY_VERSION", "1001"),
             ("TESSERA_SIGNING_KEY_VERSION", "two"),
             ("TESSERA_REDEEM_FAILURES_PER_MINUTE", "0"),
+            ("TESSERA_EVENT_RETENTION_DAYS", "0"),
+            ("TESSERA_EVENT_RETENTION_DAYS", "ninety"),
+            ("TESSERA_EVENT_MAINTENANCE_SECONDS", "0"),
+            ("TESSERA_LOG_FORMAT", "xml"),
         ] {
             let error = settings(&[(variable, value)]).expect_err(value);
             assert_eq!(error.variable, variable);
@@ -247,6 +277,8 @@ mod tests {
             ("TESSERA_TRUSTED_PROXIES", "10.0.0.1, ::1"),
             ("TESSERA_SIGNING_KEY_VERSION", "42"),
             ("TESSERA_REDEEM_FAILURES_PER_MINUTE", "5"),
+            ("TESSERA_EVENT_RETENTION_DAYS", "30"),
+            ("TESSERA_LOG_FORMAT", "json"),
         ])
         .expect("valid");
         assert_eq!(s.bind.port(), 9000);
@@ -255,5 +287,7 @@ mod tests {
         assert_eq!(s.trusted_proxies.len(), 2);
         assert_eq!(s.signing_key_version, 42);
         assert_eq!(s.redeem_failures_per_minute, 5);
+        assert_eq!(s.event_retention_days, 30);
+        assert_eq!(s.log_format, LogFormat::Json);
     }
 }
