@@ -32,7 +32,11 @@ fn feed(admin: &Client, query: &str, limit: u32, expected: usize) -> Vec<Value> 
         if !more && events.len() >= expected {
             return events;
         }
-        assert!(Instant::now() < deadline, "only {} of {expected}", events.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {expected}",
+            events.len()
+        );
         if !more {
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -68,12 +72,22 @@ fn every_event_type_of_todays_api_is_emitted_by_the_change_it_names() {
     let (locked_id, locked_code) = issue(json!({"email": "ann@example.com"}));
     let (updated_id, _) = issue(json!({}));
     let (revoked_id, _) = issue(json!({}));
-    let answer = admin.post_with(&format!("{program_path}/tickets/batch"), &[], &json!({"count": 3}));
+    let answer = admin.post_with(
+        &format!("{program_path}/tickets/batch"),
+        &[],
+        &json!({"count": 3}),
+    );
     assert_eq!(answer.status, 200, "{}", answer.text);
 
     let redeem = |body: Value| public.post("/v1/redeem", body);
-    assert_eq!(redeem(json!({"programId": program_id, "code": redeemed_code})).0, 200);
-    assert_eq!(redeem(json!({"programId": program_id, "code": redeemed_code})).0, 404);
+    assert_eq!(
+        redeem(json!({"programId": program_id, "code": redeemed_code})).0,
+        200
+    );
+    assert_eq!(
+        redeem(json!({"programId": program_id, "code": redeemed_code})).0,
+        404
+    );
     for _ in 0..5 {
         redeem(json!({"programId": program_id, "code": locked_code, "email": "bob@example.com"}));
     }
@@ -83,8 +97,16 @@ fn every_event_type_of_todays_api_is_emitted_by_the_change_it_names() {
         Some(json!({"state": "disabled"})),
     );
     assert_eq!(status, 200);
-    assert_eq!(admin.send("DELETE", &format!("/v1/tickets/{revoked_id}"), None).0, 204);
-    assert_eq!(admin.post(&format!("{program_path}/suspend"), json!({})).0, 200);
+    assert_eq!(
+        admin
+            .send("DELETE", &format!("/v1/tickets/{revoked_id}"), None)
+            .0,
+        204
+    );
+    assert_eq!(
+        admin.post(&format!("{program_path}/suspend"), json!({})).0,
+        200
+    );
     assert_eq!(admin.send("DELETE", &program_path, None).0, 204);
 
     // 1 created + 1 updated + 4 issued + 1 batch + redeemed + exhausted + 1 failed
@@ -93,9 +115,18 @@ fn every_event_type_of_todays_api_is_emitted_by_the_change_it_names() {
     assert_eq!(events.len(), 20, "{events:#?}");
     let types: BTreeSet<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     for kind in [
-        "program.created", "program.updated", "program.suspended", "program.deleted",
-        "ticket.issued", "ticket.batch_issued", "ticket.updated", "ticket.redeemed",
-        "ticket.redemption_failed", "ticket.exhausted", "ticket.revoked", "ticket.locked",
+        "program.created",
+        "program.updated",
+        "program.suspended",
+        "program.deleted",
+        "ticket.issued",
+        "ticket.batch_issued",
+        "ticket.updated",
+        "ticket.redeemed",
+        "ticket.redemption_failed",
+        "ticket.exhausted",
+        "ticket.revoked",
+        "ticket.locked",
     ] {
         assert!(types.contains(kind), "{kind} missing: {types:?}");
     }
@@ -110,14 +141,27 @@ fn every_event_type_of_todays_api_is_emitted_by_the_change_it_names() {
     assert_eq!(ticket_of("ticket.locked"), locked_id.as_str());
     assert_eq!(ticket_of("ticket.updated"), updated_id.as_str());
     assert_eq!(ticket_of("ticket.revoked"), revoked_id.as_str());
-    assert_eq!(of_type(&events, "ticket.batch_issued")[0]["data"]["count"], 3);
+    assert_eq!(
+        of_type(&events, "ticket.batch_issued")[0]["data"]["count"],
+        3
+    );
     let reasons: Vec<&str> = of_type(&events, "ticket.redemption_failed")
         .iter()
         .map(|e| e["data"]["reason"].as_str().unwrap())
         .collect();
-    assert_eq!(reasons.iter().filter(|r| **r == "ticket_exhausted").count(), 1, "{reasons:?}");
-    assert_eq!(reasons.iter().filter(|r| **r == "email_mismatch").count(), 5, "{reasons:?}");
-    assert!(events.iter().all(|e| e["createdAt"].as_str().unwrap().ends_with('Z')));
+    assert_eq!(
+        reasons.iter().filter(|r| **r == "ticket_exhausted").count(),
+        1,
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reasons.iter().filter(|r| **r == "email_mismatch").count(),
+        5,
+        "{reasons:?}"
+    );
+    assert!(events
+        .iter()
+        .all(|e| e["createdAt"].as_str().unwrap().ends_with('Z')));
 
     // Filters, and the codes nowhere in the history.
     let failed = feed(&admin, "&type=ticket.redemption_failed", 100, 6);
@@ -125,7 +169,10 @@ fn every_event_type_of_todays_api_is_emitted_by_the_change_it_names() {
     let text = serde_json::to_string(&events).unwrap();
     assert!(!text.contains(&redeemed_code) && !text.contains(&locked_code));
     let (status, body) = admin.get("/v1/events?type=ticket.nope");
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
 }
 
 #[test]
@@ -156,7 +203,10 @@ fn paging_under_concurrent_issuance_returns_each_event_once() {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut rest: Vec<Value> = Vec::new();
         loop {
-            let last = rest.last().or(events.last()).unwrap()["id"].as_str().unwrap().to_owned();
+            let last = rest.last().or(events.last()).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             let (_, page) = admin.get(&format!("/v1/events?limit=7&after={last}"));
             rest.extend(page["events"].as_array().unwrap().iter().cloned());
             if early.len() + rest.len() >= 161 && page["next"].is_null() {
@@ -191,13 +241,19 @@ fn stats_count_issuance_redemptions_and_failures_by_reason() {
     let public = server.client(None);
     public.post("/v1/redeem", json!({"programId": program_id, "code": code}));
     public.post("/v1/redeem", json!({"programId": program_id, "code": code}));
-    public.post("/v1/redeem", json!({"programId": program_id, "code": "NOPE99"}));
+    public.post(
+        "/v1/redeem",
+        json!({"programId": program_id, "code": "NOPE99"}),
+    );
     let stats_path = format!("/v1/programs/{program_id}/stats");
     let expected = |stats: &Value| {
         assert_eq!(stats["issued"], 11, "{stats}");
         assert_eq!(stats["redeemed"], 1, "{stats}");
         assert_eq!(stats["failed"], 2, "{stats}");
-        assert_eq!(stats["failedByReason"], json!({"ticket_exhausted": 1, "ticket_not_found": 1}));
+        assert_eq!(
+            stats["failedByReason"],
+            json!({"ticket_exhausted": 1, "ticket_not_found": 1})
+        );
         let buckets = stats["buckets"].as_array().unwrap();
         assert!((24..=25).contains(&buckets.len()), "{}", buckets.len());
         let sum: u64 = buckets.iter().map(|b| b["issued"].as_u64().unwrap()).sum();
@@ -211,8 +267,13 @@ fn stats_count_issuance_redemptions_and_failures_by_reason() {
     let (status, daily) = admin.get(&format!("{stats_path}?interval=day"));
     assert_eq!(status, 200);
     assert_eq!(daily["issued"], 11);
-    let (status, body) = admin.get(&format!("{stats_path}?interval=hour&from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z"));
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")));
+    let (status, body) = admin.get(&format!(
+        "{stats_path}?interval=hour&from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z"
+    ));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
     let (_, other_key) = server.create_tenant("Other");
     let (status, _) = server.client(Some(&other_key)).get(&stats_path);
     assert_eq!(status, 404, "another tenant's program");
@@ -230,12 +291,24 @@ fn metrics_hold_the_listed_names_by_route_pattern_and_no_secret() {
     let code = issued["code"].as_str().unwrap().to_owned();
     let ticket_id = issued["ticketId"].as_str().unwrap().to_owned();
     let public = server.client(None);
-    assert_eq!(public.post("/v1/redeem", json!({"programId": program_id, "code": code})).0, 200);
-    public.post("/v1/redeem", json!({"programId": program_id, "code": "WRONG1"}));
+    assert_eq!(
+        public
+            .post("/v1/redeem", json!({"programId": program_id, "code": code}))
+            .0,
+        200
+    );
+    public.post(
+        "/v1/redeem",
+        json!({"programId": program_id, "code": "WRONG1"}),
+    );
     admin.get(&format!("/v1/tickets/{ticket_id}"));
     let answer = public.exchange("GET", "/metrics", &[("X-Request-Id", "scrape-1")], b"");
     assert_eq!(answer.status, 200);
-    assert!(answer.content_type.starts_with("text/plain"), "{}", answer.content_type);
+    assert!(
+        answer.content_type.starts_with("text/plain"),
+        "{}",
+        answer.content_type
+    );
     let text = answer.text;
     for name in [
         "tessera_http_requests_total{route=\"/v1/redeem\",status=\"200\"}",
@@ -252,7 +325,10 @@ fn metrics_hold_the_listed_names_by_route_pattern_and_no_secret() {
         assert!(text.contains(name), "{name} missing:\n{text}");
     }
     for secret in [&code, &admin_key, &ticket_id, &program_id] {
-        assert!(!text.contains(secret.as_str()), "{secret} in /metrics:\n{text}");
+        assert!(
+            !text.contains(secret.as_str()),
+            "{secret} in /metrics:\n{text}"
+        );
     }
 
     // JSON logs: one object per line, each request with its id, also returned.
@@ -262,9 +338,17 @@ fn metrics_hold_the_listed_names_by_route_pattern_and_no_secret() {
         .filter(|line| !line.trim().is_empty())
         .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
         .collect();
-    let requests: Vec<&Value> = lines.iter().filter(|l| l["fields"]["message"] == "request").collect();
+    let requests: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "request")
+        .collect();
     assert!(requests.len() >= 5, "{logs}");
-    assert!(requests.iter().all(|l| l["fields"]["request_id"].is_string()), "{logs}");
+    assert!(
+        requests
+            .iter()
+            .all(|l| l["fields"]["request_id"].is_string()),
+        "{logs}"
+    );
     let health = ureq::get(&format!("{}/healthz", server.base_url))
         .call()
         .unwrap()
@@ -272,7 +356,10 @@ fn metrics_hold_the_listed_names_by_route_pattern_and_no_secret() {
         .expect("X-Request-Id")
         .to_owned();
     std::thread::sleep(Duration::from_millis(200));
-    assert!(server.logs().contains(&health), "the returned id is the logged one");
+    assert!(
+        server.logs().contains(&health),
+        "the returned id is the logged one"
+    );
     assert!(!logs.contains(&code) && !logs.contains(&admin_key));
 }
 
@@ -336,5 +423,8 @@ fn the_server_drops_partitions_past_retention_and_keeps_current_ones() {
     for name in &current {
         assert_eq!(partition_count(&database, name), 1, "{name} must exist");
     }
-    assert!(server.logs().contains("events_2021_03"), "the drop is logged");
+    assert!(
+        server.logs().contains("events_2021_03"),
+        "the drop is logged"
+    );
 }

@@ -127,14 +127,21 @@ impl StatsRange {
             let days = interval.max_span().num_days();
             return Err(DomainError::new(
                 "to",
-                format!("must be at most {days} days after from with interval={}", interval.as_str()),
+                format!(
+                    "must be at most {days} days after from with interval={}",
+                    interval.as_str()
+                ),
             ));
         }
         let width = interval.width();
         let out_of_range = || DomainError::new("from", "is out of range");
         let start = from.duration_trunc(width).map_err(|_| out_of_range())?;
         let end_floor = to.duration_trunc(width).map_err(|_| out_of_range())?;
-        let end = if end_floor == to { to } else { end_floor + width };
+        let end = if end_floor == to {
+            to
+        } else {
+            end_floor + width
+        };
         Ok(Self {
             from: start,
             to: end,

@@ -8,8 +8,8 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use tessera_domain::{EventType, Permission, ProgramId};
 
 use crate::events::{
-    EventPage, EventQuery, EventStore, EventUseCases, MaintenanceReport, ProgramStats,
-    StatsBucket, StatsRange,
+    EventPage, EventQuery, EventStore, EventUseCases, MaintenanceReport, ProgramStats, StatsBucket,
+    StatsRange,
 };
 use crate::ports::{Clock, ProgramStore};
 use crate::usecases::Principal;
@@ -63,12 +63,12 @@ impl EventUseCases for EventService {
             .map_err(|error| match error {
                 // The cursor names no event of this tenant (never existed, another
                 // tenant's, or dropped by retention): the request is what is wrong.
-                crate::ports::StoreError::NotFound => AppError::Invalid(
-                    tessera_domain::DomainError::new(
+                crate::ports::StoreError::NotFound => {
+                    AppError::Invalid(tessera_domain::DomainError::new(
                         "after",
                         "is not an event of this tenant (it may be past the retention period)",
-                    ),
-                ),
+                    ))
+                }
                 other => other.into(),
             })
     }

@@ -38,16 +38,25 @@ fn query() -> EventQuery {
 
 #[test]
 fn only_admins_read_the_feed() {
-    let svc = service(MockProgramStore::new(), MockEventStore::new(), at(2026, 1, 1, 0, 0));
+    let svc = service(
+        MockProgramStore::new(),
+        MockEventStore::new(),
+        at(2026, 1, 1, 0, 0),
+    );
     for role in [Role::Issuer, Role::Redeemer] {
-        assert_eq!(svc.list_events(&caller(role), query()), Err(AppError::Forbidden));
+        assert_eq!(
+            svc.list_events(&caller(role), query()),
+            Err(AppError::Forbidden)
+        );
     }
 }
 
 #[test]
 fn an_unknown_cursor_is_a_bad_request_naming_after() {
     let mut events = MockEventStore::new();
-    events.expect_list().returning(|_, _| Err(StoreError::NotFound));
+    events
+        .expect_list()
+        .returning(|_, _| Err(StoreError::NotFound));
     let svc = service(MockProgramStore::new(), events, at(2026, 1, 1, 0, 0));
     let mut q = query();
     q.after = Some(EventId::generate());
@@ -60,7 +69,9 @@ fn an_unknown_cursor_is_a_bad_request_naming_after() {
 #[test]
 fn stats_of_another_tenants_program_are_not_found() {
     let mut programs = MockProgramStore::new();
-    programs.expect_get().returning(|_, _| Err(StoreError::NotFound));
+    programs
+        .expect_get()
+        .returning(|_, _| Err(StoreError::NotFound));
     let svc = service(programs, MockEventStore::new(), at(2026, 1, 1, 0, 0));
     let range = StatsRange::new(None, None, StatsInterval::Hour, at(2026, 1, 1, 0, 0)).unwrap();
     assert_eq!(
@@ -73,11 +84,36 @@ fn stats_of_another_tenants_program_are_not_found() {
 fn stats_fill_every_bucket_and_total_by_kind_and_reason() {
     let mut events = MockEventStore::new();
     let counts = vec![
-        StatsCount { bucket: at(2026, 1, 1, 10, 0), kind: EventType::TicketBatchIssued, reason: None, count: 500 },
-        StatsCount { bucket: at(2026, 1, 1, 10, 0), kind: EventType::TicketRedeemed, reason: None, count: 7 },
-        StatsCount { bucket: at(2026, 1, 1, 12, 0), kind: EventType::TicketRedemptionFailed, reason: Some("exhausted".into()), count: 2 },
-        StatsCount { bucket: at(2026, 1, 1, 12, 0), kind: EventType::TicketRedemptionFailed, reason: Some("not_found".into()), count: 3 },
-        StatsCount { bucket: at(2026, 1, 1, 12, 0), kind: EventType::TicketIssued, reason: None, count: 1 },
+        StatsCount {
+            bucket: at(2026, 1, 1, 10, 0),
+            kind: EventType::TicketBatchIssued,
+            reason: None,
+            count: 500,
+        },
+        StatsCount {
+            bucket: at(2026, 1, 1, 10, 0),
+            kind: EventType::TicketRedeemed,
+            reason: None,
+            count: 7,
+        },
+        StatsCount {
+            bucket: at(2026, 1, 1, 12, 0),
+            kind: EventType::TicketRedemptionFailed,
+            reason: Some("exhausted".into()),
+            count: 2,
+        },
+        StatsCount {
+            bucket: at(2026, 1, 1, 12, 0),
+            kind: EventType::TicketRedemptionFailed,
+            reason: Some("not_found".into()),
+            count: 3,
+        },
+        StatsCount {
+            bucket: at(2026, 1, 1, 12, 0),
+            kind: EventType::TicketIssued,
+            reason: None,
+            count: 1,
+        },
     ];
     events.expect_stats().return_once(move |_, _, _| Ok(counts));
     let mut programs = MockProgramStore::new();
@@ -102,21 +138,51 @@ fn stats_fill_every_bucket_and_total_by_kind_and_reason() {
     let starts: Vec<_> = stats.buckets.iter().map(|b| b.start).collect();
     assert_eq!(
         starts,
-        vec![at(2026, 1, 1, 10, 0), at(2026, 1, 1, 11, 0), at(2026, 1, 1, 12, 0), at(2026, 1, 1, 13, 0)]
+        vec![
+            at(2026, 1, 1, 10, 0),
+            at(2026, 1, 1, 11, 0),
+            at(2026, 1, 1, 12, 0),
+            at(2026, 1, 1, 13, 0)
+        ]
     );
-    assert_eq!((stats.buckets[0].issued, stats.buckets[0].redeemed), (500, 7));
-    assert_eq!(stats.buckets[1], StatsBucket { start: at(2026, 1, 1, 11, 0), ..StatsBucket::default() });
+    assert_eq!(
+        (stats.buckets[0].issued, stats.buckets[0].redeemed),
+        (500, 7)
+    );
+    assert_eq!(
+        stats.buckets[1],
+        StatsBucket {
+            start: at(2026, 1, 1, 11, 0),
+            ..StatsBucket::default()
+        }
+    );
     assert_eq!((stats.buckets[2].issued, stats.buckets[2].failed), (1, 5));
 }
 
 #[test]
 fn stats_ranges_are_bounded_per_interval() {
     let now = at(2026, 6, 1, 0, 0);
-    let hour = StatsRange::new(Some(at(2026, 1, 1, 0, 0)), Some(at(2026, 2, 2, 0, 0)), StatsInterval::Hour, now);
+    let hour = StatsRange::new(
+        Some(at(2026, 1, 1, 0, 0)),
+        Some(at(2026, 2, 2, 0, 0)),
+        StatsInterval::Hour,
+        now,
+    );
     assert_eq!(hour.unwrap_err().field, "to");
-    let day = StatsRange::new(Some(at(2026, 1, 1, 0, 0)), Some(at(2026, 2, 2, 0, 0)), StatsInterval::Day, now).unwrap();
+    let day = StatsRange::new(
+        Some(at(2026, 1, 1, 0, 0)),
+        Some(at(2026, 2, 2, 0, 0)),
+        StatsInterval::Day,
+        now,
+    )
+    .unwrap();
     assert_eq!(day.bucket_starts().count(), 32);
-    let backwards = StatsRange::new(Some(now), Some(at(2026, 1, 1, 0, 0)), StatsInterval::Day, now);
+    let backwards = StatsRange::new(
+        Some(now),
+        Some(at(2026, 1, 1, 0, 0)),
+        StatsInterval::Day,
+        now,
+    );
     assert!(backwards.is_err());
     let default = StatsRange::new(None, None, StatsInterval::Hour, at(2026, 6, 1, 12, 0)).unwrap();
     assert_eq!(default.bucket_starts().count(), 24);
@@ -140,7 +206,10 @@ fn maintenance_makes_partitions_ahead_and_drops_past_retention() {
     events.expect_roll_up().returning(|| Ok(12));
     let svc = service(MockProgramStore::new(), events, now);
     let report = svc.maintain().unwrap();
-    assert_eq!(report.partitions_created, vec!["events_2026_12", "events_2027_01"]);
+    assert_eq!(
+        report.partitions_created,
+        vec!["events_2026_12", "events_2027_01"]
+    );
     assert_eq!(report.partitions_dropped, vec!["events_2026_08"]);
     assert_eq!(report.rollup_rows, 12);
 }

@@ -72,14 +72,25 @@ fn installed() -> Option<&'static Installed> {
             };
             metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route pattern and status");
             metrics::describe_histogram!(HTTP_DURATION, "HTTP request latency by route pattern");
-            metrics::describe_counter!(REDEMPTIONS, "Redemptions by outcome (redeemed or the failure reason)");
+            metrics::describe_counter!(
+                REDEMPTIONS,
+                "Redemptions by outcome (redeemed or the failure reason)"
+            );
             metrics::describe_gauge!(DB_POOL, "Database pool connections by state");
-            metrics::describe_gauge!(WEBHOOK_PENDING, "Webhook deliveries waiting to be delivered");
+            metrics::describe_gauge!(
+                WEBHOOK_PENDING,
+                "Webhook deliveries waiting to be delivered"
+            );
             metrics::describe_counter!(CPU_SECONDS, "CPU time of this process, user and system");
             metrics::describe_gauge!(RESIDENT_BYTES, "Resident memory of this process");
             let outcomes = std::iter::once(REDEEMED)
                 .chain(FAILURES.iter().map(|failure| failure.code()))
-                .map(|outcome| (outcome, metrics::counter!(REDEMPTIONS, "outcome" => outcome)))
+                .map(|outcome| {
+                    (
+                        outcome,
+                        metrics::counter!(REDEMPTIONS, "outcome" => outcome),
+                    )
+                })
                 .collect();
             metrics::gauge!(WEBHOOK_PENDING).set(0.0);
             for state in ["idle", "in_use"] {

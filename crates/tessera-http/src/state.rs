@@ -2,11 +2,11 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use tessera_app::events::EventUseCases;
 use tessera_app::usecases::{
     AccessUseCases, HealthUseCases, ProgramUseCases, RedeemUseCases, StandaloneUseCases,
     TicketUseCases,
 };
-use tessera_app::events::EventUseCases;
 use tessera_app::AppResult;
 use tessera_domain::OperatorToken;
 

@@ -40,7 +40,11 @@ fn page_through(store: &PgStore, tenant: &TenantId, limit: i64, expected: usize)
         if !more && seen.len() >= expected {
             return seen;
         }
-        assert!(std::time::Instant::now() < deadline, "only {} of {expected} events", seen.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {expected} events",
+            seen.len()
+        );
         if !more {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
@@ -130,7 +134,11 @@ fn paging_while_others_write_skips_nothing_and_repeats_nothing() {
     let seen = reader.join().unwrap();
     let unique: HashSet<_> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "an event came twice");
-    assert_eq!(unique, all_ids(&f.db.pool(), &tenant), "an event was skipped");
+    assert_eq!(
+        unique,
+        all_ids(&f.db.pool(), &tenant),
+        "an event was skipped"
+    );
     assert_eq!(seen.len(), 241);
 }
 
@@ -156,9 +164,16 @@ fn filters_by_type_and_program_and_stays_in_the_tenant() {
     assert_eq!(only.len(), 1);
     assert_eq!(only[0].program_id.as_ref(), Some(&second.id));
     q.program = Some(foreign.id.clone());
-    assert!(EventStore::list(&f.store, &tenant, &q).unwrap().events.is_empty());
+    assert!(EventStore::list(&f.store, &tenant, &q)
+        .unwrap()
+        .events
+        .is_empty());
     // Another tenant's event is no cursor here.
-    let theirs = EventStore::list(&f.store, &other, &query(None, 1)).unwrap().events[0].id.clone();
+    let theirs = EventStore::list(&f.store, &other, &query(None, 1))
+        .unwrap()
+        .events[0]
+        .id
+        .clone();
     assert_eq!(
         EventStore::list(&f.store, &tenant, &query(Some(theirs), 10)),
         Err(StoreError::NotFound)
@@ -208,8 +223,14 @@ fn retention_drops_old_partitions_and_keeps_current_ones() {
     let now = Utc::now();
     f.store.ensure_partition(now).unwrap();
     let current = now.format("events_%Y_%m").to_string();
-    let dropped = f.store.drop_partitions_before(now - Duration::days(90)).unwrap();
-    assert!(dropped.contains(&"events_2020_01".to_owned()), "{dropped:?}");
+    let dropped = f
+        .store
+        .drop_partitions_before(now - Duration::days(90))
+        .unwrap();
+    assert!(
+        dropped.contains(&"events_2020_01".to_owned()),
+        "{dropped:?}"
+    );
     assert!(!dropped.contains(&current));
     assert_eq!(partitions(&pool, "events_2020_01"), 0);
     assert_eq!(partitions(&pool, &current), 1);
@@ -245,10 +266,20 @@ fn stats_count_the_same_before_and_after_the_rollup() {
     let program = program(&f.store, &tenant, |_| {});
     issue(&f.store, &program, "s1", |_| {});
     issue(&f.store, &program, "s2", |_| {});
-    f.store.redeem(&attempt(&program, "s1", None)).unwrap().unwrap();
-    assert!(f.store.redeem(&attempt(&program, "nope", None)).unwrap().is_err());
-    f.store.record_batch(&tenant, &program.id, 40, at(11)).unwrap();
-    let range = StatsRange::new(Some(at(-3600)), Some(at(3600)), StatsInterval::Hour, at(0)).unwrap();
+    f.store
+        .redeem(&attempt(&program, "s1", None))
+        .unwrap()
+        .unwrap();
+    assert!(f
+        .store
+        .redeem(&attempt(&program, "nope", None))
+        .unwrap()
+        .is_err());
+    f.store
+        .record_batch(&tenant, &program.id, 40, at(11))
+        .unwrap();
+    let range =
+        StatsRange::new(Some(at(-3600)), Some(at(3600)), StatsInterval::Hour, at(0)).unwrap();
     let totals = |store: &PgStore| {
         let mut counts = store.stats(&tenant, &program.id, &range).unwrap();
         counts.sort_by_key(|c| (c.kind, c.reason.clone()));
@@ -258,11 +289,24 @@ fn stats_count_the_same_before_and_after_the_rollup() {
             .collect::<Vec<_>>()
     };
     let live = totals(&f.store);
-    assert!(live.contains(&(EventType::TicketIssued, None, 2)), "{live:?}");
-    assert!(live.contains(&(EventType::TicketBatchIssued, None, 40)), "{live:?}");
-    assert!(live.contains(&(EventType::TicketRedeemed, None, 1)), "{live:?}");
     assert!(
-        live.contains(&(EventType::TicketRedemptionFailed, Some("ticket_not_found".into()), 1)),
+        live.contains(&(EventType::TicketIssued, None, 2)),
+        "{live:?}"
+    );
+    assert!(
+        live.contains(&(EventType::TicketBatchIssued, None, 40)),
+        "{live:?}"
+    );
+    assert!(
+        live.contains(&(EventType::TicketRedeemed, None, 1)),
+        "{live:?}"
+    );
+    assert!(
+        live.contains(&(
+            EventType::TicketRedemptionFailed,
+            Some("ticket_not_found".into()),
+            1
+        )),
         "{live:?}"
     );
     // A rollup reaches an event once every older transaction of the cluster has
@@ -277,5 +321,8 @@ fn stats_count_the_same_before_and_after_the_rollup() {
     assert_eq!(totals(&f.store), live, "rolled up, counted once");
     issue(&f.store, &program, "s3", |_| {});
     let after = totals(&f.store);
-    assert!(after.contains(&(EventType::TicketIssued, None, 3)), "{after:?}");
+    assert!(
+        after.contains(&(EventType::TicketIssued, None, 3)),
+        "{after:?}"
+    );
 }

@@ -197,7 +197,11 @@ impl From<ProgramStats> for StatsResponse {
             redeemed: stats.redeemed,
             failed: stats.failed,
             failed_by_reason: stats.failed_by_reason,
-            buckets: stats.buckets.into_iter().map(BucketResponse::from).collect(),
+            buckets: stats
+                .buckets
+                .into_iter()
+                .map(BucketResponse::from)
+                .collect(),
         }
     }
 }

@@ -4,8 +4,8 @@
 
 mod access;
 mod errors;
-mod events;
 mod event_types;
+mod events;
 mod logging;
 mod ops;
 mod programs;

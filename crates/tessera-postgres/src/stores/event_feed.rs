@@ -265,7 +265,8 @@ impl EventStore for PgStore {
 
     fn roll_up(&self) -> StoreResult<u64> {
         self.with_conn(|conn| {
-            let tenants = sql_query("SELECT id FROM tenants ORDER BY id").load::<TenantRow>(conn)?;
+            let tenants =
+                sql_query("SELECT id FROM tenants ORDER BY id").load::<TenantRow>(conn)?;
             let mut written = 0u64;
             // One transaction per tenant: a big tenant does not hold the others'
             // horizon rows locked.
