@@ -1,6 +1,7 @@
 //! The event history end to end: every event type a change of today's API makes,
 //! read back through `GET /v1/events`; paging; stats; `/metrics`; JSON logs with
 //! request ids; and retention dropping an old partition from the server itself.
+#![allow(clippy::unwrap_used)] // test helpers may unwrap, like the tests
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
