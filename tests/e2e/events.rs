@@ -429,3 +429,44 @@ fn the_server_drops_partitions_past_retention_and_keeps_current_ones() {
         "the drop is logged"
     );
 }
+
+#[test]
+fn two_processes_maintaining_at_once_keep_feed_and_stats_exact() {
+    let database = TestDatabase::new();
+    let fast = [("TESSERA_EVENT_MAINTENANCE_SECONDS", "1")];
+    let first = Server::start_with(&database, &fast);
+    let second = Server::start_with(&database, &fast);
+    let (_, admin_key) = first.create_tenant("Two");
+    let (_, program) = first
+        .client(Some(&admin_key))
+        .post("/v1/programs", program_body(json!({})));
+    let path = format!("/v1/programs/{}/tickets", program["id"].as_str().unwrap());
+    let writers: Vec<_> = [&first, &second]
+        .iter()
+        .map(|server| {
+            let (admin, path) = (server.client(Some(&admin_key)), path.clone());
+            std::thread::spawn(move || {
+                for _ in 0..30 {
+                    assert_eq!(admin.post(&path, json!({})).0, 201);
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    for server in [&first, &second] {
+        let admin = server.client(Some(&admin_key));
+        let events = feed(&admin, "", 9, 61);
+        let ids: BTreeSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+        assert_eq!((events.len(), ids.len()), (61, 61));
+        let stats_path = format!("/v1/programs/{}/stats", program["id"].as_str().unwrap());
+        let (status, stats) = admin.get(&stats_path);
+        assert_eq!(
+            (status, stats["issued"].as_u64()),
+            (200, Some(60)),
+            "{stats}"
+        );
+    }
+}
