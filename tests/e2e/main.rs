@@ -4,6 +4,7 @@
 mod backup;
 mod browser;
 mod cli;
+mod events;
 mod hostile;
 mod invariants;
 mod isolation;

@@ -4,6 +4,8 @@
 
 pub mod batch_csv;
 mod error;
+pub mod events;
+pub mod events_service;
 pub mod links;
 pub mod model;
 pub mod operator;

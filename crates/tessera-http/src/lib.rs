@@ -15,6 +15,7 @@ pub mod dto;
 mod error;
 mod extract;
 mod logging;
+pub mod metrics;
 mod openapi;
 mod pages;
 mod routes;

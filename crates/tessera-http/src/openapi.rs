@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{access, ops, programs, redeem, standalone, tickets, webhooks};
+use crate::routes::{access, events, ops, programs, redeem, standalone, tickets, webhooks};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -53,6 +53,9 @@ outage answers `503 unavailable` with `Retry-After`; too many failed redemptions
         webhooks::delete_webhook,
         webhooks::list_deliveries,
         webhooks::retry_delivery,
+        events::list_events,
+        events::program_stats,
+        events::metrics,
     ),
     components(schemas(crate::error::ErrorBody, crate::time::TimeInput)),
     modifiers(&SecuritySchemes),
@@ -64,6 +67,7 @@ outage answers `503 unavailable` with `Retry-After`; too many failed redemptions
         (name = "tenants", description = "Tenants (operator)"),
         (name = "api keys", description = "API keys of a tenant"),
         (name = "webhooks", description = "Signed pushes of events, and their deliveries"),
+        (name = "events", description = "The event history and the stats computed from it"),
         (name = "operations", description = "Health, the token-verification keys and this document"),
     )
 )]

@@ -2,6 +2,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use tessera_app::events::EventUseCases;
 use tessera_app::usecases::{
     AccessUseCases, HealthUseCases, ProgramUseCases, RedeemUseCases, StandaloneUseCases,
     TicketUseCases,
@@ -25,6 +26,7 @@ pub struct AppState {
     /// Link pages and the code form.
     pub links: Arc<dyn tessera_app::links::LinkUseCases>,
     pub webhooks: Arc<dyn WebhookUseCases>,
+    pub events: Arc<dyn EventUseCases>,
     pub settings: HttpSettings,
 }
 
@@ -51,6 +53,8 @@ pub struct HttpSettings {
     pub openapi_json: Arc<str>,
     /// How many requests may be in flight, overall and per client (load shedding).
     pub admission: Arc<Admission>,
+    /// Samples the database pool (idle, in use) for `/metrics`; `None`: not shown.
+    pub pool_sampler: Option<crate::metrics::PoolSampler>,
 }
 
 impl HttpSettings {
@@ -67,6 +71,7 @@ impl Default for HttpSettings {
             // An empty document: whoever serves the API renders the real one.
             openapi_json: Arc::from("{}"),
             admission: Admission::unbounded(),
+            pool_sampler: None,
         }
     }
 }

@@ -18,7 +18,7 @@ pub use setup::{
     connect, connect_with_timeout, ensure_database, run_migrations, SetupError,
     DEFAULT_STATEMENT_TIMEOUT, MIGRATIONS,
 };
-pub use stores::PgStore;
+pub use stores::{PgStore, PoolState};
 
 /// The connection pool every store shares.
 pub type PgPool = diesel::r2d2::Pool<diesel::r2d2::ConnectionManager<diesel::PgConnection>>;

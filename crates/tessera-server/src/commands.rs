@@ -105,7 +105,7 @@ fn tessera_on(
         access: store.clone(),
         programs: store.clone(),
         tickets: store.clone(),
-        redemptions: store.clone(),
+        redemptions: Arc::new(crate::history::MeteredRedemptions(store.clone())),
         standalone: store.clone(),
         health: store.clone(),
         links: store,
@@ -183,7 +183,12 @@ pub fn rotate_keys(settings: &Settings) -> Result<(), CommandError> {
 }
 
 pub fn migrate(settings: &Settings) -> Result<(), CommandError> {
-    prepared_pool(settings).map(|_| ())
+    let store = Arc::new(PgStore::new(prepared_pool(settings)?));
+    // This and next month's event partitions, so a fresh database has them.
+    crate::history::maintain_once(
+        crate::history::event_service(settings, Arc::new(SystemClock), store).as_ref(),
+    );
+    Ok(())
 }
 
 pub fn create_tenant(settings: &Settings, name: String) -> Result<(), CommandError> {
@@ -223,16 +228,41 @@ fn webhooks(
     Ok(WebhookService::new(ports, delivery))
 }
 
+/// Samples the webhook outbox for `tessera_webhook_deliveries_pending` every few
+/// seconds: one indexed count, off the request path.
+fn spawn_pending_gauge(webhooks: Arc<WebhookService>) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+    let sampler = std::thread::Builder::new()
+        .name("webhook-gauge".to_owned())
+        .spawn(move || loop {
+            match webhooks.pending_deliveries() {
+                Ok(pending) => tessera_http::metrics::set_webhook_deliveries_pending(pending),
+                Err(error) => tracing::debug!(%error, "cannot count pending deliveries"),
+            }
+            std::thread::sleep(EVERY);
+        });
+    if let Err(error) = sampler {
+        tracing::warn!(%error, "cannot start the webhook gauge; it stays at 0");
+    }
+}
+
 pub fn serve(settings: Settings) -> Result<(), CommandError> {
     let pool = prepared_pool(&settings)?;
     let store = Arc::new(PgStore::new(pool.clone()));
     let root = open_root_key(&settings, &store)?;
     let webhooks = Arc::new(webhooks(&settings, pool, &root)?);
-    let (tessera, signer) = tessera_on(&settings, store, &root)?;
+    let (tessera, signer) = tessera_on(&settings, store.clone(), &root)?;
     let tessera = Arc::new(tessera);
+    tessera_http::metrics::install();
+    let events = crate::history::event_service(&settings, Arc::new(SystemClock), store.clone());
+    crate::history::spawn_maintenance(
+        events.clone(),
+        std::time::Duration::from_secs(u64::from(settings.event_maintenance_seconds)),
+    );
     crate::webhook_worker::start(webhooks.clone(), settings.webhook_workers).map_err(|error| {
         CommandError::Failed(format!("cannot start the webhook worker: {error}"))
     })?;
+    spawn_pending_gauge(webhooks.clone());
     let state = AppState {
         access: tessera.clone(),
         programs: tessera.clone(),
@@ -242,6 +272,7 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
         health: tessera.clone(),
         links: tessera,
         webhooks,
+        events,
         settings: HttpSettings {
             operator_token: settings.operator_token.clone(),
             body_limit_bytes: settings.body_limit_bytes,
@@ -252,6 +283,10 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
                 settings.max_in_flight as usize,
                 settings.max_in_flight_per_client as usize,
             ),
+            pool_sampler: Some(Arc::new(move || {
+                let state = store.pool_state();
+                (state.idle, state.in_use)
+            })),
         },
     };
     let bind = settings.bind;

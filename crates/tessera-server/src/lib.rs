@@ -5,6 +5,7 @@
 mod batch;
 mod clock;
 mod commands;
+mod history;
 mod settings;
 mod webhook_transport;
 mod webhook_worker;
@@ -94,7 +95,6 @@ const EXIT_BAD_SETTING: u8 = 2;
 /// runs the command; returns the process's exit code.
 pub fn main_entry() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => {
@@ -102,6 +102,7 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(EXIT_BAD_SETTING);
         }
     };
+    init_logging(settings.log_format);
     let outcome = match cli.command {
         Command::Serve => commands::serve(settings),
         Command::Migrate => commands::migrate(&settings),
@@ -139,11 +140,17 @@ pub fn main_entry() -> ExitCode {
 }
 
 /// Logs go to stderr, so commands that print JSON keep stdout for the document.
-fn init_logging() {
+/// `json`: one JSON object per line (tracing-subscriber's JSON formatter), with
+/// the fields of the current span (a request's `request_id`).
+fn init_logging(format: settings::LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        settings::LogFormat::Json => builder.json().with_current_span(true).init(),
+        settings::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }

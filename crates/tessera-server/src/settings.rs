@@ -25,6 +25,13 @@ fn invalid(variable: &'static str, message: impl Into<String>) -> SettingsError 
     }
 }
 
+/// `TESSERA_LOG_FORMAT`: human-readable lines, or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: String,
@@ -62,6 +69,11 @@ pub struct Settings {
     pub webhook_retry_base_ms: u32,
     /// Delivery worker threads per process.
     pub webhook_workers: u32,
+    /// Events (and their stats) older than this are dropped.
+    pub event_retention_days: u32,
+    /// How often each replica maintains the event history (rollups, partitions).
+    pub event_maintenance_seconds: u32,
+    pub log_format: LogFormat,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tessera";
@@ -192,6 +204,18 @@ impl Settings {
             webhook_allow_private: flag(get, "TESSERA_WEBHOOK_ALLOW_PRIVATE")?,
             webhook_retry_base_ms: number(get, "TESSERA_WEBHOOK_RETRY_BASE_MS", 5000, 10..=10_000)?,
             webhook_workers: number(get, "TESSERA_WEBHOOK_WORKERS", 2, 1..=64)?,
+            event_retention_days: number(get, "TESSERA_EVENT_RETENTION_DAYS", 90, 1..=36_500)?,
+            event_maintenance_seconds: number(
+                get,
+                "TESSERA_EVENT_MAINTENANCE_SECONDS",
+                60,
+                1..=86_400,
+            )?,
+            log_format: match get("TESSERA_LOG_FORMAT") {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(_) => return Err(invalid("TESSERA_LOG_FORMAT", "must be text or json")),
+            },
         })
     }
 }
@@ -260,6 +284,9 @@ mod tests {
         assert!(s.trusted_proxies.is_empty());
         assert_eq!(s.body_limit_bytes, 65536);
         assert!(!s.webhook_allow_private);
+        assert_eq!(s.event_retention_days, 90);
+        assert_eq!(s.log_format, LogFormat::Text);
+
         assert_eq!(s.webhook_retry_base_ms, 5000);
     }
 
@@ -294,6 +321,10 @@ mod tests {
             ("TESSERA_WEBHOOK_ALLOW_PRIVATE", "yes"),
             ("TESSERA_WEBHOOK_RETRY_BASE_MS", "0"),
             ("TESSERA_WEBHOOK_WORKERS", "0"),
+            ("TESSERA_EVENT_RETENTION_DAYS", "0"),
+            ("TESSERA_EVENT_RETENTION_DAYS", "ninety"),
+            ("TESSERA_EVENT_MAINTENANCE_SECONDS", "0"),
+            ("TESSERA_LOG_FORMAT", "xml"),
         ] {
             let error = settings(&[(variable, value)]).expect_err(value);
             assert_eq!(error.variable, variable);
@@ -317,6 +348,8 @@ mod tests {
             ("TESSERA_TRUSTED_PROXIES", "10.0.0.1, ::1"),
             ("TESSERA_SIGNING_KEY_VERSION", "42"),
             ("TESSERA_REDEEM_FAILURES_PER_MINUTE", "5"),
+            ("TESSERA_EVENT_RETENTION_DAYS", "30"),
+            ("TESSERA_LOG_FORMAT", "json"),
         ])
         .expect("valid");
         assert_eq!(s.bind.port(), 9000);
@@ -325,5 +358,7 @@ mod tests {
         assert_eq!(s.trusted_proxies.len(), 2);
         assert_eq!(s.signing_key_version, 42);
         assert_eq!(s.redeem_failures_per_minute, 5);
+        assert_eq!(s.event_retention_days, 30);
+        assert_eq!(s.log_format, LogFormat::Json);
     }
 }

@@ -8,7 +8,7 @@ mod programs;
 mod redeem;
 mod standalone;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 mod tickets;

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod common;
+pub mod events;
 pub mod programs;
 pub mod redeem;
 pub mod standalone;

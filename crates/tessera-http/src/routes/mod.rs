@@ -2,6 +2,7 @@
 //! `/v1/tickets/use` come before `/v1/tickets/{ticket_id}`.
 
 pub(crate) mod access;
+pub(crate) mod events;
 pub(crate) mod ops;
 pub(crate) mod programs;
 pub(crate) mod redeem;
@@ -18,6 +19,7 @@ use tessera_domain::{ApiKeyId, ProgramId, TicketId};
 use crate::error::ApiError;
 
 pub(crate) use access::*;
+pub(crate) use events::*;
 pub(crate) use ops::*;
 pub(crate) use programs::*;
 pub(crate) use redeem::*;
@@ -36,6 +38,8 @@ pub(crate) fn scope() -> Scope {
         .service(resource("/healthz").route(web::get().to(healthz)))
         .service(resource("/readyz").route(web::get().to(readyz)))
         .service(resource("/openapi.json").route(web::get().to(openapi_json)))
+        .service(resource("/metrics").route(web::get().to(metrics)))
+        .service(resource("/v1/events").route(web::get().to(list_events)))
         .service(resource("/.well-known/jwks.json").route(web::get().to(jwks)))
         .service(resource("/v1/tenants").route(web::post().to(create_tenant)))
         .service(
@@ -58,6 +62,7 @@ pub(crate) fn scope() -> Scope {
         .service(
             resource("/v1/programs/{program_id}/suspend").route(web::post().to(suspend_program)),
         )
+        .service(resource("/v1/programs/{program_id}/stats").route(web::get().to(program_stats)))
         .service(
             resource("/v1/programs/{program_id}/tickets")
                 .route(web::get().to(list_tickets))

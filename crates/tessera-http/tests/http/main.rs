@@ -5,6 +5,7 @@
 mod access;
 mod errors;
 mod event_types;
+mod events;
 mod logging;
 mod ops;
 mod pages;

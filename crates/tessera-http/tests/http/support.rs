@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{test, App};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
+use tessera_app::events::MockEventUseCases;
 use tessera_app::links::MockLinkUseCases;
 use tessera_app::model::TicketView;
 use tessera_app::usecases::{
@@ -35,6 +36,7 @@ pub struct Mocks {
     pub health: MockHealthUseCases,
     pub links: MockLinkUseCases,
     pub webhooks: MockWebhookUseCases,
+    pub events: MockEventUseCases,
     pub settings: HttpSettings,
 }
 
@@ -62,6 +64,7 @@ impl Mocks {
             health: MockHealthUseCases::new(),
             links: MockLinkUseCases::new(),
             webhooks: MockWebhookUseCases::new(),
+            events: MockEventUseCases::new(),
             settings: HttpSettings::default(),
         }
     }
@@ -91,6 +94,7 @@ impl Mocks {
             health: Arc::new(self.health),
             links: Arc::new(self.links),
             webhooks: Arc::new(self.webhooks),
+            events: Arc::new(self.events),
             settings: self.settings,
         }
     }

@@ -2,6 +2,7 @@
 
 mod access;
 mod batch;
+mod event_feed;
 mod health;
 mod keys;
 mod links;
@@ -18,6 +19,8 @@ use tessera_app::ports::StoreResult;
 
 use crate::error::Outcome;
 use crate::PgPool;
+
+pub use event_feed::PoolState;
 
 /// Every store port over one connection pool. Cheap to clone: the pool is shared.
 #[derive(Clone)]
