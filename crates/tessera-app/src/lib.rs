@@ -3,6 +3,7 @@
 //! Depends on the domain only; adapters plug in from outside.
 
 pub mod batch_csv;
+pub mod lifecycle;
 mod error;
 pub mod model;
 pub mod operator;

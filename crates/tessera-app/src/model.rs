@@ -84,6 +84,8 @@ pub struct Grant {
     pub tenant_id: TenantId,
     pub program_id: ProgramId,
     pub ticket_id: TicketId,
+    /// The redemption this grant is, which may be rolled back once.
+    pub redemption_id: tessera_domain::RedemptionId,
     /// Uses left after this one.
     pub remaining: u32,
     /// The program's target object: the token's `aud` and `obj`.

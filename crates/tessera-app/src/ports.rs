@@ -11,6 +11,7 @@ use tessera_domain::{
     ApiKeyId, Code, EventType, LinkToken, PageRequest, Program, ProgramId, RedemptionFailure,
     StandaloneTicket, StandaloneToken, TenantId, TicketId, TicketState,
 };
+use tessera_domain::{HoldId, RedemptionId, RollbackReason};
 use thiserror::Error;
 
 use crate::model::{
@@ -196,6 +197,66 @@ pub trait RedemptionStore: Send + Sync {
     /// (`ticket.locked`). Other failures MUST NOT write to the ticket, so that a
     /// known code failing a rule costs, and takes, what an unknown code does.
     fn redeem(&self, attempt: &RedemptionAttempt) -> StoreResult<Result<Grant, RedemptionFailure>>;
+}
+
+/// The redemption lifecycle. Every decision is a conditional statement on the
+/// ticket's (or hold's, or redemption's) row, as for `RedemptionStore::redeem`:
+/// redemptions plus live holds never exceed a ticket's limit, whatever the
+/// concurrency and however many processes share the database.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait LifecycleStore: Send + Sync {
+    /// Evaluates `redeem`'s rules at `attempt.now`, live holds counting as used,
+    /// and writes nothing on success. Failures are classified, written and
+    /// counted exactly as `redeem`'s are.
+    fn validate(
+        &self,
+        attempt: &RedemptionAttempt,
+    ) -> StoreResult<Result<crate::lifecycle::Validation, RedemptionFailure>>;
+    /// Reserves one use iff `redeem` would count one, atomically, storing hold
+    /// `id` live until `expires_at` and writing `ticket.held`. Failures as `redeem`'s.
+    fn hold(
+        &self,
+        attempt: &RedemptionAttempt,
+        id: &HoldId,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Result<crate::lifecycle::Hold, RedemptionFailure>>;
+    /// Turns a live hold into a redemption (with `ticket.redeemed`), all or
+    /// nothing. MUST return `NotFound` for an unknown hold, `NotActive` for one
+    /// expired, released or confirmed at `now`, `Failure(reason)` when its ticket
+    /// is revoked or disabled or its program suspended.
+    fn confirm(
+        &self,
+        tenant: &TenantId,
+        id: &HoldId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<Grant, crate::lifecycle::HoldRefusal>>;
+    /// Frees a held use (`ticket.hold_released` when it was live). Releasing an
+    /// expired or released hold succeeds and changes nothing that counts. MUST
+    /// return `NotFound` for an unknown hold, `NotActive` for a confirmed one.
+    fn release(
+        &self,
+        tenant: &TenantId,
+        id: &HoldId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<(), crate::lifecycle::HoldRefusal>>;
+    /// The hold with its state as of `now`; `None` when the tenant has none.
+    fn get_hold(
+        &self,
+        tenant: &TenantId,
+        id: &HoldId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<crate::lifecycle::Hold>>;
+    /// Gives the redemption's use back exactly once, iff its program allows
+    /// rollbacks at `now`, writing `ticket.redemption_rolled_back` with `by` and
+    /// `reason`. MUST return `NotFound`, `AlreadyRolledBack` or `NotAllowed`.
+    fn rollback(
+        &self,
+        tenant: &TenantId,
+        id: &RedemptionId,
+        by: &ApiKeyId,
+        reason: Option<&RollbackReason>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<crate::lifecycle::RolledBack, crate::lifecycle::RollbackRefusal>>;
 }
 
 /// Standalone (Authen-compatible) tickets.

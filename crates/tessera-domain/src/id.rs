@@ -116,6 +116,14 @@ public_id!(
     /// An event in the append-only history.
     EventId, "evt_", "eventId"
 );
+public_id!(
+    /// A hold: one use of a ticket reserved until it is confirmed, released or expires.
+    HoldId, "hld_", "holdId"
+);
+public_id!(
+    /// One successful redemption, which may be rolled back once.
+    RedemptionId, "rdm_", "redemptionId"
+);
 
 secret_string! {
     /// The opaque token of a URL ticket's link: a bearer secret, stored only hashed.

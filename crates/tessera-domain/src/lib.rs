@@ -17,6 +17,7 @@ mod redemption;
 mod secret;
 mod standalone;
 mod ticket;
+mod hold;
 mod values;
 
 pub use api_key::{ApiKeySecret, Permission, Role};
@@ -25,6 +26,8 @@ pub use email::Email;
 pub use error::DomainError;
 pub use event::EventType;
 pub use id::{ApiKeyId, EventId, LinkToken, ProgramId, StandaloneTicketId, TenantId, TicketId};
+pub use hold::{HoldState, HoldTtl, RollbackReason};
+pub use id::{HoldId, RedemptionId};
 pub use program::{NewProgram, Program, ProgramChanges, ProgramState};
 pub use redacted::{
     ExposeSecret, OperatorToken, PresentedApiKey, PresentedCode, PresentedTicket, SignedCode,

@@ -209,6 +209,21 @@ impl From<AppError> for ApiError {
                 "subject_has_active_ticket",
                 "This subject already has an active ticket in the program.",
             ),
+            AppError::HoldNotActive => Self::new(
+                StatusCode::CONFLICT,
+                "hold_not_active",
+                "The hold expired, was released or was confirmed.",
+            ),
+            AppError::AlreadyRolledBack => Self::new(
+                StatusCode::CONFLICT,
+                "already_rolled_back",
+                "This redemption was already rolled back.",
+            ),
+            AppError::RollbackNotAllowed => Self::new(
+                StatusCode::CONFLICT,
+                "rollback_not_allowed",
+                "The program does not allow rolling back redemptions (allowRollback).",
+            ),
             AppError::TooManyAttempts {
                 retry_after_seconds,
             } => Self::too_many_attempts(retry_after_seconds),

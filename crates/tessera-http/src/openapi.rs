@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{access, ops, programs, redeem, standalone, tickets};
+use crate::routes::{access, lifecycle, ops, programs, redeem, standalone, tickets};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -44,6 +44,12 @@ outage answers `503 unavailable` with `Retry-After`; too many failed redemptions
         tickets::update_ticket,
         tickets::revoke_ticket,
         redeem::redeem,
+        lifecycle::validate,
+        lifecycle::create_hold,
+        lifecycle::get_hold,
+        lifecycle::confirm_hold,
+        lifecycle::release_hold,
+        lifecycle::rollback,
         standalone::create_standalone,
         standalone::use_standalone,
         standalone::delete_standalone,

@@ -18,6 +18,7 @@ pub struct AppState {
     pub programs: Arc<dyn ProgramUseCases>,
     pub tickets: Arc<dyn TicketUseCases>,
     pub redeem: Arc<dyn RedeemUseCases>,
+    pub lifecycle: Arc<dyn tessera_app::usecases::LifecycleUseCases>,
     pub standalone: Arc<dyn StandaloneUseCases>,
     pub health: Arc<dyn HealthUseCases>,
     pub settings: HttpSettings,

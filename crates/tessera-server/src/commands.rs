@@ -101,6 +101,7 @@ fn tessera_on(
         programs: store.clone(),
         tickets: store.clone(),
         redemptions: store.clone(),
+        lifecycle: store.clone(),
         standalone: store.clone(),
         health: store,
     };
@@ -145,6 +146,7 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
         programs: tessera.clone(),
         tickets: tessera.clone(),
         redeem: tessera.clone(),
+        lifecycle: tessera.clone(),
         standalone: tessera.clone(),
         health: tessera,
         settings: HttpSettings {

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod common;
+pub mod lifecycle;
 pub mod programs;
 pub mod redeem;
 pub mod standalone;

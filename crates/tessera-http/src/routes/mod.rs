@@ -2,6 +2,7 @@
 //! `/v1/tickets/use` come before `/v1/tickets/{ticket_id}`.
 
 pub(crate) mod access;
+pub(crate) mod lifecycle;
 pub(crate) mod ops;
 pub(crate) mod programs;
 pub(crate) mod redeem;
@@ -17,6 +18,7 @@ use tessera_domain::{ApiKeyId, ProgramId, TicketId};
 use crate::error::ApiError;
 
 pub(crate) use access::*;
+pub(crate) use lifecycle::*;
 pub(crate) use ops::*;
 pub(crate) use programs::*;
 pub(crate) use redeem::*;
@@ -78,6 +80,17 @@ pub(crate) fn scope() -> Scope {
                 .route(web::delete().to(revoke_ticket)),
         )
         .service(resource("/v1/redeem").route(web::post().to(redeem)))
+        .service(resource("/v1/redeem/validate").route(web::post().to(validate)))
+        .service(resource("/v1/holds").route(web::post().to(create_hold)))
+        .service(
+            resource("/v1/holds/{hold_id}")
+                .route(web::get().to(get_hold))
+                .route(web::delete().to(release_hold)),
+        )
+        .service(resource("/v1/holds/{hold_id}/confirm").route(web::post().to(confirm_hold)))
+        .service(
+            resource("/v1/redemptions/{redemption_id}/rollback").route(web::post().to(rollback)),
+        )
 }
 
 pub(crate) async fn not_found() -> HttpResponse {

@@ -13,6 +13,7 @@ fn redemption() -> Redemption {
             tenant_id: tenant(),
             program_id: program_id(),
             ticket_id: ticket_id(),
+            redemption_id: tessera_domain::RedemptionId::generate(),
             remaining: 99,
             object_id: "iq__3ax1".to_owned(),
             group_addresses: vec!["0x96bb".to_owned()],

@@ -3,6 +3,7 @@
 mod access;
 mod batch;
 mod health;
+mod lifecycle;
 mod programs;
 mod redemption;
 mod standalone;
