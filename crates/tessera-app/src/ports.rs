@@ -254,7 +254,7 @@ pub trait LifecycleStore: Send + Sync {
         tenant: &TenantId,
         id: &RedemptionId,
         by: &ApiKeyId,
-        reason: Option<&RollbackReason>,
+        reason: Option<RollbackReason>,
         now: DateTime<Utc>,
     ) -> StoreResult<Result<crate::lifecycle::RolledBack, crate::lifecycle::RollbackRefusal>>;
 }

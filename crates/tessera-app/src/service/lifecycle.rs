@@ -88,7 +88,7 @@ impl LifecycleUseCases for Tessera {
         let now = self.ports.clock.now();
         self.ports
             .lifecycle
-            .rollback(&caller.tenant_id, id, &caller.key_id, reason.as_ref(), now)?
+            .rollback(&caller.tenant_id, id, &caller.key_id, reason, now)?
             .map_err(|refusal| match refusal {
                 RollbackRefusal::NotFound => AppError::NotFound,
                 RollbackRefusal::AlreadyRolledBack => AppError::AlreadyRolledBack,

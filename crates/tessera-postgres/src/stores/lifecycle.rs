@@ -425,7 +425,7 @@ impl LifecycleStore for PgStore {
         tenant: &TenantId,
         id: &RedemptionId,
         by: &ApiKeyId,
-        reason: Option<&RollbackReason>,
+        reason: Option<RollbackReason>,
         now: DateTime<Utc>,
     ) -> StoreResult<Result<RolledBack, RollbackRefusal>> {
         self.with_conn(|conn| {
@@ -460,7 +460,7 @@ impl LifecycleStore for PgStore {
                     .bind::<Timestamptz, _>(now)
                     .bind::<Text, _>(EventId::generate().as_str())
                     .bind::<Text, _>(by.as_str())
-                    .bind::<Nullable<Text>, _>(reason.map(RollbackReason::as_str))
+                    .bind::<Nullable<Text>, _>(reason.as_ref().map(RollbackReason::as_str))
                     .get_result::<GivenBack>(conn)
                     .optional()?;
                 if let Some(given) = given {

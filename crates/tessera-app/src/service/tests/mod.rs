@@ -3,6 +3,7 @@
 mod access;
 mod batch;
 mod health;
+mod lifecycle;
 mod operator;
 mod programs;
 mod redeem;
