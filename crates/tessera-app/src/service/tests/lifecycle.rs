@@ -107,7 +107,7 @@ fn refusals_map_to_their_errors() {
         .returning(|_, _, _| Ok(Err(HoldRefusal::NotFound)));
     h.lifecycle
         .expect_rollback()
-        .withf(|tenant_id, _, by, reason, _| {
+        .withf(move |tenant_id, _, by, reason, _| {
             *tenant_id == tenant()
                 && *by == key
                 && reason.as_ref().map(RollbackReason::as_str) == Some("refund")
