@@ -5,6 +5,7 @@
 mod access;
 mod errors;
 mod event_types;
+mod lifecycle;
 mod logging;
 mod ops;
 mod programs;
