@@ -6,6 +6,7 @@ mod hostile;
 mod invariants;
 mod isolation;
 mod lifecycle;
+mod redemption_lifecycle;
 mod secrets;
 mod security;
 

@@ -75,6 +75,7 @@ pub(crate) struct ProgramRow {
     pub alphabet: String,
     pub url_prefix: Option<String>,
     pub one_active_per_subject: bool,
+    pub allow_rollback: bool,
     pub state: String,
     pub issued_tickets: i64,
     pub version: i64,
@@ -99,6 +100,7 @@ impl ProgramRow {
             alphabet: Alphabet::from_str(&self.alphabet).map_err(bad)?,
             url_prefix: optional("program", self.url_prefix, UrlPrefix::try_from)?,
             one_active_per_subject: self.one_active_per_subject,
+            allow_rollback: self.allow_rollback,
             state: ProgramState::parse(&self.state)
                 .ok_or_else(|| corrupt("program", "unknown state"))?,
             issued_tickets: count("program", self.issued_tickets)?,

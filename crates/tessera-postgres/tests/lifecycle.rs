@@ -294,7 +294,7 @@ fn a_rollback_gives_the_use_back_exactly_once() {
     let reason = RollbackReason::try_from("refund".to_owned()).unwrap();
     let back = f
         .store
-        .rollback(tenant, &grant.redemption_id, &key, Some(&reason), now())
+        .rollback(tenant, &grant.redemption_id, &key, Some(reason), now())
         .unwrap()
         .unwrap();
     assert_eq!((back.ticket_id, back.remaining), (id.clone(), 3));

@@ -186,6 +186,7 @@ pub(crate) fn new_program() -> NewProgram {
         alphabet: Alphabet::Alphanumeric,
         url_prefix: None,
         one_active_per_subject: false,
+        allow_rollback: true,
     }
 }
 

@@ -244,6 +244,7 @@ pub fn new_program() -> NewProgram {
         alphabet: Alphabet::Humane,
         url_prefix: Some(UrlPrefix::try_from("https://t.example/r/".to_owned()).unwrap()),
         one_active_per_subject: false,
+        allow_rollback: true,
     }
 }
 
