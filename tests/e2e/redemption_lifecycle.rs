@@ -57,6 +57,8 @@ fn a_checkout_validates_holds_and_confirms_or_releases() {
     // A second checkout whose payment fails: hold, then release.
     let (_, hold) = redeemer.post("/v1/holds", body.clone());
     let hold_id = hold["id"].as_str().unwrap();
+    let view = ticket(&admin, &ticket_id);
+    assert_eq!((&view["held"], &view["remaining"]), (&json!(1), &json!(0)), "{view}");
     assert_eq!(
         server.client(None).post("/v1/redeem", body.clone()).0,
         404,
@@ -135,5 +137,6 @@ fn holds_and_redemptions_racing_over_two_processes_never_exceed_the_limit() {
     assert_eq!(redeemed + held, 3, "{statuses:?}");
     let view = ticket(&admin, &ticket_id);
     assert_eq!(view["redemptions"].as_u64(), Some(redeemed), "{view}");
-    assert_eq!(view["remaining"], 3 - redeemed, "{view}");
+    assert_eq!(view["held"].as_u64(), Some(held), "{view}");
+    assert_eq!(view["remaining"], 0, "{view}");
 }

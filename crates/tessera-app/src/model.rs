@@ -49,12 +49,16 @@ pub struct ApiKey {
 pub struct TicketView {
     pub ticket: Ticket,
     pub program_limit: RedemptionLimit,
+    /// Live holds: uses reserved, not yet redeemed.
+    pub held: u32,
 }
 
 impl TicketView {
+    /// Uses left, live holds counting as used.
     pub fn remaining(&self) -> u32 {
         tessera_domain::effective_limit(self.ticket.max_redemptions, self.program_limit)
             .saturating_sub(self.ticket.redemptions)
+            .saturating_sub(self.held)
     }
 }
 

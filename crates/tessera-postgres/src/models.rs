@@ -137,7 +137,21 @@ pub(crate) struct TicketRow {
         select_expression_type = programs::max_redemptions
     )]
     pub program_max_redemptions: i64,
+    /// Live holds, counted from `holds` (the ticket's `held` counter may still
+    /// include expired holds nobody has reaped).
+    #[diesel(
+        sql_type = BigInt,
+        select_expression = diesel::dsl::sql::<BigInt>(LIVE_HOLDS),
+        select_expression_type = diesel::expression::SqlLiteral<BigInt>
+    )]
+    pub held: i64,
 }
+
+/// The ticket's live holds as a scalar subquery over `tickets` (the table's own
+/// name, so it works both in the typed views and as `t` below).
+pub(crate) const LIVE_HOLDS: &str = "(SELECT count(*) FROM holds h \
+    WHERE h.tenant_id = tickets.tenant_id AND h.ticket_id = tickets.id \
+    AND h.state = 'held' AND h.expires_at > now())";
 
 impl TicketRow {
     pub fn into_view(self) -> Outcome<TicketView> {
@@ -167,6 +181,7 @@ impl TicketRow {
         Ok(TicketView {
             ticket,
             program_limit,
+            held: count("ticket", self.held)?,
         })
     }
 }
@@ -177,7 +192,9 @@ impl TicketRow {
 pub(crate) const TICKET_VIEW_COLUMNS: &str = "t.tenant_id, t.id, t.program_id, t.email, \
     t.subject, t.max_redemptions, t.redemptions, t.state, t.failed_attempts, t.payload, \
     t.last_redeemed_at, t.last_failed_at, t.created_at, t.version, \
-    p.max_redemptions AS program_max_redemptions";
+    p.max_redemptions AS program_max_redemptions, \
+    (SELECT count(*) FROM holds h WHERE h.tenant_id = t.tenant_id AND h.ticket_id = t.id \
+     AND h.state = 'held' AND h.expires_at > now()) AS held";
 
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = standalone_tickets, check_for_backend(Pg))]

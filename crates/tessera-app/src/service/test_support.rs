@@ -210,6 +210,7 @@ pub(crate) fn ticket_view(program: &Program) -> TicketView {
             version: 1,
         },
         program_limit: program.max_redemptions,
+        held: 0,
     }
 }
 

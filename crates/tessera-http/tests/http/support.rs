@@ -280,5 +280,6 @@ pub fn ticket_view() -> TicketView {
             version: 2,
         },
         program_limit: RedemptionLimit::try_from(3).unwrap(),
+        held: 0,
     }
 }
