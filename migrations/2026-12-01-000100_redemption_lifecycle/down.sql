@@ -1,3 +1,4 @@
+DROP TABLE idempotency_keys;
 DROP FUNCTION tessera_reap_holds(text, text, timestamptz);
 DROP FUNCTION tessera_validate(text, bytea, text, timestamptz, text);
 DROP FUNCTION tessera_hold(text, bytea, text, timestamptz, text, text, text, timestamptz);

@@ -189,3 +189,21 @@ BEGIN
     RETURN COALESCE((SELECT held FROM tickets WHERE tenant_id = p_tenant_id AND id = p_ticket_id), 0);
 END
 $$;
+
+-- Idempotency-Key records: the first request's answer, sealed (AEAD under a key
+-- derived from the master key), replayed for 24 hours. `scope` is the caller's
+-- tenant id, or for a public redemption the program id it names. The primary key
+-- decides which of concurrent first requests runs (INSERT … ON CONFLICT).
+CREATE TABLE idempotency_keys (
+    scope       text        NOT NULL,
+    key_hash    bytea       NOT NULL CHECK (octet_length(key_hash) = 32),
+    fingerprint bytea       NOT NULL CHECK (octet_length(fingerprint) = 32),
+    state       text        NOT NULL CHECK (state IN ('running', 'done')),
+    status      smallint,
+    sealed      bytea,
+    created_at  timestamptz NOT NULL,
+    expires_at  timestamptz NOT NULL,
+    PRIMARY KEY (scope, key_hash)
+);
+-- For the purge, which runs across scopes.
+CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);

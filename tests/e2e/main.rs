@@ -3,6 +3,7 @@
 
 mod cli;
 mod hostile;
+mod idempotency;
 mod invariants;
 mod isolation;
 mod lifecycle;

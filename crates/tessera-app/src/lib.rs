@@ -5,6 +5,7 @@
 pub mod batch_csv;
 pub mod lifecycle;
 mod error;
+pub mod idempotency;
 pub mod model;
 pub mod operator;
 pub mod ports;

@@ -259,6 +259,54 @@ pub trait LifecycleStore: Send + Sync {
     ) -> StoreResult<Result<crate::lifecycle::RolledBack, crate::lifecycle::RollbackRefusal>>;
 }
 
+/// Authenticated encryption of the responses kept for idempotent replays, under
+/// a key derived from the master key. `open` MUST return `None` for a body sealed
+/// under another key or `context`, or altered.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait ResponseSealer: Send + Sync {
+    fn seal(&self, context: &[u8], plain: &[u8]) -> Vec<u8>;
+    fn open(&self, context: &[u8], sealed: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// What claiming an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// The key is new (or its record expired): the caller runs the request.
+    New,
+    /// The first request finished: its status and sealed body.
+    Replay { status: u16, sealed: Vec<u8> },
+    /// The first request is still running.
+    InFlight,
+    /// The key was used with another method, path or body.
+    Mismatch,
+}
+
+/// Idempotency records, keyed by (scope, SHA-256 of the key). The claim MUST be
+/// decided by the database (a unique key), so that of concurrent first requests
+/// with one key exactly one gets `New`.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims the key for a request with `fingerprint`, kept until `expires_at`; a
+    /// record that expired by `now`, or whose request has run since before
+    /// `stale_before` without finishing (a crashed process), is claimed afresh.
+    fn begin(
+        &self,
+        scope: &str,
+        key_hash: [u8; 32],
+        fingerprint: [u8; 32],
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Begun>;
+    /// Keeps the finished request's status and sealed body.
+    fn finish(&self, scope: &str, key_hash: [u8; 32], status: u16, sealed: Vec<u8>)
+        -> StoreResult<()>;
+    /// Forgets a claim whose answer is not kept (429, 5xx, a failure).
+    fn abandon(&self, scope: &str, key_hash: [u8; 32]) -> StoreResult<()>;
+    /// Deletes the records expired by `now`; how many.
+    fn purge(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+}
+
 /// Standalone (Authen-compatible) tickets.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 pub trait StandaloneStore: Send + Sync {

@@ -7,10 +7,12 @@
 //! Depends on the application and the domain only: no database, no web framework.
 //! The server reads the settings and wires these into the use cases.
 
+mod kept_response;
 mod keys;
 mod signing;
 
 pub mod jwt;
 
 pub use keys::{derive_bytes, load_or_create_master_key, Keyring, MasterKey, MasterKeyError};
+pub use kept_response::KeptResponseBox;
 pub use signing::Signer;

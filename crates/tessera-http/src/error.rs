@@ -90,6 +90,19 @@ impl ApiError {
         }
     }
 
+    /// `409 idempotency_in_progress` with `Retry-After`: the first request with
+    /// this `Idempotency-Key` is still running.
+    pub fn idempotency_in_progress() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::CONFLICT,
+                "idempotency_in_progress",
+                "The first request with this Idempotency-Key is still running; retry shortly.",
+            )
+        }
+    }
+
     pub fn unavailable() -> Self {
         Self {
             retry_after: Some(UNAVAILABLE_RETRY_AFTER_SECS),

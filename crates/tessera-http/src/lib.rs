@@ -13,6 +13,7 @@ mod client_addr;
 pub mod dto;
 mod error;
 mod extract;
+mod idempotency;
 mod logging;
 mod openapi;
 mod routes;
@@ -44,6 +45,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clon
             .app_data(extract::path_config());
         cfg.service(
             routes::scope()
+                .wrap(actix_web::middleware::from_fn(idempotency::idempotent))
                 .wrap(actix_web::middleware::from_fn(logging::log_request))
                 .default_service(web::to(routes::not_found)),
         );

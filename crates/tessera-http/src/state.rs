@@ -19,6 +19,7 @@ pub struct AppState {
     pub tickets: Arc<dyn TicketUseCases>,
     pub redeem: Arc<dyn RedeemUseCases>,
     pub lifecycle: Arc<dyn tessera_app::usecases::LifecycleUseCases>,
+    pub idempotency: Arc<dyn tessera_app::idempotency::IdempotencyUseCases>,
     pub standalone: Arc<dyn StandaloneUseCases>,
     pub health: Arc<dyn HealthUseCases>,
     pub settings: HttpSettings,

@@ -139,7 +139,10 @@ pub fn create_tenant(settings: &Settings, name: String) -> Result<(), CommandErr
 
 pub fn serve(settings: Settings) -> Result<(), CommandError> {
     let pool = prepared_pool(&settings)?;
-    let (tessera, signer) = tessera(&settings, pool)?;
+    let store = Arc::new(PgStore::new(pool));
+    let (tessera, signer) = tessera_on(&settings, store.clone())?;
+    let idempotency = crate::kept_responses::idempotency(store, &master_key(&settings)?);
+    crate::kept_responses::spawn_purge(idempotency.clone());
     let tessera = Arc::new(tessera);
     let state = AppState {
         access: tessera.clone(),
@@ -147,6 +150,7 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
         tickets: tessera.clone(),
         redeem: tessera.clone(),
         lifecycle: tessera.clone(),
+        idempotency,
         standalone: tessera.clone(),
         health: tessera,
         settings: HttpSettings {

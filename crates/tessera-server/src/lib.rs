@@ -5,6 +5,7 @@
 mod batch;
 mod clock;
 mod commands;
+mod kept_responses;
 mod settings;
 
 use std::path::PathBuf;

@@ -3,6 +3,7 @@
 mod access;
 mod batch;
 mod health;
+mod idempotency;
 mod lifecycle;
 mod programs;
 mod redemption;
