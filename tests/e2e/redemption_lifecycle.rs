@@ -37,28 +37,54 @@ fn a_checkout_validates_holds_and_confirms_or_releases() {
     let (admin, redeemer, program_id, code, ticket_id) = setup(&server, 2);
     let body = json!({"programId": program_id, "code": code});
 
-    let (status, valid) = server.client(None).post("/v1/redeem/validate", body.clone());
-    assert_eq!((status, &valid["valid"], &valid["remaining"]), (200, &json!(true), &json!(2)), "{valid}");
+    let (status, valid) = server
+        .client(None)
+        .post("/v1/redeem/validate", body.clone());
+    assert_eq!(
+        (status, &valid["valid"], &valid["remaining"]),
+        (200, &json!(true), &json!(2)),
+        "{valid}"
+    );
     assert!(valid.get("accessToken").is_none() && valid.get("payload").is_none());
     assert_eq!(ticket(&admin, &ticket_id)["redemptions"], 0);
 
     // Hold one use; confirm it: the answer is a redemption with its token.
-    let (status, hold) = redeemer.post("/v1/holds", json!({"programId": program_id, "code": code, "ttl": 60}));
-    assert_eq!((status, &hold["state"], &hold["remaining"]), (201, &json!("held"), &json!(1)), "{hold}");
+    let (status, hold) = redeemer.post(
+        "/v1/holds",
+        json!({"programId": program_id, "code": code, "ttl": 60}),
+    );
+    assert_eq!(
+        (status, &hold["state"], &hold["remaining"]),
+        (201, &json!("held"), &json!(1)),
+        "{hold}"
+    );
     let hold_id = hold["id"].as_str().unwrap();
     let (status, redeemed) = redeemer.post(&format!("/v1/holds/{hold_id}/confirm"), json!({}));
     assert_eq!(status, 200, "{redeemed}");
-    assert!(redeemed["redemptionId"].as_str().unwrap().starts_with("rdm_"));
+    assert!(redeemed["redemptionId"]
+        .as_str()
+        .unwrap()
+        .starts_with("rdm_"));
     assert!(redeemed["accessToken"].as_str().is_some());
     let (status, again) = redeemer.post(&format!("/v1/holds/{hold_id}/confirm"), json!({}));
-    assert_eq!((status, &again["error"]["code"]), (409, &json!("hold_not_active")));
-    assert_eq!(redeemer.get(&format!("/v1/holds/{hold_id}")).1["state"], "confirmed");
+    assert_eq!(
+        (status, &again["error"]["code"]),
+        (409, &json!("hold_not_active"))
+    );
+    assert_eq!(
+        redeemer.get(&format!("/v1/holds/{hold_id}")).1["state"],
+        "confirmed"
+    );
 
     // A second checkout whose payment fails: hold, then release.
     let (_, hold) = redeemer.post("/v1/holds", body.clone());
     let hold_id = hold["id"].as_str().unwrap();
     let view = ticket(&admin, &ticket_id);
-    assert_eq!((&view["held"], &view["remaining"]), (&json!(1), &json!(0)), "{view}");
+    assert_eq!(
+        (&view["held"], &view["remaining"]),
+        (&json!(1), &json!(0)),
+        "{view}"
+    );
     assert_eq!(
         server.client(None).post("/v1/redeem", body.clone()).0,
         404,
@@ -66,8 +92,16 @@ fn a_checkout_validates_holds_and_confirms_or_releases() {
     );
     let (status, _) = redeemer.send("DELETE", &format!("/v1/holds/{hold_id}"), None);
     assert_eq!(status, 204);
-    assert_eq!(redeemer.send("DELETE", &format!("/v1/holds/{hold_id}"), None).0, 204);
-    assert_eq!(redeemer.get(&format!("/v1/holds/{hold_id}")).1["state"], "released");
+    assert_eq!(
+        redeemer
+            .send("DELETE", &format!("/v1/holds/{hold_id}"), None)
+            .0,
+        204
+    );
+    assert_eq!(
+        redeemer.get(&format!("/v1/holds/{hold_id}")).1["state"],
+        "released"
+    );
     assert_eq!(ticket(&admin, &ticket_id)["redemptions"], 1);
     let (status, last) = server.client(None).post("/v1/redeem", body);
     assert_eq!((status, &last["remaining"]), (200, &json!(0)), "{last}");
@@ -87,9 +121,15 @@ fn a_rollback_gives_the_use_back_once_and_respects_allow_rollback() {
     let (status, back) = redeemer.post(&path, json!({"reason": "refund"}));
     assert_eq!((status, &back["remaining"]), (200, &json!(1)), "{back}");
     let (status, twice) = redeemer.post(&path, json!({}));
-    assert_eq!((status, &twice["error"]["code"]), (409, &json!("already_rolled_back")));
+    assert_eq!(
+        (status, &twice["error"]["code"]),
+        (409, &json!("already_rolled_back"))
+    );
     let view = ticket(&admin, &ticket_id);
-    assert_eq!((&view["redemptions"], &view["remaining"]), (&json!(0), &json!(1)));
+    assert_eq!(
+        (&view["redemptions"], &view["remaining"]),
+        (&json!(0), &json!(1))
+    );
 
     // The use is redeemable again; with allowRollback off, it stays spent.
     let (_, redeemed) = server
@@ -100,10 +140,20 @@ fn a_rollback_gives_the_use_back_once_and_respects_allow_rollback() {
         &format!("/v1/programs/{program_id}"),
         Some(json!({"allowRollback": false})),
     );
-    assert_eq!((status, &patched["allowRollback"]), (200, &json!(false)), "{patched}");
-    let path = format!("/v1/redemptions/{}/rollback", redeemed["redemptionId"].as_str().unwrap());
+    assert_eq!(
+        (status, &patched["allowRollback"]),
+        (200, &json!(false)),
+        "{patched}"
+    );
+    let path = format!(
+        "/v1/redemptions/{}/rollback",
+        redeemed["redemptionId"].as_str().unwrap()
+    );
     let (status, refused) = redeemer.post(&path, json!({}));
-    assert_eq!((status, &refused["error"]["code"]), (409, &json!("rollback_not_allowed")));
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (409, &json!("rollback_not_allowed"))
+    );
     assert_eq!(ticket(&admin, &ticket_id)["redemptions"], 1);
 
     // Another tenant's key cannot see the redemption.

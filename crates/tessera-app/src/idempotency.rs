@@ -23,7 +23,10 @@ pub enum Claim {
     /// Run it, then `finish` (or `abandon`).
     Run,
     /// Answer this instead: the first request's status and body.
-    Replay { status: u16, body: Vec<u8> },
+    Replay {
+        status: u16,
+        body: Vec<u8>,
+    },
     InFlight,
     Mismatch,
 }
@@ -136,7 +139,9 @@ mod tests {
             .expect_open()
             .withf(|context, sealed| context.starts_with(b"ten_a\0") && sealed == b"sealed")
             .returning(|_, _| Some(b"{}".to_vec()));
-        let claim = with(store, sealer).begin("ten_a", [1; 32], [2; 32]).unwrap();
+        let claim = with(store, sealer)
+            .begin("ten_a", [1; 32], [2; 32])
+            .unwrap();
         assert_eq!(
             claim,
             Claim::Replay {

@@ -3,9 +3,9 @@
 //! Depends on the domain only; adapters plug in from outside.
 
 pub mod batch_csv;
-pub mod lifecycle;
 mod error;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod model;
 pub mod operator;
 pub mod ports;

@@ -299,8 +299,13 @@ pub trait IdempotencyStore: Send + Sync {
         expires_at: DateTime<Utc>,
     ) -> StoreResult<Begun>;
     /// Keeps the finished request's status and sealed body.
-    fn finish(&self, scope: &str, key_hash: [u8; 32], status: u16, sealed: Vec<u8>)
-        -> StoreResult<()>;
+    fn finish(
+        &self,
+        scope: &str,
+        key_hash: [u8; 32],
+        status: u16,
+        sealed: Vec<u8>,
+    ) -> StoreResult<()>;
     /// Forgets a claim whose answer is not kept (429, 5xx, a failure).
     fn abandon(&self, scope: &str, key_hash: [u8; 32]) -> StoreResult<()>;
     /// Deletes the records expired by `now`; how many.

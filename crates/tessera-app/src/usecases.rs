@@ -206,8 +206,11 @@ pub trait LifecycleUseCases: Send + Sync {
         ttl: tessera_domain::HoldTtl,
     ) -> AppResult<crate::lifecycle::Hold>;
     /// Turns a live hold into a redemption; `HoldNotActive` when it is not live.
-    fn confirm_hold(&self, caller: &Principal, id: &tessera_domain::HoldId)
-        -> AppResult<Redemption>;
+    fn confirm_hold(
+        &self,
+        caller: &Principal,
+        id: &tessera_domain::HoldId,
+    ) -> AppResult<Redemption>;
     /// Frees a held use; `HoldNotActive` for a confirmed hold.
     fn release_hold(&self, caller: &Principal, id: &tessera_domain::HoldId) -> AppResult<()>;
     fn get_hold(

@@ -41,7 +41,13 @@ impl ResponseSealer for KeptResponseBox {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: context })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: context,
+                },
+            )
             // Encryption fails only for messages over 256 GiB.
             .unwrap_or_default();
         let mut out = nonce.to_vec();
@@ -55,7 +61,13 @@ impl ResponseSealer for KeptResponseBox {
         }
         let (nonce, body) = sealed.split_at(NONCE_BYTES);
         self.cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: context })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: context,
+                },
+            )
             .ok()
     }
 }

@@ -13,6 +13,6 @@ mod signing;
 
 pub mod jwt;
 
-pub use keys::{derive_bytes, load_or_create_master_key, Keyring, MasterKey, MasterKeyError};
 pub use kept_response::KeptResponseBox;
+pub use keys::{derive_bytes, load_or_create_master_key, Keyring, MasterKey, MasterKeyError};
 pub use signing::Signer;

@@ -13,6 +13,7 @@ impl HoldTtl {
     /// Five minutes: long enough for a card payment, short enough that an
     /// abandoned checkout gives the use back soon.
     pub const DEFAULT: HoldTtl = HoldTtl(300);
+    /// The longest hold: an hour.
     pub const MAX_SECONDS: u32 = 3600;
 
     /// When a hold made at `now` stops reserving its use.
@@ -20,6 +21,7 @@ impl HoldTtl {
         now + Duration::seconds(i64::from(self.0))
     }
 
+    /// The lifetime in seconds.
     pub fn seconds(self) -> u32 {
         self.0
     }
@@ -41,13 +43,18 @@ impl TryFrom<i64> for HoldTtl {
 /// not a store has written that down yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HoldState {
+    /// Reserving its use.
     Held,
+    /// Its use became a redemption.
     Confirmed,
+    /// Its use was given back by a release.
     Released,
+    /// Its time ran out; its use is free again.
     Expired,
 }
 
 impl HoldState {
+    /// The API's name of the state.
     pub fn as_str(self) -> &'static str {
         match self {
             HoldState::Held => "held",
@@ -57,6 +64,7 @@ impl HoldState {
         }
     }
 
+    /// The state named `raw`, if any.
     pub fn parse(raw: &str) -> Option<Self> {
         [
             HoldState::Held,
@@ -82,8 +90,10 @@ impl HoldState {
 pub struct RollbackReason(String);
 
 impl RollbackReason {
+    /// The longest reason accepted.
     pub const MAX_CHARS: usize = 200;
 
+    /// The reason as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }

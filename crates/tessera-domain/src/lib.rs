@@ -10,6 +10,7 @@ mod code;
 mod email;
 mod error;
 mod event;
+mod hold;
 mod id;
 mod program;
 mod redacted;
@@ -17,7 +18,6 @@ mod redemption;
 mod secret;
 mod standalone;
 mod ticket;
-mod hold;
 mod values;
 
 pub use api_key::{ApiKeySecret, Permission, Role};
@@ -25,8 +25,8 @@ pub use code::{Alphabet, Code, CodeInput, TicketLength};
 pub use email::Email;
 pub use error::DomainError;
 pub use event::EventType;
-pub use id::{ApiKeyId, EventId, LinkToken, ProgramId, StandaloneTicketId, TenantId, TicketId};
 pub use hold::{HoldState, HoldTtl, RollbackReason};
+pub use id::{ApiKeyId, EventId, LinkToken, ProgramId, StandaloneTicketId, TenantId, TicketId};
 pub use id::{HoldId, RedemptionId};
 pub use program::{NewProgram, Program, ProgramChanges, ProgramState};
 pub use redacted::{

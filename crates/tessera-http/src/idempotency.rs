@@ -100,7 +100,10 @@ pub(crate) async fn idempotent(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let key = req.headers().get(IDEMPOTENCY_KEY).map(HeaderValue::as_bytes);
+    let key = req
+        .headers()
+        .get(IDEMPOTENCY_KEY)
+        .map(HeaderValue::as_bytes);
     let Some(key) = key.map(<[u8]>::to_vec) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
@@ -135,14 +138,21 @@ pub(crate) async fn idempotent(
         None => return Ok(next.call(req).await?.map_into_boxed_body()),
     };
     let key_hash = digest(&[&key]);
-    let fingerprint = digest(&[req.method().as_str().as_bytes(), req.path().as_bytes(), &body]);
+    let fingerprint = digest(&[
+        req.method().as_str().as_bytes(),
+        req.path().as_bytes(),
+        &body,
+    ]);
 
     let uses = state.clone();
     let claim_scope = scope.clone();
     let claim = run(move || uses.idempotency.begin(&claim_scope, key_hash, fingerprint)).await;
     match claim {
         Err(error) => Ok(answer(req, error.error_response())),
-        Ok(Claim::InFlight) => Ok(answer(req, ApiError::idempotency_in_progress().error_response())),
+        Ok(Claim::InFlight) => Ok(answer(
+            req,
+            ApiError::idempotency_in_progress().error_response(),
+        )),
         Ok(Claim::Mismatch) => Ok(answer(
             req,
             ApiError::new(
@@ -186,7 +196,10 @@ pub(crate) async fn idempotent(
             if let Err(error) = result {
                 return Ok(ServiceResponse::new(request, error.error_response()));
             }
-            Ok(ServiceResponse::new(request, head.set_body(BoxBody::new(bytes))))
+            Ok(ServiceResponse::new(
+                request,
+                head.set_body(BoxBody::new(bytes)),
+            ))
         }
     }
 }
@@ -197,10 +210,20 @@ mod tests {
 
     #[test]
     fn only_the_listed_routes_honour_the_key() {
-        for path in ["/v1/redeem", "/v1/holds/hld_x/confirm", "/v1/programs/prg_x/tickets", "/v1/tickets/use"] {
+        for path in [
+            "/v1/redeem",
+            "/v1/holds/hld_x/confirm",
+            "/v1/programs/prg_x/tickets",
+            "/v1/tickets/use",
+        ] {
             assert!(honoured(path), "{path}");
         }
-        for path in ["/v1/redeem/validate", "/v1/holds//confirm", "/v1/programs/prg_x", "/v1/api-keys"] {
+        for path in [
+            "/v1/redeem/validate",
+            "/v1/holds//confirm",
+            "/v1/programs/prg_x",
+            "/v1/api-keys",
+        ] {
             assert!(!honoured(path), "{path}");
         }
     }
@@ -216,8 +239,14 @@ mod tests {
 
     #[test]
     fn a_public_redemption_is_scoped_by_the_program_it_names() {
-        assert_eq!(public_scope(br#"{"programId":"prg_a","code":"x"}"#).as_deref(), Some("public:prg_a"));
-        assert_eq!(public_scope(br#"{"issuer":"/otp/ntp/ten_a/prg_b"}"#).as_deref(), Some("public:prg_b"));
+        assert_eq!(
+            public_scope(br#"{"programId":"prg_a","code":"x"}"#).as_deref(),
+            Some("public:prg_a")
+        );
+        assert_eq!(
+            public_scope(br#"{"issuer":"/otp/ntp/ten_a/prg_b"}"#).as_deref(),
+            Some("public:prg_b")
+        );
         assert_eq!(public_scope(b"not json"), None);
     }
 }

@@ -45,8 +45,15 @@ fn three_use_ticket(store: &PgStore) -> (tessera_domain::Program, tessera_domain
     (program, id)
 }
 
-fn redemptions(store: &PgStore, program: &tessera_domain::Program, id: &tessera_domain::TicketId) -> u32 {
-    TicketStore::get(store, &program.tenant_id, id).unwrap().ticket.redemptions
+fn redemptions(
+    store: &PgStore,
+    program: &tessera_domain::Program,
+    id: &tessera_domain::TicketId,
+) -> u32 {
+    TicketStore::get(store, &program.tenant_id, id)
+        .unwrap()
+        .ticket
+        .redemptions
 }
 
 #[test]
@@ -76,7 +83,10 @@ fn thirty_parallel_holds_on_a_three_use_ticket_give_exactly_three() {
         store.validate(&attempt(&program, "code", None)).unwrap(),
         Err(RedemptionFailure::TicketExhausted)
     );
-    assert_eq!(common::events(&f.db.pool(), &program.tenant_id, "ticket.held"), 3);
+    assert_eq!(
+        common::events(&f.db.pool(), &program.tenant_id, "ticket.held"),
+        3
+    );
 }
 
 #[test]
@@ -111,12 +121,18 @@ fn an_expired_hold_frees_its_use_with_no_sweeper() {
     let (program, id) = three_use_ticket(&f.store);
     for _ in 0..3 {
         f.store
-            .hold(&attempt(&program, "code", None), &HoldId::generate(), at(20))
+            .hold(
+                &attempt(&program, "code", None),
+                &HoldId::generate(),
+                at(20),
+            )
             .unwrap()
             .unwrap();
     }
     assert_eq!(
-        f.store.redeem(&attempt_at(&program, "code", None, at(19))).unwrap(),
+        f.store
+            .redeem(&attempt_at(&program, "code", None, at(19)))
+            .unwrap(),
         Err(RedemptionFailure::TicketExhausted)
     );
     // At the expiry instant the holds no longer count: the redemption reaps them.
@@ -181,7 +197,11 @@ fn an_expired_or_unknown_hold_cannot_be_confirmed() {
         Err(HoldRefusal::NotActive)
     );
     assert_eq!(
-        f.store.get_hold(tenant, &hold_id, at(20)).unwrap().unwrap().state,
+        f.store
+            .get_hold(tenant, &hold_id, at(20))
+            .unwrap()
+            .unwrap()
+            .state,
         HoldState::Expired
     );
     assert_eq!(
@@ -210,7 +230,11 @@ fn confirming_a_hold_on_a_revoked_ticket_fails_and_keeps_the_hold() {
         Err(HoldRefusal::Failure(RedemptionFailure::TicketRevoked))
     );
     assert_eq!(
-        f.store.get_hold(tenant, &hold_id, now()).unwrap().unwrap().state,
+        f.store
+            .get_hold(tenant, &hold_id, now())
+            .unwrap()
+            .unwrap()
+            .state,
         HoldState::Held
     );
     assert_eq!(redemptions(&f.store, &program, &id), 0);
@@ -221,19 +245,31 @@ fn a_released_hold_frees_its_use_and_leaves_no_redemption() {
     let f = fixture();
     let tenant = common::tenant(&f.store);
     let program = common::program(&f.store, &tenant, |_| {});
-    common::issue(&f.store, &program, "code", |t| t.max_redemptions = Some(limit(1)));
+    common::issue(&f.store, &program, "code", |t| {
+        t.max_redemptions = Some(limit(1))
+    });
     let hold_id = HoldId::generate();
     f.store
         .hold(&attempt(&program, "code", None), &hold_id, at(60))
         .unwrap()
         .unwrap();
-    assert_eq!(LifecycleStore::release(&f.store, &tenant, &hold_id, now()).unwrap(), Ok(()));
-    assert_eq!(LifecycleStore::release(&f.store, &tenant, &hold_id, now()).unwrap(), Ok(()));
+    assert_eq!(
+        LifecycleStore::release(&f.store, &tenant, &hold_id, now()).unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        LifecycleStore::release(&f.store, &tenant, &hold_id, now()).unwrap(),
+        Ok(())
+    );
     assert_eq!(
         f.store.confirm(&tenant, &hold_id, now()).unwrap(),
         Err(HoldRefusal::NotActive)
     );
-    assert!(f.store.redeem(&attempt(&program, "code", None)).unwrap().is_ok());
+    assert!(f
+        .store
+        .redeem(&attempt(&program, "code", None))
+        .unwrap()
+        .is_ok());
     let pool = f.db.pool();
     assert_eq!(common::events(&pool, &tenant, "ticket.hold_released"), 1);
     assert_eq!(common::events(&pool, &tenant, "ticket.redeemed"), 1);
@@ -247,7 +283,11 @@ fn a_released_hold_frees_its_use_and_leaves_no_redemption() {
 fn validation_checks_the_rules_and_writes_nothing_on_success() {
     let f = fixture();
     let (program, id) = three_use_ticket(&f.store);
-    let valid = f.store.validate(&attempt(&program, "code", None)).unwrap().unwrap();
+    let valid = f
+        .store
+        .validate(&attempt(&program, "code", None))
+        .unwrap()
+        .unwrap();
     assert_eq!((valid.ticket_id, valid.remaining), (id.clone(), 3));
     assert_eq!(redemptions(&f.store, &program, &id), 0);
     let pool = f.db.pool();
@@ -289,7 +329,11 @@ fn a_rollback_gives_the_use_back_exactly_once() {
     let f = fixture();
     let (program, id) = three_use_ticket(&f.store);
     let tenant = &program.tenant_id;
-    let grant = f.store.redeem(&attempt(&program, "code", None)).unwrap().unwrap();
+    let grant = f
+        .store
+        .redeem(&attempt(&program, "code", None))
+        .unwrap()
+        .unwrap();
     let key = ApiKeyId::generate();
     let reason = RollbackReason::try_from("refund".to_owned()).unwrap();
     let back = f
@@ -330,7 +374,11 @@ fn a_program_without_rollback_refuses_it() {
     let f = fixture();
     let (program, id) = three_use_ticket(&f.store);
     let tenant = &program.tenant_id;
-    let grant = f.store.redeem(&attempt(&program, "code", None)).unwrap().unwrap();
+    let grant = f
+        .store
+        .redeem(&attempt(&program, "code", None))
+        .unwrap()
+        .unwrap();
     let mut conn = f.db.pool().get().unwrap();
     diesel::RunQueryDsl::execute(
         diesel::sql_query(format!(
@@ -342,7 +390,13 @@ fn a_program_without_rollback_refuses_it() {
     .unwrap();
     assert_eq!(
         f.store
-            .rollback(tenant, &grant.redemption_id, &ApiKeyId::generate(), None, now())
+            .rollback(
+                tenant,
+                &grant.redemption_id,
+                &ApiKeyId::generate(),
+                None,
+                now()
+            )
             .unwrap(),
         Err(RollbackRefusal::NotAllowed)
     );
@@ -356,7 +410,12 @@ fn rollbacks_raced_against_redemptions_of_an_exhausted_ticket_keep_counts_right(
     let store = PgStore::new(f.db.pool_with_size(32));
     let (program, id) = three_use_ticket(&store);
     let grants: Vec<_> = (0..3)
-        .map(|_| store.redeem(&attempt(&program, "code", None)).unwrap().unwrap())
+        .map(|_| {
+            store
+                .redeem(&attempt(&program, "code", None))
+                .unwrap()
+                .unwrap()
+        })
         .collect();
     let rollback_ids: Vec<RedemptionId> = grants.iter().map(|g| g.redemption_id.clone()).collect();
     let tried = attempt(&program, "code", None);
@@ -365,10 +424,13 @@ fn rollbacks_raced_against_redemptions_of_an_exhausted_ticket_keep_counts_right(
     let results = race(&store, 30, move |store, i| {
         if i < 12 {
             let id = &rollback_ids[i % 3];
-            (store
-                .rollback(&tenant, id, &ApiKeyId::generate(), None, now())
-                .unwrap()
-                .is_ok(), false)
+            (
+                store
+                    .rollback(&tenant, id, &ApiKeyId::generate(), None, now())
+                    .unwrap()
+                    .is_ok(),
+                false,
+            )
         } else {
             (false, store.redeem(&tried).unwrap().is_ok())
         }

@@ -42,7 +42,10 @@ pub(crate) async fn validate(
     resolved.request.client = client_address(&req, &state.settings.trusted_proxies);
     let include = resolved.include_program_id;
     let valid = run(move || state.lifecycle.validate(caller.0, resolved.request)).await?;
-    Ok(json(StatusCode::OK, &ValidationResponse::new(valid, include)))
+    Ok(json(
+        StatusCode::OK,
+        &ValidationResponse::new(valid, include),
+    ))
 }
 
 /// Reserves one use of a code for `ttl` seconds (redeemer): redemptions plus live
@@ -109,7 +112,10 @@ pub(crate) async fn confirm_hold(
 ) -> Result<HttpResponse, ApiError> {
     let id = hold_id(&path)?;
     let redemption = run(move || state.lifecycle.confirm_hold(&caller.0, &id)).await?;
-    Ok(json(StatusCode::OK, &RedeemResponse::new(redemption, false)))
+    Ok(json(
+        StatusCode::OK,
+        &RedeemResponse::new(redemption, false),
+    ))
 }
 
 /// Frees a held use (redeemer). An expired or released hold → `204` too.

@@ -25,17 +25,21 @@ fn hold() -> Hold {
 #[actix_web::test]
 async fn validate_answers_valid_without_token_or_payload() {
     let mut mocks = Mocks::new();
-    mocks.lifecycle.expect_validate().times(1).returning(|caller, request| {
-        assert!(caller.is_none());
-        assert_eq!(request.program_id, Some(program_id()));
-        Ok(Validation {
-            program_id: program_id(),
-            ticket_id: ticket_id(),
-            object_id: "iq__3ax1".to_owned(),
-            group_addresses: vec![],
-            remaining: 3,
-        })
-    });
+    mocks
+        .lifecycle
+        .expect_validate()
+        .times(1)
+        .returning(|caller, request| {
+            assert!(caller.is_none());
+            assert_eq!(request.program_id, Some(program_id()));
+            Ok(Validation {
+                program_id: program_id(),
+                ticket_id: ticket_id(),
+                object_id: "iq__3ax1".to_owned(),
+                group_addresses: vec![],
+                remaining: 3,
+            })
+        });
     let body = format!(r#"{{"code":"ABC123","programId":"{PROGRAM_ID}","includeProgramId":true}}"#);
     let reply = send(mocks, post_json("/v1/redeem/validate", None, &body)).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -71,7 +75,11 @@ async fn a_hold_needs_a_key_and_a_ttl_in_range() {
         .await
         .assert_error(401, "unauthorized");
     let body = format!(r#"{{"code":"ABC123","programId":"{PROGRAM_ID}","ttl":3601}}"#);
-    let reply = send(Mocks::new(), post_json("/v1/holds", Some(REDEEMER_KEY), &body)).await;
+    let reply = send(
+        Mocks::new(),
+        post_json("/v1/holds", Some(REDEEMER_KEY), &body),
+    )
+    .await;
     reply.assert_error(400, "invalid_request");
     assert!(reply.message().contains("ttl"), "{}", reply.message());
 }
@@ -101,14 +109,25 @@ async fn confirming_an_inactive_hold_is_409_and_releasing_is_204() {
     reply.assert_error(409, "hold_not_active");
 
     let mut mocks = Mocks::new();
-    mocks.lifecycle.expect_release_hold().times(1).returning(|_, _| Ok(()));
+    mocks
+        .lifecycle
+        .expect_release_hold()
+        .times(1)
+        .returning(|_, _| Ok(()));
     let reply = send(mocks, delete(&format!("/v1/holds/{HOLD_ID}"), REDEEMER_KEY)).await;
     assert_eq!(reply.status, 204);
 
     let mut mocks = Mocks::new();
-    mocks.lifecycle.expect_get_hold().times(1).returning(|_, _| Ok(hold()));
+    mocks
+        .lifecycle
+        .expect_get_hold()
+        .times(1)
+        .returning(|_, _| Ok(hold()));
     let reply = send(mocks, get(&format!("/v1/holds/{HOLD_ID}"), ADMIN_KEY)).await;
-    assert_eq!((reply.status.as_u16(), &reply.body["state"]), (200, &serde_json::json!("held")));
+    assert_eq!(
+        (reply.status.as_u16(), &reply.body["state"]),
+        (200, &serde_json::json!("held"))
+    );
 
     // A malformed id names nothing: 404 without calling the use case.
     send(Mocks::new(), get("/v1/holds/hld_nope", REDEEMER_KEY))
@@ -135,7 +154,11 @@ async fn a_rollback_takes_an_optional_reason() {
             })
         });
     let path = format!("/v1/redemptions/{REDEMPTION_ID}/rollback");
-    let reply = send(mocks, post_json(&path, Some(ADMIN_KEY), r#"{"reason":"refund"}"#)).await;
+    let reply = send(
+        mocks,
+        post_json(&path, Some(ADMIN_KEY), r#"{"reason":"refund"}"#),
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(
         reply.body,

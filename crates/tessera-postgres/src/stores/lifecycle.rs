@@ -42,7 +42,10 @@ fn ticket_id(raw: &str) -> Outcome<TicketId> {
     TicketId::parse(raw).map_err(|e| corrupt("ticket", e))
 }
 
-fn try_validate(conn: &mut PgConnection, attempt: &RedemptionAttempt) -> Outcome<Option<Validation>> {
+fn try_validate(
+    conn: &mut PgConnection,
+    attempt: &RedemptionAttempt,
+) -> Outcome<Option<Validation>> {
     let row = sql_query(
         "SELECT ticket_id, object_id, group_addresses, remaining \
          FROM tessera_validate($1, $2, $3, $4, $5)",
@@ -80,19 +83,18 @@ fn try_hold(
     id: &HoldId,
     expires_at: DateTime<Utc>,
 ) -> Outcome<Option<Hold>> {
-    let row = sql_query(
-        "SELECT ticket_id, remaining FROM tessera_hold($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind::<Text, _>(attempt.tenant_id.as_str())
-    .bind::<Bytea, _>(&attempt.code_hash.0[..])
-    .bind::<Text, _>(attempt.program_id.as_str())
-    .bind::<Timestamptz, _>(attempt.now)
-    .bind::<Nullable<Text>, _>(attempt.email.as_deref())
-    .bind::<Text, _>(EventId::generate().as_str())
-    .bind::<Text, _>(id.as_str())
-    .bind::<Timestamptz, _>(expires_at)
-    .get_result::<Reserved>(conn)
-    .optional()?;
+    let row =
+        sql_query("SELECT ticket_id, remaining FROM tessera_hold($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind::<Text, _>(attempt.tenant_id.as_str())
+            .bind::<Bytea, _>(&attempt.code_hash.0[..])
+            .bind::<Text, _>(attempt.program_id.as_str())
+            .bind::<Timestamptz, _>(attempt.now)
+            .bind::<Nullable<Text>, _>(attempt.email.as_deref())
+            .bind::<Text, _>(EventId::generate().as_str())
+            .bind::<Text, _>(id.as_str())
+            .bind::<Timestamptz, _>(expires_at)
+            .get_result::<Reserved>(conn)
+            .optional()?;
     row.map(|row| {
         Ok(Hold {
             id: id.clone(),
@@ -291,7 +293,9 @@ impl LifecycleStore for PgStore {
                 return Ok(Ok(hold));
             }
             diesel::Connection::transaction(conn, |conn| {
-                classify(conn, attempt, |conn| try_hold(conn, attempt, id, expires_at))
+                classify(conn, attempt, |conn| {
+                    try_hold(conn, attempt, id, expires_at)
+                })
             })
         })
     }
@@ -306,8 +310,8 @@ impl LifecycleStore for PgStore {
             for _ in 0..ROUNDS {
                 let redemption = RedemptionId::generate();
                 if let Some(row) = try_confirm(conn, tenant, id, now, &redemption)? {
-                    let program = ProgramId::parse(&row.program_id)
-                        .map_err(|e| corrupt("ticket", e))?;
+                    let program =
+                        ProgramId::parse(&row.program_id).map_err(|e| corrupt("ticket", e))?;
                     let redeemed: RedeemedRow = (
                         row.ticket_id,
                         row.payload,

@@ -14,15 +14,25 @@ fn only_redeemers_and_admins_may_hold_confirm_release_or_roll_back() {
     let tessera = untouched();
     let issuer = issuer();
     let hold = HoldId::generate();
-    assert_eq!(tessera.confirm_hold(&issuer, &hold), Err(AppError::Forbidden));
-    assert_eq!(tessera.release_hold(&issuer, &hold), Err(AppError::Forbidden));
+    assert_eq!(
+        tessera.confirm_hold(&issuer, &hold),
+        Err(AppError::Forbidden)
+    );
+    assert_eq!(
+        tessera.release_hold(&issuer, &hold),
+        Err(AppError::Forbidden)
+    );
     assert_eq!(tessera.get_hold(&issuer, &hold), Err(AppError::Forbidden));
     assert_eq!(
         tessera.rollback(&issuer, &RedemptionId::generate(), None),
         Err(AppError::Forbidden)
     );
     assert_eq!(
-        tessera.hold(&issuer, request(&program(), "abc123"), tessera_domain::HoldTtl::DEFAULT),
+        tessera.hold(
+            &issuer,
+            request(&program(), "abc123"),
+            tessera_domain::HoldTtl::DEFAULT
+        ),
         Err(AppError::Forbidden)
     );
 }
@@ -48,7 +58,10 @@ fn a_hold_reserves_through_the_store_with_the_ttl_as_expiry() {
             }))
         });
     let ttl = tessera_domain::HoldTtl::try_from(30).unwrap();
-    let hold = h.build().hold(&redeemer(), request(&program, "abc123"), ttl).unwrap();
+    let hold = h
+        .build()
+        .hold(&redeemer(), request(&program, "abc123"), ttl)
+        .unwrap();
     assert_eq!(hold.state, HoldState::Held);
 }
 
@@ -62,7 +75,8 @@ fn a_refused_hold_tells_the_redeemer_why() {
         .returning(|_, _, _| Ok(Err(RedemptionFailure::TicketExhausted)));
     let ttl = tessera_domain::HoldTtl::DEFAULT;
     assert_eq!(
-        h.build().hold(&redeemer(), request(&program, "abc123"), ttl),
+        h.build()
+            .hold(&redeemer(), request(&program, "abc123"), ttl),
         Err(AppError::Redemption(RedemptionFailure::TicketExhausted))
     );
 }
@@ -74,8 +88,11 @@ fn a_key_of_another_tenant_holds_nothing() {
     expect_locate(&mut h, &program);
     let stranger = principal_of(other_tenant(), Role::Redeemer);
     assert_eq!(
-        h.build()
-            .hold(&stranger, request(&program, "abc123"), tessera_domain::HoldTtl::DEFAULT),
+        h.build().hold(
+            &stranger,
+            request(&program, "abc123"),
+            tessera_domain::HoldTtl::DEFAULT
+        ),
         Err(AppError::InvalidCode)
     );
 }
@@ -115,8 +132,14 @@ fn refusals_map_to_their_errors() {
         .returning(|_, _, _, _, _| Ok(Err(RollbackRefusal::AlreadyRolledBack)));
     let tessera = h.build();
     let hold = HoldId::generate();
-    assert_eq!(tessera.confirm_hold(&caller, &hold), Err(AppError::HoldNotActive));
-    assert_eq!(tessera.release_hold(&caller, &hold), Err(AppError::NotFound));
+    assert_eq!(
+        tessera.confirm_hold(&caller, &hold),
+        Err(AppError::HoldNotActive)
+    );
+    assert_eq!(
+        tessera.release_hold(&caller, &hold),
+        Err(AppError::NotFound)
+    );
     let reason = RollbackReason::try_from("refund".to_owned()).unwrap();
     assert_eq!(
         tessera.rollback(&caller, &RedemptionId::generate(), Some(reason)),
