@@ -9,9 +9,9 @@ fn setup(server: &Server, uses: u32) -> (Client, Client, String, String, String)
     let (_, admin_key) = server.create_tenant("Shop");
     let admin = server.client(Some(&admin_key));
     let (_, key) = admin.post("/v1/api-keys", json!({"name": "till", "role": "redeemer"}));
-    let redeemer = server.client(Some(key["key"].as_str().unwrap()));
+    let redeemer = server.client(Some(key["key"].as_str().expect("a string field")));
     let (_, program) = admin.post("/v1/programs", program_body(json!({})));
-    let program_id = program["id"].as_str().unwrap().to_owned();
+    let program_id = program["id"].as_str().expect("a string field").to_owned();
     let (status, issued) = admin.post(
         &format!("/v1/programs/{program_id}/tickets"),
         json!({"maxRedemptions": uses}),
@@ -21,8 +21,11 @@ fn setup(server: &Server, uses: u32) -> (Client, Client, String, String, String)
         admin,
         redeemer,
         program_id,
-        issued["code"].as_str().unwrap().to_owned(),
-        issued["ticketId"].as_str().unwrap().to_owned(),
+        issued["code"].as_str().expect("a string field").to_owned(),
+        issued["ticketId"]
+            .as_str()
+            .expect("a string field")
+            .to_owned(),
     )
 }
 

@@ -1,3 +1,7 @@
+// The redemption statement takes one bind per input (tenant, code hash, program,
+// time, email, event ids, redemption id): the SQL function mirrors them.
+#![allow(clippy::too_many_arguments)]
+
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel::{
     sql_query, ExpressionMethods, OptionalExtension, PgConnection, QueryDsl, RunQueryDsl,
