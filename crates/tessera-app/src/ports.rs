@@ -110,7 +110,7 @@ pub trait ProgramStore: Send + Sync {
     /// The tenant's programs, oldest first.
     fn list(&self, tenant: &TenantId, page: PageRequest) -> StoreResult<Page<Program>>;
     /// Writes `updated`'s mutable fields (name, maxTickets, maxRedemptions, window,
-    /// urlPrefix, state, version, updatedAt) iff the stored version is
+    /// urlPrefix, allowRollback, state, version, updatedAt) iff the stored version is
     /// `updated.version - 1`, with a `program.updated` or `program.suspended` event
     /// (`event`). Returns the stored program (its `issuedTickets` is the
     /// store's). MUST return `NotFound` when missing, `VersionConflict` when the

@@ -60,6 +60,7 @@ impl ProgramState {
 ///     alphabet: Alphabet::Numeric,
 ///     url_prefix: None,
 ///     one_active_per_subject: false,
+///     allow_rollback: true,
 /// };
 /// // 10^4 numeric codes leave room for 10 tickets at 1000 codes each, not 20.
 /// let error = Program::create(ProgramId::generate(), TenantId::generate(), new.clone(), now)
@@ -130,7 +131,7 @@ impl ProgramChanges {
 /// redeemed under.
 ///
 /// Made by `Program::create` from a `NewProgram` (see its example); the fields
-/// after `one_active_per_subject` are the program's life so far.
+/// after `allow_rollback` are the program's life so far.
 ///
 /// ```
 /// # use tessera_domain::chrono::{Duration, TimeZone, Utc};
@@ -154,6 +155,7 @@ impl ProgramChanges {
 /// #     alphabet: Alphabet::Humane,
 /// #     url_prefix: None,
 /// #     one_active_per_subject: false,
+/// #     allow_rollback: true,
 /// # };
 /// // `new` is a NewProgram whose window is [start, end).
 /// let program = Program::create(ProgramId::generate(), TenantId::generate(), new, start)?;
