@@ -257,6 +257,7 @@ impl Client {
         };
         let status = response.status();
         let retry_after = response.header("Retry-After").map(str::to_owned);
+        let replayed = response.header("Idempotent-Replayed") == Some("true");
         let content_type = response.content_type().to_owned();
         let mut text = String::new();
         response
@@ -267,6 +268,7 @@ impl Client {
         Answer {
             status,
             retry_after,
+            replayed,
             content_type,
             text,
             what: format!("{method} {path}"),
@@ -279,6 +281,8 @@ impl Client {
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<String>,
+    /// `Idempotent-Replayed: true` was sent.
+    pub replayed: bool,
     pub content_type: String,
     pub text: String,
     what: String,

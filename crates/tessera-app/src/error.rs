@@ -35,6 +35,12 @@ pub enum AppError {
     /// attempt was not evaluated.
     #[error("too many failed attempts; retry in {retry_after_seconds} s")]
     TooManyAttempts { retry_after_seconds: u32 },
+    #[error("the hold expired, was released or was confirmed")]
+    HoldNotActive,
+    #[error("this redemption was already rolled back")]
+    AlreadyRolledBack,
+    #[error("the program does not allow rolling back redemptions")]
+    RollbackNotAllowed,
     #[error("the database is unavailable")]
     Unavailable,
     /// A bug or an unexpected store failure; the detail is for logs, not clients.

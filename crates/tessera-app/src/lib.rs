@@ -6,6 +6,8 @@ pub mod batch_csv;
 mod error;
 pub mod events;
 pub mod events_service;
+pub mod idempotency;
+pub mod lifecycle;
 pub mod links;
 pub mod model;
 pub mod operator;

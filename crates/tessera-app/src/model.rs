@@ -49,12 +49,16 @@ pub struct ApiKey {
 pub struct TicketView {
     pub ticket: Ticket,
     pub program_limit: RedemptionLimit,
+    /// Live holds: uses reserved, not yet redeemed.
+    pub held: u32,
 }
 
 impl TicketView {
+    /// Uses left, live holds counting as used.
     pub fn remaining(&self) -> u32 {
         tessera_domain::effective_limit(self.ticket.max_redemptions, self.program_limit)
             .saturating_sub(self.ticket.redemptions)
+            .saturating_sub(self.held)
     }
 }
 
@@ -84,6 +88,8 @@ pub struct Grant {
     pub tenant_id: TenantId,
     pub program_id: ProgramId,
     pub ticket_id: TicketId,
+    /// The redemption this grant is, which may be rolled back once.
+    pub redemption_id: tessera_domain::RedemptionId,
     /// Uses left after this one.
     pub remaining: u32,
     /// The program's target object: the token's `aud` and `obj`.

@@ -11,6 +11,7 @@ use tessera_domain::{
     ApiKeyId, Code, EventType, LinkToken, PageRequest, Program, ProgramId, RedemptionFailure,
     StandaloneTicket, StandaloneToken, TenantId, TicketId, TicketState,
 };
+use tessera_domain::{HoldId, RedemptionId, RollbackReason};
 use thiserror::Error;
 
 use crate::model::{
@@ -109,7 +110,7 @@ pub trait ProgramStore: Send + Sync {
     /// The tenant's programs, oldest first.
     fn list(&self, tenant: &TenantId, page: PageRequest) -> StoreResult<Page<Program>>;
     /// Writes `updated`'s mutable fields (name, maxTickets, maxRedemptions, window,
-    /// urlPrefix, state, version, updatedAt) iff the stored version is
+    /// urlPrefix, allowRollback, state, version, updatedAt) iff the stored version is
     /// `updated.version - 1`, with a `program.updated` or `program.suspended` event
     /// (`event`). Returns the stored program (its `issuedTickets` is the
     /// store's). MUST return `NotFound` when missing, `VersionConflict` when the
@@ -201,6 +202,119 @@ pub trait RedemptionStore: Send + Sync {
     /// (`ticket.locked`). Other failures MUST NOT write to the ticket, so that a
     /// known code failing a rule costs, and takes, what an unknown code does.
     fn redeem(&self, attempt: &RedemptionAttempt) -> StoreResult<Result<Grant, RedemptionFailure>>;
+}
+
+/// The redemption lifecycle. Every decision is a conditional statement on the
+/// ticket's (or hold's, or redemption's) row, as for `RedemptionStore::redeem`:
+/// redemptions plus live holds never exceed a ticket's limit, whatever the
+/// concurrency and however many processes share the database.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait LifecycleStore: Send + Sync {
+    /// Evaluates `redeem`'s rules at `attempt.now`, live holds counting as used,
+    /// and writes nothing on success. Failures are classified, written and
+    /// counted exactly as `redeem`'s are.
+    fn validate(
+        &self,
+        attempt: &RedemptionAttempt,
+    ) -> StoreResult<Result<crate::lifecycle::Validation, RedemptionFailure>>;
+    /// Reserves one use iff `redeem` would count one, atomically, storing hold
+    /// `id` live until `expires_at` and writing `ticket.held`. Failures as `redeem`'s.
+    fn hold(
+        &self,
+        attempt: &RedemptionAttempt,
+        id: &HoldId,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Result<crate::lifecycle::Hold, RedemptionFailure>>;
+    /// Turns a live hold into a redemption (with `ticket.redeemed`), all or
+    /// nothing. MUST return `NotFound` for an unknown hold, `NotActive` for one
+    /// expired, released or confirmed at `now`, `Failure(reason)` when its ticket
+    /// is revoked or disabled or its program suspended.
+    fn confirm(
+        &self,
+        tenant: &TenantId,
+        id: &HoldId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<Grant, crate::lifecycle::HoldRefusal>>;
+    /// Frees a held use (`ticket.hold_released` when it was live). Releasing an
+    /// expired or released hold succeeds and changes nothing that counts. MUST
+    /// return `NotFound` for an unknown hold, `NotActive` for a confirmed one.
+    fn release(
+        &self,
+        tenant: &TenantId,
+        id: &HoldId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<(), crate::lifecycle::HoldRefusal>>;
+    /// The hold with its state as of `now`; `None` when the tenant has none.
+    fn get_hold(
+        &self,
+        tenant: &TenantId,
+        id: &HoldId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<crate::lifecycle::Hold>>;
+    /// Gives the redemption's use back exactly once, iff its program allows
+    /// rollbacks at `now`, writing `ticket.redemption_rolled_back` with `by` and
+    /// `reason`. MUST return `NotFound`, `AlreadyRolledBack` or `NotAllowed`.
+    fn rollback(
+        &self,
+        tenant: &TenantId,
+        id: &RedemptionId,
+        by: &ApiKeyId,
+        reason: Option<RollbackReason>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<crate::lifecycle::RolledBack, crate::lifecycle::RollbackRefusal>>;
+}
+
+/// Authenticated encryption of the responses kept for idempotent replays, under
+/// a key derived from the master key. `open` MUST return `None` for a body sealed
+/// under another key or `context`, or altered.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait ResponseSealer: Send + Sync {
+    fn seal(&self, context: &[u8], plain: &[u8]) -> Vec<u8>;
+    fn open(&self, context: &[u8], sealed: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// What claiming an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// The key is new (or its record expired): the caller runs the request.
+    New,
+    /// The first request finished: its status and sealed body.
+    Replay { status: u16, sealed: Vec<u8> },
+    /// The first request is still running.
+    InFlight,
+    /// The key was used with another method, path or body.
+    Mismatch,
+}
+
+/// Idempotency records, keyed by (scope, SHA-256 of the key). The claim MUST be
+/// decided by the database (a unique key), so that of concurrent first requests
+/// with one key exactly one gets `New`.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims the key for a request with `fingerprint`, kept until `expires_at`; a
+    /// record that expired by `now`, or whose request has run since before
+    /// `stale_before` without finishing (a crashed process), is claimed afresh.
+    fn begin(
+        &self,
+        scope: &str,
+        key_hash: [u8; 32],
+        fingerprint: [u8; 32],
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Begun>;
+    /// Keeps the finished request's status and sealed body.
+    fn finish(
+        &self,
+        scope: &str,
+        key_hash: [u8; 32],
+        status: u16,
+        sealed: Vec<u8>,
+    ) -> StoreResult<()>;
+    /// Forgets a claim whose answer is not kept (429, 5xx, a failure).
+    fn abandon(&self, scope: &str, key_hash: [u8; 32]) -> StoreResult<()>;
+    /// Deletes the records expired by `now`; how many.
+    fn purge(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// Standalone (Authen-compatible) tickets.

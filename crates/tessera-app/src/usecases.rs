@@ -190,6 +190,46 @@ pub trait RedeemUseCases: Send + Sync {
     fn redeem(&self, caller: Option<Principal>, request: RedeemRequest) -> AppResult<Redemption>;
 }
 
+/// The redemption lifecycle: look at a code before committing to it, reserve a
+/// use while a payment runs, and give a use back.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait LifecycleUseCases: Send + Sync {
+    /// Checks every rule of `redeem` now without consuming a use. Failures answer,
+    /// and count, exactly as `redeem`'s.
+    fn validate(
+        &self,
+        caller: Option<Principal>,
+        request: RedeemRequest,
+    ) -> AppResult<crate::lifecycle::Validation>;
+    /// Reserves one use for `ttl` (redeemer). Failures as `redeem`'s.
+    fn hold(
+        &self,
+        caller: &Principal,
+        request: RedeemRequest,
+        ttl: tessera_domain::HoldTtl,
+    ) -> AppResult<crate::lifecycle::Hold>;
+    /// Turns a live hold into a redemption; `HoldNotActive` when it is not live.
+    fn confirm_hold(
+        &self,
+        caller: &Principal,
+        id: &tessera_domain::HoldId,
+    ) -> AppResult<Redemption>;
+    /// Frees a held use; `HoldNotActive` for a confirmed hold.
+    fn release_hold(&self, caller: &Principal, id: &tessera_domain::HoldId) -> AppResult<()>;
+    fn get_hold(
+        &self,
+        caller: &Principal,
+        id: &tessera_domain::HoldId,
+    ) -> AppResult<crate::lifecycle::Hold>;
+    /// Gives a redemption's use back once; `AlreadyRolledBack`, `RollbackNotAllowed`.
+    fn rollback(
+        &self,
+        caller: &Principal,
+        id: &tessera_domain::RedemptionId,
+        reason: Option<tessera_domain::RollbackReason>,
+    ) -> AppResult<crate::lifecycle::RolledBack>;
+}
+
 /// What an issuer asks for when creating a standalone ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewStandalone {

@@ -9,11 +9,13 @@
 
 mod aead;
 pub mod envelope;
+mod kept_response;
 mod keys;
 mod signing;
 
 pub mod jwt;
 
 pub use aead::{signature_hex, WebhookKeys};
+pub use kept_response::KeptResponseBox;
 pub use keys::{derive_bytes, load_or_create_master_key, Keyring, MasterKey, MasterKeyError};
 pub use signing::Signer;

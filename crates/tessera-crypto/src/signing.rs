@@ -259,6 +259,7 @@ mod tests {
     fn claims() -> Grant {
         Grant {
             ticket_id: TicketId::generate(),
+            redemption_id: tessera_domain::RedemptionId::generate(),
             tenant_id: TenantId::generate(),
             program_id: ProgramId::generate(),
             remaining: 1,

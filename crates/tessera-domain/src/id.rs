@@ -125,6 +125,14 @@ public_id!(
     /// trigger, in the same shape).
     DeliveryId, "dlv_", "deliveryId"
 );
+public_id!(
+    /// A hold: one use of a ticket reserved until it is confirmed, released or expires.
+    HoldId, "hld_", "holdId"
+);
+public_id!(
+    /// One successful redemption, which may be rolled back once.
+    RedemptionId, "rdm_", "redemptionId"
+);
 
 secret_string! {
     /// The opaque token of a URL ticket's link: a bearer secret, stored only hashed.

@@ -10,6 +10,7 @@ mod code;
 mod email;
 mod error;
 mod event;
+mod hold;
 mod id;
 mod program;
 mod redacted;
@@ -25,10 +26,12 @@ pub use code::{Alphabet, Code, CodeInput, TicketLength};
 pub use email::Email;
 pub use error::DomainError;
 pub use event::EventType;
+pub use hold::{HoldState, HoldTtl, RollbackReason};
 pub use id::{
     ApiKeyId, DeliveryId, EventId, LinkToken, ProgramId, StandaloneTicketId, TenantId, TicketId,
     WebhookId,
 };
+pub use id::{HoldId, RedemptionId};
 pub use program::{NewProgram, Program, ProgramChanges, ProgramState};
 pub use redacted::{
     ExposeSecret, OperatorToken, PresentedApiKey, PresentedCode, PresentedTicket, SignedCode,

@@ -60,6 +60,7 @@ impl ProgramState {
 ///     alphabet: Alphabet::Numeric,
 ///     url_prefix: None,
 ///     one_active_per_subject: false,
+///     allow_rollback: true,
 /// };
 /// // 10^4 numeric codes leave room for 10 tickets at 1000 codes each, not 20.
 /// let error = Program::create(ProgramId::generate(), TenantId::generate(), new.clone(), now)
@@ -95,6 +96,8 @@ pub struct NewProgram {
     pub url_prefix: Option<UrlPrefix>,
     /// Whether a subject may hold only one active ticket of the program at a time.
     pub one_active_per_subject: bool,
+    /// Whether redemptions may be rolled back (given back once each).
+    pub allow_rollback: bool,
 }
 
 /// A partial update: `None` leaves a field as it is; for the nullable fields,
@@ -113,6 +116,8 @@ pub struct ProgramChanges {
     pub url_prefix: Option<Option<UrlPrefix>>,
     /// A new label, or `Some(None)` to remove it.
     pub name: Option<Option<Label>>,
+    /// Whether redemptions may be rolled back from now on.
+    pub allow_rollback: Option<bool>,
 }
 
 impl ProgramChanges {
@@ -126,7 +131,7 @@ impl ProgramChanges {
 /// redeemed under.
 ///
 /// Made by `Program::create` from a `NewProgram` (see its example); the fields
-/// after `one_active_per_subject` are the program's life so far.
+/// after `allow_rollback` are the program's life so far.
 ///
 /// ```
 /// # use tessera_domain::chrono::{Duration, TimeZone, Utc};
@@ -150,6 +155,7 @@ impl ProgramChanges {
 /// #     alphabet: Alphabet::Humane,
 /// #     url_prefix: None,
 /// #     one_active_per_subject: false,
+/// #     allow_rollback: true,
 /// # };
 /// // `new` is a NewProgram whose window is [start, end).
 /// let program = Program::create(ProgramId::generate(), TenantId::generate(), new, start)?;
@@ -199,6 +205,8 @@ pub struct Program {
     pub url_prefix: Option<UrlPrefix>,
     /// As in `NewProgram`.
     pub one_active_per_subject: bool,
+    /// As in `NewProgram`; may change with `apply`.
+    pub allow_rollback: bool,
     /// Active or suspended.
     pub state: ProgramState,
     /// How many tickets have been issued so far (counted against `max_tickets`).
@@ -255,6 +263,7 @@ impl Program {
             alphabet: new.alphabet,
             url_prefix: new.url_prefix,
             one_active_per_subject: new.one_active_per_subject,
+            allow_rollback: new.allow_rollback,
             state: ProgramState::Active,
             issued_tickets: 0,
             version: 1,
@@ -285,6 +294,7 @@ impl Program {
                 .url_prefix
                 .unwrap_or_else(|| self.url_prefix.clone()),
             name: changes.name.unwrap_or_else(|| self.name.clone()),
+            allow_rollback: changes.allow_rollback.unwrap_or(self.allow_rollback),
             state,
             version: self.version + 1,
             updated_at: now,
@@ -353,6 +363,7 @@ pub(crate) mod tests {
             alphabet: Alphabet::Alphanumeric,
             url_prefix: None,
             one_active_per_subject: false,
+            allow_rollback: true,
         };
         Program::create(ProgramId::generate(), TenantId::generate(), new, at(-10)).unwrap()
     }
@@ -373,6 +384,7 @@ pub(crate) mod tests {
             alphabet: Alphabet::Numeric,
             url_prefix: None,
             one_active_per_subject: false,
+            allow_rollback: true,
         };
         let error = Program::create(ProgramId::generate(), TenantId::generate(), new, at(0))
             .expect_err("10^6 < 1000 × 1001");

@@ -83,6 +83,7 @@ impl TicketState {
 /// #     alphabet: Alphabet::Humane,
 /// #     url_prefix: None,
 /// #     one_active_per_subject: false,
+/// #     allow_rollback: true,
 /// # };
 /// // `program` allows 2 redemptions per ticket and is open now.
 /// let program = Program::create(ProgramId::generate(), TenantId::generate(), new, now)?;

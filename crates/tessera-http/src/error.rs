@@ -103,6 +103,19 @@ impl ApiError {
         }
     }
 
+    /// `409 idempotency_in_progress` with `Retry-After`: the first request with
+    /// this `Idempotency-Key` is still running.
+    pub fn idempotency_in_progress() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::CONFLICT,
+                "idempotency_in_progress",
+                "The first request with this Idempotency-Key is still running; retry shortly.",
+            )
+        }
+    }
+
     /// `408 request_timeout`: the body did not arrive in time.
     pub fn request_timeout() -> Self {
         Self::new(
@@ -230,6 +243,21 @@ impl From<AppError> for ApiError {
                 StatusCode::CONFLICT,
                 "subject_has_active_ticket",
                 "This subject already has an active ticket in the program.",
+            ),
+            AppError::HoldNotActive => Self::new(
+                StatusCode::CONFLICT,
+                "hold_not_active",
+                "The hold expired, was released or was confirmed.",
+            ),
+            AppError::AlreadyRolledBack => Self::new(
+                StatusCode::CONFLICT,
+                "already_rolled_back",
+                "This redemption was already rolled back.",
+            ),
+            AppError::RollbackNotAllowed => Self::new(
+                StatusCode::CONFLICT,
+                "rollback_not_allowed",
+                "The program does not allow rolling back redemptions (allowRollback).",
             ),
             AppError::TooManyAttempts {
                 retry_after_seconds,

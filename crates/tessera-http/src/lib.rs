@@ -14,6 +14,7 @@ mod client_addr;
 pub mod dto;
 mod error;
 mod extract;
+mod idempotency;
 mod logging;
 pub mod metrics;
 mod openapi;
@@ -48,6 +49,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clon
             .app_data(extract::path_config());
         cfg.service(
             routes::scope()
+                .wrap(actix_web::middleware::from_fn(idempotency::idempotent))
                 .wrap(actix_web::middleware::from_fn(admission::admit))
                 .wrap(actix_web::middleware::from_fn(logging::log_request))
                 .default_service(web::to(routes::not_found)),

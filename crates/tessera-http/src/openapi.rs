@@ -6,7 +6,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{access, events, ops, programs, redeem, standalone, tickets, webhooks};
+use crate::routes::{
+    access, events, lifecycle, ops, programs, redeem, standalone, tickets, webhooks,
+};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -44,6 +46,12 @@ outage answers `503 unavailable` with `Retry-After`; too many failed redemptions
         tickets::update_ticket,
         tickets::revoke_ticket,
         redeem::redeem,
+        lifecycle::validate,
+        lifecycle::create_hold,
+        lifecycle::get_hold,
+        lifecycle::confirm_hold,
+        lifecycle::release_hold,
+        lifecycle::rollback,
         standalone::create_standalone,
         standalone::use_standalone,
         standalone::delete_standalone,

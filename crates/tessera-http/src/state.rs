@@ -21,6 +21,8 @@ pub struct AppState {
     pub programs: Arc<dyn ProgramUseCases>,
     pub tickets: Arc<dyn TicketUseCases>,
     pub redeem: Arc<dyn RedeemUseCases>,
+    pub lifecycle: Arc<dyn tessera_app::usecases::LifecycleUseCases>,
+    pub idempotency: Arc<dyn tessera_app::idempotency::IdempotencyUseCases>,
     pub standalone: Arc<dyn StandaloneUseCases>,
     pub health: Arc<dyn HealthUseCases>,
     /// Link pages and the code form.

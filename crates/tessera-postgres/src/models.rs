@@ -75,6 +75,7 @@ pub(crate) struct ProgramRow {
     pub alphabet: String,
     pub url_prefix: Option<String>,
     pub one_active_per_subject: bool,
+    pub allow_rollback: bool,
     pub state: String,
     pub issued_tickets: i64,
     pub version: i64,
@@ -99,6 +100,7 @@ impl ProgramRow {
             alphabet: Alphabet::from_str(&self.alphabet).map_err(bad)?,
             url_prefix: optional("program", self.url_prefix, UrlPrefix::try_from)?,
             one_active_per_subject: self.one_active_per_subject,
+            allow_rollback: self.allow_rollback,
             state: ProgramState::parse(&self.state)
                 .ok_or_else(|| corrupt("program", "unknown state"))?,
             issued_tickets: count("program", self.issued_tickets)?,
@@ -135,7 +137,21 @@ pub(crate) struct TicketRow {
         select_expression_type = programs::max_redemptions
     )]
     pub program_max_redemptions: i64,
+    /// Live holds, counted from `holds` (the ticket's `held` counter may still
+    /// include expired holds nobody has reaped).
+    #[diesel(
+        sql_type = BigInt,
+        select_expression = diesel::dsl::sql::<BigInt>(LIVE_HOLDS),
+        select_expression_type = diesel::expression::SqlLiteral<BigInt>
+    )]
+    pub held: i64,
 }
+
+/// The ticket's live holds as a scalar subquery over `tickets` (the table's own
+/// name, so it works both in the typed views and as `t` below).
+pub(crate) const LIVE_HOLDS: &str = "(SELECT count(*) FROM holds h \
+    WHERE h.tenant_id = tickets.tenant_id AND h.ticket_id = tickets.id \
+    AND h.state = 'held' AND h.expires_at > now())";
 
 impl TicketRow {
     pub fn into_view(self) -> Outcome<TicketView> {
@@ -165,6 +181,7 @@ impl TicketRow {
         Ok(TicketView {
             ticket,
             program_limit,
+            held: count("ticket", self.held)?,
         })
     }
 }
@@ -175,7 +192,9 @@ impl TicketRow {
 pub(crate) const TICKET_VIEW_COLUMNS: &str = "t.tenant_id, t.id, t.program_id, t.email, \
     t.subject, t.max_redemptions, t.redemptions, t.state, t.failed_attempts, t.payload, \
     t.last_redeemed_at, t.last_failed_at, t.created_at, t.version, \
-    p.max_redemptions AS program_max_redemptions";
+    p.max_redemptions AS program_max_redemptions, \
+    (SELECT count(*) FROM holds h WHERE h.tenant_id = t.tenant_id AND h.ticket_id = t.id \
+     AND h.state = 'held' AND h.expires_at > now()) AS held";
 
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = standalone_tickets, check_for_backend(Pg))]

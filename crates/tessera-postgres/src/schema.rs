@@ -39,6 +39,7 @@ diesel::table! {
         alphabet -> Text,
         url_prefix -> Nullable<Text>,
         one_active_per_subject -> Bool,
+        allow_rollback -> Bool,
         state -> Text,
         issued_tickets -> Int8,
         version -> Int8,

@@ -106,6 +106,7 @@ fn tessera_on(
         programs: store.clone(),
         tickets: store.clone(),
         redemptions: Arc::new(crate::history::MeteredRedemptions(store.clone())),
+        lifecycle: store.clone(),
         standalone: store.clone(),
         health: store.clone(),
         links: store,
@@ -252,6 +253,8 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
     let root = open_root_key(&settings, &store)?;
     let webhooks = Arc::new(webhooks(&settings, pool, &root)?);
     let (tessera, signer) = tessera_on(&settings, store.clone(), &root)?;
+    let idempotency = crate::kept_responses::idempotency(store.clone(), &root);
+    crate::kept_responses::spawn_purge(idempotency.clone());
     let tessera = Arc::new(tessera);
     tessera_http::metrics::install();
     let events = crate::history::event_service(&settings, Arc::new(SystemClock), store.clone());
@@ -268,6 +271,8 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
         programs: tessera.clone(),
         tickets: tessera.clone(),
         redeem: tessera.clone(),
+        lifecycle: tessera.clone(),
+        idempotency,
         standalone: tessera.clone(),
         health: tessera.clone(),
         links: tessera,

@@ -6,6 +6,7 @@ mod batch;
 mod clock;
 mod commands;
 mod history;
+mod kept_responses;
 mod settings;
 mod webhook_transport;
 mod webhook_worker;

@@ -2,6 +2,7 @@
 
 mod access;
 mod batch;
+mod lifecycle;
 mod links;
 mod operator;
 mod programs;
@@ -63,6 +64,7 @@ pub struct TesseraPorts {
     pub programs: Arc<dyn ProgramStore>,
     pub tickets: Arc<dyn TicketStore>,
     pub redemptions: Arc<dyn RedemptionStore>,
+    pub lifecycle: Arc<dyn crate::ports::LifecycleStore>,
     pub standalone: Arc<dyn StandaloneStore>,
     pub health: Arc<dyn HealthProbe>,
     pub links: Arc<dyn crate::links::LinkStore>,

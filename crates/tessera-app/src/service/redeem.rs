@@ -51,8 +51,42 @@ fn split_signed(presented: &str) -> (&str, Option<&str>) {
     }
 }
 
-impl RedeemUseCases for Tessera {
-    fn redeem(&self, caller: Option<Principal>, request: RedeemRequest) -> AppResult<Redemption> {
+/// A redemption attempt that passed every check made before the store: what the
+/// store evaluates, whether the caller sees reasons, and the throttle's ticket
+/// (dropped unsettled, it counts a failure).
+pub(super) struct Prepared<'a> {
+    pub admission: crate::throttle::Admission<'a>,
+    pub attempt: RedemptionAttempt,
+    pub detailed: bool,
+}
+
+impl Prepared<'_> {
+    /// The error a refusal answers: the reason for detailed callers, else
+    /// `invalid_code`.
+    pub fn fail(&self, reason: RedemptionFailure) -> AppError {
+        failure(self.detailed, self.attempt.program_id.as_str(), reason)
+    }
+}
+
+fn failure(detailed: bool, program: &str, reason: RedemptionFailure) -> AppError {
+    let error = if detailed {
+        AppError::Redemption(reason)
+    } else {
+        AppError::InvalidCode
+    };
+    tracing::debug!(program, error = %error, "redemption failed");
+    error
+}
+
+impl Tessera {
+    /// Everything a redemption, a validation and a hold check before the store:
+    /// the throttle's admission, the signature of a `signedCode`, the program
+    /// (and the tenant it names), the code's shape, and its hash.
+    pub(super) fn prepare(
+        &self,
+        caller: Option<&Principal>,
+        request: RedeemRequest,
+    ) -> AppResult<Prepared<'_>> {
         let now = self.ports.clock.now();
         let client = request.client;
         let named = request.program_id.as_ref();
@@ -95,16 +129,12 @@ impl RedeemUseCases for Tessera {
         let detailed = caller.is_some_and(|caller| {
             caller.tenant_id == facts.tenant_id && caller.role.allows(Permission::RedeemWithDetails)
         });
-        let fail = |reason: RedemptionFailure| {
-            let error = if detailed {
-                AppError::Redemption(reason)
-            } else {
-                AppError::InvalidCode
-            };
-            counted(error)
-        };
         let Some(code) = CodeInput(code_part).normalize(facts.alphabet, facts.ticket_length) else {
-            return Err(fail(RedemptionFailure::TicketNotFound));
+            return Err(failure(
+                detailed,
+                program_id.as_str(),
+                RedemptionFailure::TicketNotFound,
+            ));
         };
         let attempt = RedemptionAttempt {
             code_hash: self.ports.hasher.code_hash(&facts.tenant_id, &code),
@@ -116,12 +146,24 @@ impl RedeemUseCases for Tessera {
                 .filter(|email| !email.is_empty()),
             now,
         };
-        let grant = match self.ports.redemptions.redeem(&attempt)? {
+        Ok(Prepared {
+            admission,
+            attempt,
+            detailed,
+        })
+    }
+}
+
+impl RedeemUseCases for Tessera {
+    fn redeem(&self, caller: Option<Principal>, request: RedeemRequest) -> AppResult<Redemption> {
+        let prepared = self.prepare(caller.as_ref(), request)?;
+        let grant = match self.ports.redemptions.redeem(&prepared.attempt)? {
             Ok(grant) => grant,
-            Err(reason) => return Err(fail(reason)),
+            Err(reason) => return Err(prepared.fail(reason)),
         };
-        admission.succeeded();
-        tracing::debug!(program = %program_id, ticket = %grant.ticket_id, remaining = grant.remaining, "redeemed");
+        let now = prepared.attempt.now;
+        prepared.admission.succeeded();
+        tracing::debug!(program = %grant.program_id, ticket = %grant.ticket_id, remaining = grant.remaining, "redeemed");
         let access_token = self.ports.signer.access_token(&grant, now);
         Ok(Redemption {
             grant,

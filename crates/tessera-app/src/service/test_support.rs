@@ -186,6 +186,7 @@ pub(crate) fn new_program() -> NewProgram {
         alphabet: Alphabet::Alphanumeric,
         url_prefix: None,
         one_active_per_subject: false,
+        allow_rollback: true,
     }
 }
 
@@ -194,6 +195,7 @@ pub(crate) fn ticket_view(program: &Program) -> TicketView {
     TicketView {
         ticket: Ticket::new_active(program, NewTicketSpec::default(), now()),
         program_limit: program.max_redemptions,
+        held: 0,
     }
 }
 
@@ -231,6 +233,7 @@ pub(crate) struct Harness {
     pub(crate) programs: MockProgramStore,
     pub(crate) tickets: MockTicketStore,
     pub(crate) redemptions: MockRedemptionStore,
+    pub(crate) lifecycle: crate::ports::MockLifecycleStore,
     pub(crate) standalone: MockStandaloneStore,
     pub(crate) health: MockHealthProbe,
     pub(crate) links: MockLinkStore,
@@ -250,6 +253,7 @@ impl Harness {
             programs: MockProgramStore::new(),
             tickets: MockTicketStore::new(),
             redemptions: MockRedemptionStore::new(),
+            lifecycle: crate::ports::MockLifecycleStore::new(),
             standalone: MockStandaloneStore::new(),
             health: MockHealthProbe::new(),
             links: MockLinkStore::new(),
@@ -267,6 +271,7 @@ impl Harness {
                 programs: Arc::new(self.programs),
                 tickets: Arc::new(self.tickets),
                 redemptions: Arc::new(self.redemptions),
+                lifecycle: Arc::new(self.lifecycle),
                 standalone: Arc::new(self.standalone),
                 health: Arc::new(self.health),
                 links: Arc::new(self.links),

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod common;
 pub mod events;
+pub mod lifecycle;
 pub mod programs;
 pub mod redeem;
 pub mod standalone;

@@ -39,6 +39,8 @@ pub struct CreateProgramRequest {
     pub url_prefix: Option<String>,
     /// Default false.
     pub one_active_per_subject: Option<bool>,
+    /// Whether redemptions may be rolled back; default true.
+    pub allow_rollback: Option<bool>,
 }
 
 impl TryFrom<CreateProgramRequest> for NewProgram {
@@ -78,6 +80,7 @@ impl TryFrom<CreateProgramRequest> for NewProgram {
                 .unwrap_or_default(),
             url_prefix: body.url_prefix.map(UrlPrefix::try_from).transpose()?,
             one_active_per_subject: body.one_active_per_subject.unwrap_or(false),
+            allow_rollback: body.allow_rollback.unwrap_or(true),
         })
     }
 }
@@ -109,6 +112,9 @@ pub struct UpdateProgramRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, nullable)]
     pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool)]
+    pub allow_rollback: Option<Option<bool>>,
 }
 
 impl TryFrom<UpdateProgramRequest> for ProgramChanges {
@@ -132,10 +138,11 @@ impl TryFrom<UpdateProgramRequest> for ProgramChanges {
                 .name
                 .map(|name| name.map(Label::try_from).transpose())
                 .transpose()?,
+            allow_rollback: not_null("allowRollback", body.allow_rollback)?,
         };
         if changes.is_empty() {
             return Err(ApiError::invalid(
-                "The patch must set at least one of maxTickets, maxRedemptions, startTime, endTime, urlPrefix, name.",
+                "The patch must set at least one of maxTickets, maxRedemptions, startTime, endTime, urlPrefix, name, allowRollback.",
             ));
         }
         Ok(changes)
@@ -166,6 +173,7 @@ pub struct ProgramResponse {
     pub alphabet: &'static str,
     pub url_prefix: Option<String>,
     pub one_active_per_subject: bool,
+    pub allow_rollback: bool,
     /// `active` or `suspended`.
     #[schema(example = "active")]
     pub state: &'static str,
@@ -199,6 +207,7 @@ impl From<&Program> for ProgramResponse {
                 .as_ref()
                 .map(|url| url.as_str().to_owned()),
             one_active_per_subject: program.one_active_per_subject,
+            allow_rollback: program.allow_rollback,
             state: program.state.as_str(),
             issued_tickets: program.issued_tickets,
             version: program.version,

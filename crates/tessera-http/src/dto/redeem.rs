@@ -129,6 +129,8 @@ pub struct RedeemResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub program_id: Option<String>,
     pub ticket_id: String,
+    /// `rdm_...`: this redemption, for `POST /v1/redemptions/{id}/rollback`.
+    pub redemption_id: String,
     pub remaining: u32,
     pub group_addresses: Vec<String>,
     /// The ticket's payload as issued, or `null`.
@@ -158,6 +160,7 @@ impl RedeemResponse {
             object_id: grant.object_id,
             program_id: include_program_id.then(|| grant.program_id.to_string()),
             ticket_id: grant.ticket_id.to_string(),
+            redemption_id: grant.redemption_id.to_string(),
             remaining: grant.remaining,
             group_addresses: grant.group_addresses,
             payload: RawJson(grant.payload),

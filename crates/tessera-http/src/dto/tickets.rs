@@ -137,6 +137,9 @@ pub struct TicketResponse {
     /// The effective limit: min(the ticket's, the program's current one).
     pub max_redemptions: u32,
     pub redemptions: u32,
+    /// Live holds: uses reserved by `POST /v1/holds`, not yet confirmed.
+    pub held: u32,
+    /// Uses left, live holds counting as used.
     pub remaining: u32,
     /// `active`, `locked`, `disabled` or `revoked`.
     #[schema(example = "active")]
@@ -164,6 +167,7 @@ impl From<&TicketView> for TicketResponse {
             subject: ticket.subject.as_ref().map(|s| s.as_str().to_owned()),
             max_redemptions: effective_limit(ticket.max_redemptions, view.program_limit),
             redemptions: ticket.redemptions,
+            held: view.held,
             remaining: view.remaining(),
             state: ticket.state.as_str(),
             failed_attempts: ticket.failed_attempts,

@@ -3,6 +3,7 @@
 
 pub(crate) mod access;
 pub(crate) mod events;
+pub(crate) mod lifecycle;
 pub(crate) mod ops;
 pub(crate) mod programs;
 pub(crate) mod redeem;
@@ -20,6 +21,7 @@ use crate::error::ApiError;
 
 pub(crate) use access::*;
 pub(crate) use events::*;
+pub(crate) use lifecycle::*;
 pub(crate) use ops::*;
 pub(crate) use programs::*;
 pub(crate) use redeem::*;
@@ -98,6 +100,17 @@ pub(crate) fn scope() -> Scope {
         .service(
             resource("/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry")
                 .route(web::post().to(retry_delivery)),
+        )
+        .service(resource("/v1/redeem/validate").route(web::post().to(validate)))
+        .service(resource("/v1/holds").route(web::post().to(create_hold)))
+        .service(
+            resource("/v1/holds/{hold_id}")
+                .route(web::get().to(get_hold))
+                .route(web::delete().to(release_hold)),
+        )
+        .service(resource("/v1/holds/{hold_id}/confirm").route(web::post().to(confirm_hold)))
+        .service(
+            resource("/v1/redemptions/{redemption_id}/rollback").route(web::post().to(rollback)),
         )
 }
 

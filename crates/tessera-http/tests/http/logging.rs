@@ -113,6 +113,7 @@ fn secrets_logged_at_debug_are_redacted_by_their_types() {
             tenant_id: tenant(),
             program_id: program_id(),
             ticket_id: ticket_id(),
+            redemption_id: tessera_domain::RedemptionId::generate(),
             remaining: 0,
             object_id: "iq__3ax1".to_owned(),
             group_addresses: vec![],

@@ -6,6 +6,7 @@ mod access;
 mod errors;
 mod event_types;
 mod events;
+mod lifecycle;
 mod logging;
 mod ops;
 mod pages;

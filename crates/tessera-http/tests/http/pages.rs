@@ -41,6 +41,7 @@ fn redemption() -> Redemption {
             tenant_id: tenant(),
             program_id: program_id(),
             ticket_id: ticket_id(),
+            redemption_id: tessera_domain::RedemptionId::generate(),
             remaining: 1,
             object_id: "iq__3ax1".to_owned(),
             group_addresses: vec![],

@@ -38,6 +38,7 @@ async fn creating_a_program_answers_201_with_every_field() {
             "alphabet": "humane",
             "urlPrefix": "https://t.example/r/",
             "oneActivePerSubject": false,
+            "allowRollback": true,
             "state": "active",
             "issuedTickets": 2,
             "version": 3,

@@ -7,12 +7,15 @@ use tessera_domain::{Payload, RedemptionFailure, Role};
 
 use crate::support::*;
 
+const REDEMPTION_ID: &str = "rdm_33333333333333332222";
+
 fn redemption() -> Redemption {
     Redemption {
         grant: Grant {
             tenant_id: tenant(),
             program_id: program_id(),
             ticket_id: ticket_id(),
+            redemption_id: tessera_domain::RedemptionId::parse(REDEMPTION_ID).unwrap(),
             remaining: 99,
             object_id: "iq__3ax1".to_owned(),
             group_addresses: vec!["0x96bb".to_owned()],
@@ -52,6 +55,7 @@ async fn redeeming_by_program_id_answers_what_the_ticket_grants() {
         serde_json::json!({
             "objectId": "iq__3ax1",
             "ticketId": TICKET_ID,
+            "redemptionId": REDEMPTION_ID,
             "remaining": 99,
             "groupAddresses": ["0x96bb"],
             "payload": {"seat": "A1"},

@@ -32,6 +32,8 @@ pub struct Mocks {
     pub programs: MockProgramUseCases,
     pub tickets: MockTicketUseCases,
     pub redeem: MockRedeemUseCases,
+    pub lifecycle: tessera_app::usecases::MockLifecycleUseCases,
+    pub idempotency: tessera_app::idempotency::MockIdempotencyUseCases,
     pub standalone: MockStandaloneUseCases,
     pub health: MockHealthUseCases,
     pub links: MockLinkUseCases,
@@ -60,6 +62,8 @@ impl Mocks {
             programs: MockProgramUseCases::new(),
             tickets: MockTicketUseCases::new(),
             redeem: MockRedeemUseCases::new(),
+            lifecycle: tessera_app::usecases::MockLifecycleUseCases::new(),
+            idempotency: tessera_app::idempotency::MockIdempotencyUseCases::new(),
             standalone: MockStandaloneUseCases::new(),
             health: MockHealthUseCases::new(),
             links: MockLinkUseCases::new(),
@@ -90,6 +94,8 @@ impl Mocks {
             programs: Arc::new(self.programs),
             tickets: Arc::new(self.tickets),
             redeem: Arc::new(self.redeem),
+            lifecycle: Arc::new(self.lifecycle),
+            idempotency: Arc::new(self.idempotency),
             standalone: Arc::new(self.standalone),
             health: Arc::new(self.health),
             links: Arc::new(self.links),
@@ -253,6 +259,7 @@ pub fn new_program() -> NewProgram {
         alphabet: Alphabet::Humane,
         url_prefix: Some(UrlPrefix::try_from("https://t.example/r/".to_owned()).unwrap()),
         one_active_per_subject: false,
+        allow_rollback: true,
     }
 }
 
@@ -288,5 +295,6 @@ pub fn ticket_view() -> TicketView {
             version: 2,
         },
         program_limit: RedemptionLimit::try_from(3).unwrap(),
+        held: 0,
     }
 }

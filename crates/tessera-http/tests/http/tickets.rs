@@ -156,6 +156,7 @@ async fn a_ticket_reads_with_remaining_and_null_times() {
             "subject": null,
             "maxRedemptions": 3,
             "redemptions": 1,
+            "held": 0,
             "remaining": 2,
             "state": "active",
             "failedAttempts": 0,

@@ -1,3 +1,7 @@
+// The redemption statement takes one bind per input (tenant, code hash, program,
+// time, email, event ids, redemption id): the SQL function mirrors them.
+#![allow(clippy::too_many_arguments)]
+
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel::{
     sql_query, ExpressionMethods, OptionalExtension, PgConnection, QueryDsl, RunQueryDsl,
@@ -10,6 +14,7 @@ use tessera_domain::{
     EventId, EventType, Payload, RedemptionFailure, TicketId, TicketState,
     EMAIL_MISMATCHES_BEFORE_LOCK,
 };
+use tessera_domain::{ProgramId, RedemptionId, TenantId};
 
 use super::programs::find as find_program;
 use super::tickets::ticket_views;
@@ -43,21 +48,25 @@ diesel::define_sql_function! {
         email: Nullable<Text>,
         redeemed_event_id: Text,
         exhausted_event_id: Text,
+        redemption_id: Text,
     ) -> Record<(Text, Nullable<Text>, Text, Array<Text>, BigInt)>;
 }
 
 /// What `tessera_redeem` returns: ticket id, payload, object id, groups, remaining.
-type RedeemedRow = (String, Option<String>, String, Vec<String>, i64);
+pub(crate) type RedeemedRow = (String, Option<String>, String, Vec<String>, i64);
 
 /// The grant, built once from the statement's row and the attempt it answers.
-fn into_grant(
-    attempt: &RedemptionAttempt,
+pub(crate) fn into_grant(
+    tenant_id: &TenantId,
+    program_id: &ProgramId,
+    redemption_id: RedemptionId,
     (ticket_id, payload, object_id, group_addresses, remaining): RedeemedRow,
 ) -> Outcome<Grant> {
     Ok(Grant {
-        tenant_id: attempt.tenant_id.clone(),
-        program_id: attempt.program_id.clone(),
+        tenant_id: tenant_id.clone(),
+        program_id: program_id.clone(),
         ticket_id: TicketId::parse(&ticket_id).map_err(|e| corrupt("ticket", e))?,
+        redemption_id,
         remaining: u32::try_from(remaining).map_err(|e| corrupt("ticket", e))?,
         object_id,
         group_addresses,
@@ -69,6 +78,7 @@ fn into_grant(
 }
 
 fn try_redeem(conn: &mut PgConnection, attempt: &RedemptionAttempt) -> Outcome<Option<Grant>> {
+    let redemption_id = RedemptionId::generate();
     diesel::select(tessera_redeem(
         attempt.tenant_id.as_str(),
         &attempt.code_hash.0[..],
@@ -77,10 +87,11 @@ fn try_redeem(conn: &mut PgConnection, attempt: &RedemptionAttempt) -> Outcome<O
         attempt.email.as_deref(),
         EventId::generate().as_str(),
         EventId::generate().as_str(),
+        redemption_id.as_str(),
     ))
     .get_result::<RedeemedRow>(conn)
     .optional()?
-    .map(|row| into_grant(attempt, row))
+    .map(|row| into_grant(&attempt.tenant_id, &attempt.program_id, redemption_id, row))
     .transpose()
 }
 
@@ -100,6 +111,27 @@ fn find_ticket(
         .optional()?
         .map(TicketRow::into_view)
         .transpose()
+}
+
+diesel::define_sql_function! {
+    /// Expires the ticket's holds whose time is up and returns how many it still
+    /// counts (migration `redemption_lifecycle`).
+    fn tessera_reap_holds(tenant_id: Text, ticket_id: Text, now: Timestamptz) -> BigInt;
+}
+
+/// Reaps the ticket's expired holds; the live holds it still counts.
+fn reap_holds(
+    conn: &mut PgConnection,
+    attempt: &RedemptionAttempt,
+    ticket: &TicketId,
+) -> Outcome<u32> {
+    let held = diesel::select(tessera_reap_holds(
+        attempt.tenant_id.as_str(),
+        ticket.as_str(),
+        attempt.now,
+    ))
+    .get_result::<i64>(conn)?;
+    u32::try_from(held).map_err(|e| corrupt("ticket", e))
 }
 
 #[derive(diesel::QueryableByName)]
@@ -182,10 +214,17 @@ const CLASSIFY_ROUNDS: usize = 3;
 /// The reason is `Ticket::check_redeemable`'s, which must refuse exactly when
 /// `tessera_redeem` does (pinned by `tests/rules_agree.rs`): a rule only the SQL
 /// had would end here in "kept changing" instead of a reason.
-fn classify(
+///
+/// `retry` is the statement that refused (a redemption, a hold, a validation),
+/// run again when the rows say it should have matched. Holds are the one rule the
+/// domain's check does not see: when it says redeemable (or wrong email, which it
+/// checks after exhaustion), the ticket's expired holds are reaped and its live
+/// ones counted as used before deciding.
+pub(crate) fn classify<T>(
     conn: &mut PgConnection,
     attempt: &RedemptionAttempt,
-) -> Outcome<Result<Grant, RedemptionFailure>> {
+    retry: impl Fn(&mut PgConnection) -> Outcome<Option<T>>,
+) -> Outcome<Result<T, RedemptionFailure>> {
     for _ in 0..CLASSIFY_ROUNDS {
         let program = find_program(conn, &attempt.tenant_id, &attempt.program_id)?;
         let view = find_ticket(conn, attempt)?;
@@ -193,10 +232,17 @@ fn classify(
             record_failure(conn, attempt, None, RedemptionFailure::TicketNotFound)?;
             return Ok(Err(RedemptionFailure::TicketNotFound));
         };
-        match view
-            .ticket
-            .check_redeemable(&program, attempt.now, attempt.email.as_deref())
-        {
+        let email = attempt.email.as_deref();
+        let mut verdict = view.ticket.check_redeemable(&program, attempt.now, email);
+        if matches!(verdict, Ok(()) | Err(RedemptionFailure::EmailMismatch)) {
+            let held = reap_holds(conn, attempt, &view.ticket.id)?;
+            if held > 0 {
+                let mut counted = view.ticket.clone();
+                counted.redemptions = counted.redemptions.saturating_add(held);
+                verdict = counted.check_redeemable(&program, attempt.now, email);
+            }
+        }
+        match verdict {
             Err(RedemptionFailure::EmailMismatch) => {
                 if count_email_mismatch(conn, attempt, &view.ticket.id)? {
                     let reason = RedemptionFailure::EmailMismatch;
@@ -211,8 +257,8 @@ fn classify(
             }
             // Became redeemable after the UPDATE looked: try again.
             Ok(()) => {
-                if let Some(redeemed) = try_redeem(conn, attempt)? {
-                    return Ok(Ok(redeemed));
+                if let Some(done) = retry(conn)? {
+                    return Ok(Ok(done));
                 }
             }
         }
@@ -230,7 +276,9 @@ impl RedemptionStore for PgStore {
             if let Some(redeemed) = try_redeem(conn, attempt)? {
                 return Ok(Ok(redeemed));
             }
-            diesel::Connection::transaction(conn, |conn| classify(conn, attempt))
+            diesel::Connection::transaction(conn, |conn| {
+                classify(conn, attempt, |conn| try_redeem(conn, attempt))
+            })
         })
     }
 }

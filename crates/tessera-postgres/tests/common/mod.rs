@@ -77,6 +77,7 @@ pub fn new_program(tenant: &TenantId, tweak: impl FnOnce(&mut NewProgram)) -> Pr
         alphabet: Alphabet::Alphanumeric,
         url_prefix: None,
         one_active_per_subject: false,
+        allow_rollback: true,
     };
     tweak(&mut new);
     Program::create(ProgramId::generate(), tenant.clone(), new, at(-50)).unwrap()

@@ -3,6 +3,7 @@
 mod access;
 mod batch;
 mod health;
+mod lifecycle;
 mod links;
 mod operator;
 mod programs;

@@ -59,6 +59,7 @@ fn redeemed(program: &Program) -> Grant {
         tenant_id: program.tenant_id.clone(),
         program_id: program.id.clone(),
         ticket_id: TicketId::generate(),
+        redemption_id: tessera_domain::RedemptionId::generate(),
         remaining: 99,
         object_id: "iq__3ax1".to_owned(),
         group_addresses: vec!["0x96bb".to_owned()],

@@ -53,6 +53,7 @@ fn refuse_code_accept_good_code(h: &mut Harness, tenant_id: &tessera_domain::Ten
                 tenant_id: tenant_id.clone(),
                 program_id: tessera_domain::ProgramId::generate(),
                 ticket_id: granted.clone(),
+                redemption_id: tessera_domain::RedemptionId::generate(),
                 remaining: 1,
                 object_id: "iq__3ax1".to_owned(),
                 group_addresses: vec![],
