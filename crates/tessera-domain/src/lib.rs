@@ -6,11 +6,13 @@
 #![warn(missing_docs)]
 
 mod api_key;
+mod check;
 mod code;
 mod email;
 mod error;
 mod event;
 mod id;
+mod pattern;
 mod program;
 mod redacted;
 mod redemption;
@@ -20,11 +22,13 @@ mod ticket;
 mod values;
 
 pub use api_key::{ApiKeySecret, Permission, Role};
+pub use check::{check_character, has_valid_check};
 pub use code::{Alphabet, Code, CodeInput, TicketLength};
 pub use email::Email;
 pub use error::DomainError;
 pub use event::EventType;
 pub use id::{ApiKeyId, EventId, LinkToken, ProgramId, StandaloneTicketId, TenantId, TicketId};
+pub use pattern::CodePattern;
 pub use program::{NewProgram, Program, ProgramChanges, ProgramState};
 pub use redacted::{
     ExposeSecret, OperatorToken, PresentedApiKey, PresentedCode, PresentedTicket, SignedCode,

@@ -34,6 +34,10 @@ pub enum RedemptionFailure {
     ProgramNotStarted,
     /// The program's validity window has closed.
     ProgramEnded,
+    /// The ticket has a per-redeemer limit and no `redeemerId` was presented.
+    RedeemerRequired,
+    /// The presented redeemer has used its share of the ticket.
+    RedeemerLimitReached,
 }
 
 impl RedemptionFailure {
@@ -49,6 +53,8 @@ impl RedemptionFailure {
             RedemptionFailure::ProgramSuspended => "program_suspended",
             RedemptionFailure::ProgramNotStarted => "program_not_started",
             RedemptionFailure::ProgramEnded => "program_ended",
+            RedemptionFailure::RedeemerRequired => "redeemer_required",
+            RedemptionFailure::RedeemerLimitReached => "redeemer_limit_reached",
         }
     }
 
@@ -64,6 +70,8 @@ impl RedemptionFailure {
             RedemptionFailure::ProgramSuspended,
             RedemptionFailure::ProgramNotStarted,
             RedemptionFailure::ProgramEnded,
+            RedemptionFailure::RedeemerRequired,
+            RedemptionFailure::RedeemerLimitReached,
         ]
         .into_iter()
         .find(|failure| failure.code() == raw)
@@ -81,6 +89,10 @@ impl RedemptionFailure {
             RedemptionFailure::ProgramSuspended => "The program is suspended.",
             RedemptionFailure::ProgramNotStarted => "The program has not started yet.",
             RedemptionFailure::ProgramEnded => "The program has ended.",
+            RedemptionFailure::RedeemerRequired => "The ticket needs a redeemerId.",
+            RedemptionFailure::RedeemerLimitReached => {
+                "This redeemer has used its share of the ticket."
+            }
         }
     }
 }
@@ -111,6 +123,8 @@ mod tests {
         for failure in [
             RedemptionFailure::TicketLocked,
             RedemptionFailure::ProgramEnded,
+            RedemptionFailure::RedeemerRequired,
+            RedemptionFailure::RedeemerLimitReached,
         ] {
             assert_eq!(RedemptionFailure::parse(failure.code()), Some(failure));
         }

@@ -51,6 +51,8 @@ fn main() -> Result<(), DomainError> {
         alphabet: Alphabet::Numeric,
         url_prefix: None,
         one_active_per_subject: false,
+        code_pattern: None,
+        check_digit: false,
     };
     let program = Program::create(ProgramId::generate(), TenantId::generate(), new, start)?;
     let before = program.check_redeemable(start - Duration::seconds(1));

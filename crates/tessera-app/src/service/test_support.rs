@@ -186,6 +186,8 @@ pub(crate) fn new_program() -> NewProgram {
         alphabet: Alphabet::Alphanumeric,
         url_prefix: None,
         one_active_per_subject: false,
+        code_pattern: None,
+        check_digit: false,
     }
 }
 
@@ -199,6 +201,7 @@ pub(crate) fn ticket_view(program: &Program) -> TicketView {
             email: None,
             subject: None,
             max_redemptions: None,
+            per_redeemer_limit: None,
             redemptions: 0,
             state: TicketState::Active,
             failed_attempts: 0,

@@ -77,6 +77,8 @@ pub fn new_program(tenant: &TenantId, tweak: impl FnOnce(&mut NewProgram)) -> Pr
         alphabet: Alphabet::Alphanumeric,
         url_prefix: None,
         one_active_per_subject: false,
+        code_pattern: None,
+        check_digit: false,
     };
     tweak(&mut new);
     Program::create(ProgramId::generate(), tenant.clone(), new, at(-50)).unwrap()
@@ -104,6 +106,7 @@ pub fn ticket(program: &Program) -> Ticket {
         email: None,
         subject: None,
         max_redemptions: None,
+        per_redeemer_limit: None,
         redemptions: 0,
         state: TicketState::Active,
         failed_attempts: 0,
