@@ -66,6 +66,15 @@ pub struct NewTicket {
     pub link_hash: Option<SecretHash>,
 }
 
+/// An admin's change to a ticket (`PATCH /v1/tickets/{id}`): its state, its own
+/// limit (a refill), or both, in one versioned write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TicketChanges {
+    pub state: Option<tessera_domain::TicketState>,
+    /// The ticket's own limit; the effective one stays min(this, the program's).
+    pub max_redemptions: Option<RedemptionLimit>,
+}
+
 /// One redemption attempt, as the store evaluates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedemptionAttempt {
@@ -75,6 +84,9 @@ pub struct RedemptionAttempt {
     /// The presented email, trimmed and lower-cased; `None` when none was given.
     pub email: Option<String>,
     pub now: DateTime<Utc>,
+    /// The keyed hash of the presented `redeemerId`, if any: what per-redeemer
+    /// limits count under.
+    pub redeemer: Option<SecretHash>,
 }
 
 /// What a successful redemption grants: built once from the store's row, then

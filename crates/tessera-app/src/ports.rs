@@ -15,7 +15,7 @@ use thiserror::Error;
 
 use crate::model::{
     AccessToken, ApiKey, Grant, NewTicket, Page, RedemptionAttempt, SecretHash, StandaloneDeletion,
-    StandaloneUse, Tenant, TicketView,
+    StandaloneUse, Tenant, TicketChanges, TicketView,
 };
 
 /// How a store failed. Each method's documentation says which variants it MUST
@@ -35,6 +35,11 @@ pub enum StoreError {
     /// A keyed hash that must be unique already exists; nothing was written.
     #[error("duplicate secret hash")]
     DuplicateSecret,
+    /// A ticket's code hash already exists in the tenant (`tickets_code_hash_unique`);
+    /// nothing was written. For a generated code: retry with a fresh one; for a
+    /// chosen or imported code: `code_taken`.
+    #[error("code already in the tenant")]
+    CodeTaken,
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
@@ -74,6 +79,9 @@ pub trait SecretHasher: Send + Sync {
     fn api_key_hash(&self, presented_key: &str) -> SecretHash;
     fn standalone_hash(&self, tenant: &TenantId, token: &StandaloneToken) -> SecretHash;
     fn link_hash(&self, token: &LinkToken) -> SecretHash;
+    /// The key a `redeemerId` is counted under: not a secret, but possibly
+    /// personal data, so it is stored only hashed. Scoped by tenant.
+    fn redeemer_hash(&self, tenant: &TenantId, redeemer: &str) -> SecretHash;
 }
 
 /// Tenants and their API keys.
@@ -148,6 +156,18 @@ pub trait TicketStore: Send + Sync {
         tenant: &TenantId,
         id: &TicketId,
         state: TicketState,
+        expected_version: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<TicketView>;
+    /// Applies `changes` (state and/or own limit) iff the stored version is
+    /// `expected_version`, one version later; setting `active` also clears
+    /// `failedAttempts`. Writes `ticket.updated` with what changed.
+    /// MUST return `NotFound` or `VersionConflict`.
+    fn update_ticket(
+        &self,
+        tenant: &TenantId,
+        id: &TicketId,
+        changes: TicketChanges,
         expected_version: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<TicketView>;

@@ -8,11 +8,13 @@ use std::net::IpAddr;
 use tessera_domain::{
     ApiKeyId, ApiKeySecret, BatchSize, Code, Email, Label, NewProgram, PageRequest, Payload,
     PresentedApiKey, PresentedCode, PresentedTicket, Program, ProgramChanges, ProgramId,
-    RedemptionLimit, Role, SignedCode, StandaloneTicket, StandaloneToken, Subject, TenantId,
+    RedeemerId, RedemptionLimit, Role, SignedCode, StandaloneTicket, StandaloneToken, Subject, TenantId,
     TenantName, TicketId, TicketLink, TicketState, Ttl, Uses,
 };
 
-use crate::model::{AccessToken, ApiKey, Grant, Page, StandaloneUse, Tenant, TicketView};
+use crate::model::{
+    AccessToken, ApiKey, Grant, Page, StandaloneUse, Tenant, TicketChanges, TicketView,
+};
 use crate::AppResult;
 
 /// Who is calling: the tenant and role of the API key presented.
@@ -73,6 +75,11 @@ pub struct IssueRequest {
     pub payload: Option<Payload>,
     /// Also return the code signed (`signedCode`), verifiable offline.
     pub signed: bool,
+    /// A code the issuer chose instead of a generated one, exactly as sent; the
+    /// program's alphabet normalises it (`Program::chosen_code`).
+    pub code: Option<PresentedCode>,
+    /// Uses each distinct `redeemerId` may have.
+    pub per_redeemer_limit: Option<RedemptionLimit>,
 }
 
 /// A freshly issued ticket, with its code: the only time the code is shown.
@@ -153,6 +160,15 @@ pub trait TicketUseCases: Send + Sync {
         state: TicketState,
         if_match: Option<i64>,
     ) -> AppResult<TicketView>;
+    /// Changes the state and/or the ticket's own limit (a refill) in one versioned
+    /// write; with `if_match`, only at that version.
+    fn update_ticket(
+        &self,
+        caller: &Principal,
+        id: &TicketId,
+        changes: TicketChanges,
+        if_match: Option<i64>,
+    ) -> AppResult<TicketView>;
     fn revoke_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<()>;
 }
 
@@ -167,6 +183,8 @@ pub struct RedeemRequest {
     /// The code (or `signedCode`) exactly as presented.
     pub code: PresentedCode,
     pub email: Option<String>,
+    /// Who redeems, for tickets with a per-redeemer limit.
+    pub redeemer_id: Option<RedeemerId>,
     /// The client's address, for throttling failed attempts; `None` when unknown.
     pub client: Option<IpAddr>,
 }

@@ -97,6 +97,42 @@ impl RedemptionFailure {
     }
 }
 
+/// Who redeems (`redeemerId`): 1..256 characters, counted against a ticket's
+/// `per_redeemer_limit`.
+///
+/// ```
+/// use tessera_domain::RedeemerId;
+///
+/// assert_eq!(RedeemerId::try_from("user-42".to_owned())?.as_str(), "user-42");
+/// assert_eq!(RedeemerId::try_from(String::new()).unwrap_err().field, "redeemerId");
+/// assert!(RedeemerId::try_from("x".repeat(257)).is_err());
+/// # Ok::<(), tessera_domain::DomainError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RedeemerId(String);
+
+impl RedeemerId {
+    /// The id as presented.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RedeemerId {
+    type Error = crate::DomainError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        if (1..=256).contains(&raw.chars().count()) {
+            Ok(Self(raw))
+        } else {
+            Err(crate::DomainError::new(
+                "redeemerId",
+                "must be 1 to 256 characters",
+            ))
+        }
+    }
+}
+
 /// A ticket may be redeemed min(its own limit, its program's) times: lowering the
 /// program's limit applies to tickets already issued.
 /// A ticket issued without a limit of its own follows its program's.

@@ -209,6 +209,14 @@ impl From<AppError> for ApiError {
                 "subject_has_active_ticket",
                 "This subject already has an active ticket in the program.",
             ),
+            error @ AppError::CodeTaken { .. } => {
+                Self::new(StatusCode::CONFLICT, "code_taken", error.to_string())
+            }
+            AppError::MistypedCode => Self::new(
+                StatusCode::NOT_FOUND,
+                "invalid_code",
+                "The code is mistyped.",
+            ),
             AppError::TooManyAttempts {
                 retry_after_seconds,
             } => Self::too_many_attempts(retry_after_seconds),

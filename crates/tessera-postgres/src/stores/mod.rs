@@ -4,6 +4,7 @@ mod access;
 mod batch;
 mod health;
 mod programs;
+mod refill;
 mod redemption;
 mod standalone;
 mod tickets;

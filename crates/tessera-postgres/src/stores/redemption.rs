@@ -16,7 +16,7 @@ use super::tickets::ticket_views;
 use crate::error::{corrupt, Outcome};
 use crate::events::{record, Event};
 use crate::models::TicketRow;
-use crate::schema::tickets;
+use crate::schema::{redeemer_uses, tickets};
 use crate::PgStore;
 
 diesel::define_sql_function! {
@@ -43,6 +43,7 @@ diesel::define_sql_function! {
         email: Nullable<Text>,
         redeemed_event_id: Text,
         exhausted_event_id: Text,
+        redeemer_key: Nullable<Bytea>,
     ) -> Record<(Text, Nullable<Text>, Text, Array<Text>, BigInt)>;
 }
 
@@ -77,6 +78,7 @@ fn try_redeem(conn: &mut PgConnection, attempt: &RedemptionAttempt) -> Outcome<O
         attempt.email.as_deref(),
         EventId::generate().as_str(),
         EventId::generate().as_str(),
+        attempt.redeemer.as_ref().map(|hash| &hash.0[..]),
     ))
     .get_result::<RedeemedRow>(conn)
     .optional()?
@@ -100,6 +102,28 @@ fn find_ticket(
         .optional()?
         .map(TicketRow::into_view)
         .transpose()
+}
+
+/// How many uses the attempt's redeemer has had of `ticket`; `None` when the
+/// attempt names no redeemer. Read only while classifying a refusal.
+fn redeemer_uses(
+    conn: &mut PgConnection,
+    attempt: &RedemptionAttempt,
+    ticket: &TicketId,
+) -> Outcome<Option<u32>> {
+    let Some(key) = attempt.redeemer else {
+        return Ok(None);
+    };
+    let uses: Option<i64> = redeemer_uses::table
+        .filter(redeemer_uses::tenant_id.eq(attempt.tenant_id.as_str()))
+        .filter(redeemer_uses::ticket_id.eq(ticket.as_str()))
+        .filter(redeemer_uses::redeemer_key.eq(&key.0[..]))
+        .select(redeemer_uses::uses)
+        .get_result(conn)
+        .optional()?;
+    Ok(Some(
+        u32::try_from(uses.unwrap_or(0)).map_err(|e| corrupt("redeemer uses", e))?,
+    ))
 }
 
 #[derive(diesel::QueryableByName)]
@@ -193,9 +217,11 @@ fn classify(
             record_failure(conn, attempt, None, RedemptionFailure::TicketNotFound)?;
             return Ok(Err(RedemptionFailure::TicketNotFound));
         };
+        let uses = redeemer_uses(conn, attempt, &view.ticket.id)?;
         match view
             .ticket
             .check_redeemable(&program, attempt.now, attempt.email.as_deref())
+            .and_then(|()| view.ticket.check_redeemer(uses))
         {
             Err(RedemptionFailure::EmailMismatch) => {
                 if count_email_mismatch(conn, attempt, &view.ticket.id)? {

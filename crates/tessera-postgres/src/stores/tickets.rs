@@ -5,7 +5,7 @@ use diesel::{
     PgConnection, QueryDsl, QueryableByName, RunQueryDsl, SelectableHelper,
 };
 use serde_json::json;
-use tessera_app::model::{NewTicket, Page, TicketView};
+use tessera_app::model::{NewTicket, Page, TicketChanges, TicketView};
 use tessera_app::ports::{StoreError, StoreResult, TicketStore};
 use tessera_domain::{
     EventType, PageRequest, Program, ProgramId, TenantId, Ticket, TicketId, TicketState,
@@ -75,6 +75,9 @@ fn insert_ticket(conn: &mut PgConnection, new: &NewTicket, exclusive: bool) -> O
             tickets::last_failed_at.eq(ticket.last_failed_at),
             tickets::created_at.eq(ticket.created_at),
             tickets::version.eq(ticket.version),
+            tickets::per_redeemer_limit.eq(ticket
+                .per_redeemer_limit
+                .map(|limit| i64::from(limit.get()))),
         ))
         .execute(conn)?;
     Ok(())
@@ -229,6 +232,17 @@ impl TicketStore for PgStore {
             )?;
             Ok(view)
         })
+    }
+
+    fn update_ticket(
+        &self,
+        tenant: &TenantId,
+        id: &TicketId,
+        changes: TicketChanges,
+        expected_version: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<TicketView> {
+        self.in_transaction(|conn| super::refill::update(conn, tenant, id, changes, expected_version, now))
     }
 
     fn revoke(&self, tenant: &TenantId, id: &TicketId, now: DateTime<Utc>) -> StoreResult<()> {
