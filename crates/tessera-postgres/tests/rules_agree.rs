@@ -213,6 +213,7 @@ fn judge(
         code_hash: hash(&code),
         email: attempt_email(case.email.presented()),
         now: case.window.now(),
+        redeemer: None,
     };
 
     // The domain judges the rows as stored, read back through the store.

@@ -135,6 +135,14 @@ pub(crate) fn fake_hasher() -> MockSecretHasher {
         .expect_link_hash()
         .returning(|token| link_hash_of(token.expose_secret()));
     hasher
+        .expect_redeemer_hash()
+        .returning(|tenant_id, redeemer| redeemer_hash_of(tenant_id, redeemer));
+    hasher
+}
+
+/// What the fake hasher answers for a `redeemerId`.
+pub(crate) fn redeemer_hash_of(tenant_id: &TenantId, redeemer: &str) -> SecretHash {
+    fake_hash(&["redeemer", tenant_id.as_str(), redeemer])
 }
 
 /// The access token the harness's default signer hands out for any claims.

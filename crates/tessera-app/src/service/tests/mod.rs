@@ -8,4 +8,5 @@ mod programs;
 mod redeem;
 mod standalone;
 mod throttling;
+mod codes;
 mod tickets;

@@ -51,6 +51,8 @@ fn an_issuer_issues_a_ticket_whose_code_hashes_to_what_was_stored() {
         subject: Some(Subject::try_from("user-7".to_owned()).expect("valid subject")),
         payload: Some(Payload::from_json_text("{\"seat\":\"A1\"}".to_owned()).expect("payload")),
         signed: false,
+        code: None,
+        per_redeemer_limit: None,
     };
     let issued = h
         .build()

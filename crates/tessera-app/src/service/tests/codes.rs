@@ -1,0 +1,245 @@
+//! Codes people bring: chosen codes, check characters, per-redeemer limits and
+//! refills, as the use cases apply them.
+
+use mockall::predicate::eq;
+use tessera_domain::{
+    check_character, Alphabet, CodePattern, PresentedCode, RedeemerId, RedemptionFailure,
+    RedemptionLimit, TicketState,
+};
+
+use super::redeem::{expect_locate, fail_with, request};
+use crate::model::{NewTicket, TicketChanges};
+use crate::ports::StoreError;
+use crate::service::test_support::*;
+use crate::usecases::{IssueRequest, RedeemRequest, RedeemUseCases, TicketUseCases};
+use crate::{AppError, Limits};
+
+fn chosen(raw: &str) -> IssueRequest {
+    IssueRequest {
+        code: Some(PresentedCode::new(raw)),
+        ..IssueRequest::default()
+    }
+}
+
+fn expect_program(h: &mut Harness, program: &tessera_domain::Program) {
+    let returned = program.clone();
+    h.programs
+        .expect_get()
+        .with(eq(tenant()), eq(program.id.clone()))
+        .returning(move |_, _| Ok(returned.clone()));
+}
+
+#[test]
+fn a_chosen_code_is_normalised_by_the_alphabet_and_stored_only_as_its_hash() {
+    let mut program = program();
+    program.alphabet = Alphabet::Humane;
+    let mut h = Harness::new();
+    expect_program(&mut h, &program);
+    let seen = Recorder::<NewTicket>::new();
+    let record = seen.clone();
+    h.tickets.expect_issue().times(1).returning(move |new, _| {
+        record.record(new.clone());
+        Ok(())
+    });
+    let issued = h
+        .build()
+        .issue_ticket(&issuer(), &program.id, chosen("summer-25"))
+        .expect("issued");
+    assert_eq!(issued.code.expose_secret(), "SUMMER25");
+    let [stored] = seen.all().try_into().expect("one issue");
+    assert_eq!(stored.code_hash, code_hash_of(&tenant(), "SUMMER25"));
+}
+
+#[test]
+fn a_taken_chosen_code_is_code_taken_at_once_without_a_retry() {
+    let program = program();
+    let mut h = Harness::new();
+    expect_program(&mut h, &program);
+    h.tickets
+        .expect_issue()
+        .times(1)
+        .returning(|_, _| Err(StoreError::CodeTaken));
+    assert_eq!(
+        h.build()
+            .issue_ticket(&issuer(), &program.id, chosen("SUMMER25")),
+        Err(AppError::CodeTaken { lines: vec![] })
+    );
+}
+
+#[test]
+fn a_generated_code_that_collides_is_drawn_again() {
+    let program = program();
+    let mut h = Harness::new();
+    expect_program(&mut h, &program);
+    let mut calls = 0;
+    h.tickets.expect_issue().times(2).returning(move |_, _| {
+        calls += 1;
+        if calls == 1 {
+            Err(StoreError::CodeTaken)
+        } else {
+            Ok(())
+        }
+    });
+    assert!(h
+        .build()
+        .issue_ticket(&issuer(), &program.id, IssueRequest::default())
+        .is_ok());
+}
+
+#[test]
+fn a_chosen_code_without_its_check_character_is_refused_before_the_store() {
+    let mut program = program();
+    program.alphabet = Alphabet::Numeric;
+    program.check_digit = true;
+    let mut h = Harness::new();
+    expect_program(&mut h, &program);
+    // No expect_issue: reaching the store fails the test.
+    let error = h
+        .build()
+        .issue_ticket(&issuer(), &program.id, chosen("79927398714"))
+        .expect_err("wrong check");
+    assert!(matches!(error, AppError::Invalid(ref e) if e.field == "code"), "{error:?}");
+}
+
+#[test]
+fn a_patterned_code_is_hashed_without_its_dashes() {
+    let mut program = program();
+    program.alphabet = Alphabet::Humane;
+    program.code_pattern = Some(CodePattern::parse("TSR-####-####", Alphabet::Humane).unwrap());
+    program.ticket_length = program.code_pattern.as_ref().unwrap().ticket_length();
+    program.check_digit = true;
+    let mut h = Harness::new();
+    expect_program(&mut h, &program);
+    let seen = Recorder::<NewTicket>::new();
+    let record = seen.clone();
+    h.tickets.expect_issue().returning(move |new, _| {
+        record.record(new.clone());
+        Ok(())
+    });
+    let issued = h
+        .build()
+        .issue_ticket(&issuer(), &program.id, IssueRequest::default())
+        .expect("issued");
+    let shown = issued.code.expose_secret();
+    assert_eq!(shown.len(), "TSR-####-####".len() + 1);
+    assert!(shown.starts_with("TSR-"));
+    let canonical = shown.replace('-', "");
+    let [stored] = seen.all().try_into().expect("one issue");
+    assert_eq!(stored.code_hash, code_hash_of(&tenant(), &canonical));
+}
+
+fn check_digit_program() -> tessera_domain::Program {
+    let mut program = program();
+    program.alphabet = Alphabet::Numeric;
+    program.check_digit = true;
+    program
+}
+
+#[test]
+fn a_mistyped_code_is_refused_before_any_lookup_and_not_counted() {
+    let program = check_digit_program();
+    for caller in [None, Some(redeemer())] {
+        let mut h = Harness::new();
+        // A budget of one failure: were mistyped codes counted, the second
+        // attempt below would be refused with too_many_attempts.
+        h.limits = Limits {
+            redeem_failures_per_minute: 1,
+            ..Limits::default()
+        };
+        expect_locate(&mut h, &program);
+        // No expect_redeem: a lookup would fail the test.
+        let app = h.build();
+        for _ in 0..5 {
+            assert_eq!(
+                app.redeem(caller.clone(), request(&program, "7992-7398-714")),
+                Err(AppError::MistypedCode)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_code_with_a_valid_check_character_is_looked_up_by_its_canonical_hash() {
+    let program = check_digit_program();
+    let body = "7992739871";
+    let code = format!("{body}{}", check_character(Alphabet::Numeric, body).unwrap());
+    let mut h = Harness::new();
+    expect_locate(&mut h, &program);
+    let seen = fail_with(&mut h, RedemptionFailure::TicketNotFound);
+    let _ = h
+        .build()
+        .redeem(None, request(&program, &format!("{} {}", &code[..5], &code[5..])));
+    let [attempt] = seen.all().try_into().expect("one lookup");
+    assert_eq!(attempt.code_hash, code_hash_of(&tenant(), &code));
+}
+
+#[test]
+fn the_redeemer_id_reaches_the_store_only_as_its_keyed_hash() {
+    let program = program();
+    let mut h = Harness::new();
+    expect_locate(&mut h, &program);
+    let seen = fail_with(&mut h, RedemptionFailure::RedeemerLimitReached);
+    let request = RedeemRequest {
+        redeemer_id: Some(RedeemerId::try_from("user-42".to_owned()).unwrap()),
+        ..request(&program, "aB3dE6")
+    };
+    assert_eq!(
+        h.build().redeem(Some(redeemer()), request),
+        Err(AppError::Redemption(RedemptionFailure::RedeemerLimitReached))
+    );
+    let [attempt] = seen.all().try_into().expect("one attempt");
+    assert_eq!(attempt.redeemer, Some(redeemer_hash_of(&tenant(), "user-42")));
+}
+
+#[test]
+fn a_refill_writes_the_new_limit_at_the_version_read() {
+    let mut h = Harness::new();
+    let view = ticket_view(&program());
+    let id = view.ticket.id.clone();
+    let current = view.clone();
+    h.tickets
+        .expect_get()
+        .returning(move |_, _| Ok(current.clone()));
+    let limit = RedemptionLimit::try_from(9).unwrap();
+    let changes = TicketChanges {
+        state: None,
+        max_redemptions: Some(limit),
+    };
+    let answered = view.clone();
+    h.tickets
+        .expect_update_ticket()
+        .with(
+            eq(tenant()),
+            eq(id.clone()),
+            eq(changes),
+            eq(view.ticket.version),
+            eq(now()),
+        )
+        .times(1)
+        .returning(move |_, _, _, _, _| Ok(answered.clone()));
+    assert!(h.build().update_ticket(&admin(), &id, changes, None).is_ok());
+}
+
+#[test]
+fn a_refill_is_for_admins_and_not_of_revoked_tickets() {
+    let changes = TicketChanges {
+        state: None,
+        max_redemptions: Some(RedemptionLimit::try_from(2).unwrap()),
+    };
+    let h = Harness::new();
+    let id = ticket_view(&program()).ticket.id;
+    assert_eq!(
+        h.build().update_ticket(&issuer(), &id, changes, None),
+        Err(AppError::Forbidden)
+    );
+    let mut h = Harness::new();
+    let mut revoked = ticket_view(&program());
+    revoked.ticket.state = TicketState::Revoked;
+    h.tickets
+        .expect_get()
+        .returning(move |_, _| Ok(revoked.clone()));
+    assert!(matches!(
+        h.build().update_ticket(&admin(), &id, changes, None),
+        Err(AppError::Invalid(_))
+    ));
+}
