@@ -168,6 +168,7 @@ pub fn attempt_at(
         code_hash: hash(code),
         email: email.map(str::to_owned),
         now,
+        redeemer: None,
     }
 }
 
