@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use tessera_domain::{
     ApiKeyId, ApiKeySecret, BatchSize, Code, Email, Label, NewProgram, PageRequest, Payload,
     PresentedApiKey, PresentedCode, PresentedTicket, Program, ProgramChanges, ProgramId,
-    RedeemerId, RedemptionLimit, Role, SignedCode, StandaloneTicket, StandaloneToken, Subject, TenantId,
-    TenantName, TicketId, TicketLink, TicketState, Ttl, Uses,
+    RedeemerId, RedemptionLimit, Role, SignedCode, StandaloneTicket, StandaloneToken, Subject,
+    TenantId, TenantName, TicketId, TicketLink, TicketState, Ttl, Uses,
 };
 
 use crate::model::{

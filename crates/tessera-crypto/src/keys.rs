@@ -172,7 +172,10 @@ impl SecretHasher for Keyring {
     }
 
     fn redeemer_hash(&self, tenant: &TenantId, redeemer: &str) -> SecretHash {
-        mac(&self.redeemer, &[tenant.as_str().as_bytes(), redeemer.as_bytes()])
+        mac(
+            &self.redeemer,
+            &[tenant.as_str().as_bytes(), redeemer.as_bytes()],
+        )
     }
 }
 
@@ -203,7 +206,10 @@ mod tests {
             one.redeemer_hash(&tenant, "ann"),
             one.redeemer_hash(&TenantId::generate(), "ann")
         );
-        assert_ne!(one.redeemer_hash(&tenant, "ann"), two.redeemer_hash(&tenant, "ann"));
+        assert_ne!(
+            one.redeemer_hash(&tenant, "ann"),
+            two.redeemer_hash(&tenant, "ann")
+        );
     }
 
     #[test]

@@ -163,7 +163,8 @@ mod tests {
                         let code = with_check(alphabet, &text(alphabet, &body));
                         let mut swapped = prefix;
                         swapped.extend([b, a]);
-                        let typo = format!("{}{}", text(alphabet, &swapped), &code[code.len() - 1..]);
+                        let typo =
+                            format!("{}{}", text(alphabet, &swapped), &code[code.len() - 1..]);
                         let blind = (a == 0 && b == n - 1) || (a == n - 1 && b == 0);
                         assert_eq!(has_valid_check(alphabet, &typo), blind, "{code} → {typo}");
                     }

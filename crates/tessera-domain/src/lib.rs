@@ -34,7 +34,9 @@ pub use redacted::{
     ExposeSecret, OperatorToken, PresentedApiKey, PresentedCode, PresentedTicket, SignedCode,
     TicketLink, REDACTED,
 };
-pub use redemption::{effective_limit, RedeemerId, RedemptionFailure, EMAIL_MISMATCHES_BEFORE_LOCK};
+pub use redemption::{
+    effective_limit, RedeemerId, RedemptionFailure, EMAIL_MISMATCHES_BEFORE_LOCK,
+};
 pub use standalone::{StandaloneTicket, StandaloneToken, Ttl, Uses};
 pub use ticket::{NewTicketSpec, Ticket, TicketState};
 pub use values::{

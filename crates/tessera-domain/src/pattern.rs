@@ -84,10 +84,13 @@ impl CodePattern {
     /// parsed for, whose characters never include `#`.
     pub fn matches(&self, code: &str) -> bool {
         code.len() == self.raw.len()
-            && code
-                .bytes()
-                .zip(self.raw.bytes())
-                .all(|(c, p)| if p == b'#' { c != b'#' && c.is_ascii_alphanumeric() } else { c == p })
+            && code.bytes().zip(self.raw.bytes()).all(|(c, p)| {
+                if p == b'#' {
+                    c != b'#' && c.is_ascii_alphanumeric()
+                } else {
+                    c == p
+                }
+            })
     }
 }
 
@@ -111,7 +114,9 @@ mod tests {
     #[test]
     fn the_number_of_places_is_4_to_64_and_the_pattern_at_most_64_chars() {
         assert_eq!(
-            CodePattern::parse("###", Alphabet::Numeric).unwrap_err().field,
+            CodePattern::parse("###", Alphabet::Numeric)
+                .unwrap_err()
+                .field,
             "codePattern"
         );
         assert!(CodePattern::parse(&"#".repeat(64), Alphabet::Numeric).is_ok());

@@ -1,8 +1,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::{
-    Alphabet, Code, CodeInput, CodePattern, DomainError, GroupAddresses, Label, MaxTickets, NtpClass, ObjectId, ProgramId,
-    RedemptionFailure, RedemptionLimit, TenantId, TicketLength, UrlPrefix, ValidityWindow,
+    Alphabet, Code, CodeInput, CodePattern, DomainError, GroupAddresses, Label, MaxTickets,
+    NtpClass, ObjectId, ProgramId, RedemptionFailure, RedemptionLimit, TenantId, TicketLength,
+    UrlPrefix, ValidityWindow,
 };
 
 /// Whether a program's tickets work at all. A program is created active.

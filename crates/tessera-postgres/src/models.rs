@@ -9,10 +9,10 @@ use diesel::sql_types::{BigInt, Nullable};
 use diesel::{Queryable, QueryableByName, Selectable};
 use tessera_app::model::{ApiKey, TicketView};
 use tessera_domain::{
-    Alphabet, ApiKeyId, CodePattern, Email, GroupAddresses, Label, MaxTickets, NtpClass, ObjectId, Payload,
-    Program, ProgramId, ProgramState, RedemptionLimit, Role, StandaloneTicket, StandaloneTicketId,
-    Subject, TenantId, Ticket, TicketId, TicketLength, TicketState, UrlPrefix, Uses,
-    ValidityWindow,
+    Alphabet, ApiKeyId, CodePattern, Email, GroupAddresses, Label, MaxTickets, NtpClass, ObjectId,
+    Payload, Program, ProgramId, ProgramState, RedemptionLimit, Role, StandaloneTicket,
+    StandaloneTicketId, Subject, TenantId, Ticket, TicketId, TicketLength, TicketState, UrlPrefix,
+    Uses, ValidityWindow,
 };
 
 use crate::error::{corrupt, Outcome};

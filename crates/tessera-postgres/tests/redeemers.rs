@@ -132,13 +132,23 @@ fn a_ticket_with_a_share_needs_a_redeemer_and_counts_each_one_apart() {
         Err(RedemptionFailure::RedeemerRequired)
     );
     for _ in 0..2 {
-        assert!(f.store.redeem(&by(&program, "shared", Some("ann"))).unwrap().is_ok());
+        assert!(f
+            .store
+            .redeem(&by(&program, "shared", Some("ann")))
+            .unwrap()
+            .is_ok());
     }
     assert_eq!(
-        f.store.redeem(&by(&program, "shared", Some("ann"))).unwrap(),
+        f.store
+            .redeem(&by(&program, "shared", Some("ann")))
+            .unwrap(),
         Err(RedemptionFailure::RedeemerLimitReached)
     );
-    assert!(f.store.redeem(&by(&program, "shared", Some("bob"))).unwrap().is_ok());
+    assert!(f
+        .store
+        .redeem(&by(&program, "shared", Some("bob")))
+        .unwrap()
+        .is_ok());
     assert_eq!(common::events(&f.db.pool(), &tenant, "ticket.redeemed"), 3);
 }
 
@@ -148,8 +158,16 @@ fn a_ticket_without_a_share_writes_no_redeemer_row_whoever_redeems() {
     let tenant = common::tenant(&f.store);
     let program = common::program(&f.store, &tenant, |_| {});
     common::issue(&f.store, &program, "plain", |_| {});
-    assert!(f.store.redeem(&by(&program, "plain", None)).unwrap().is_ok());
-    assert!(f.store.redeem(&by(&program, "plain", Some("ann"))).unwrap().is_ok());
+    assert!(f
+        .store
+        .redeem(&by(&program, "plain", None))
+        .unwrap()
+        .is_ok());
+    assert!(f
+        .store
+        .redeem(&by(&program, "plain", Some("ann")))
+        .unwrap()
+        .is_ok());
     assert_eq!(redeemer_rows(&f, &tenant), 0);
 }
 
@@ -161,7 +179,11 @@ fn a_refill_raises_the_ticket_limit_versioned_with_an_event() {
     let id = common::issue(&f.store, &program, "refill", |t| {
         t.max_redemptions = Some(limit(1))
     });
-    assert!(f.store.redeem(&attempt(&program, "refill", None)).unwrap().is_ok());
+    assert!(f
+        .store
+        .redeem(&attempt(&program, "refill", None))
+        .unwrap()
+        .is_ok());
     assert_eq!(
         f.store.redeem(&attempt(&program, "refill", None)).unwrap(),
         Err(RedemptionFailure::TicketExhausted)
@@ -178,7 +200,11 @@ fn a_refill_raises_the_ticket_limit_versioned_with_an_event() {
     assert_eq!(after.ticket.version, before.ticket.version + 1);
     assert_eq!(after.remaining(), 2);
     assert_eq!(common::events(&f.db.pool(), &tenant, "ticket.updated"), 1);
-    assert!(f.store.redeem(&attempt(&program, "refill", None)).unwrap().is_ok());
+    assert!(f
+        .store
+        .redeem(&attempt(&program, "refill", None))
+        .unwrap()
+        .is_ok());
     // The program's limit still caps a refill.
     let huge = TicketChanges {
         state: None,

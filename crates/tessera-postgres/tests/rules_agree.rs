@@ -369,7 +369,8 @@ fn the_sql_function_and_the_domain_agree_on_per_redeemer_limits() {
                     };
                     let stored = ProgramStore::get(&f.store, &tenant, &program.id).unwrap();
                     let before = TicketStore::get(&f.store, &tenant, &new.ticket.id).unwrap();
-                    let uses = presented.then_some(if share.is_some() { past_uses as u32 } else { 0 });
+                    let uses =
+                        presented.then_some(if share.is_some() { past_uses as u32 } else { 0 });
                     let expected = before
                         .ticket
                         .check_redeemable(&stored, attempt.now, None)

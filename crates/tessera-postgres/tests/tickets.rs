@@ -79,7 +79,8 @@ fn max_tickets_is_enforced_and_refusals_change_nothing() {
 }
 
 #[test]
-fn a_duplicate_code_is_code_taken_a_duplicate_link_a_duplicate_secret_and_neither_raises_the_counter() {
+fn a_duplicate_code_is_code_taken_a_duplicate_link_a_duplicate_secret_and_neither_raises_the_counter(
+) {
     let f = fixture();
     let tenant = common::tenant(&f.store);
     let program = common::program(&f.store, &tenant, |_| {});

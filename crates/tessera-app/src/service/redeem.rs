@@ -113,10 +113,11 @@ impl RedeemUseCases for Tessera {
             admission.succeeded();
             return Err(AppError::MistypedCode);
         }
-        let redeemer = request
-            .redeemer_id
-            .as_ref()
-            .map(|id| self.ports.hasher.redeemer_hash(&facts.tenant_id, id.as_str()));
+        let redeemer = request.redeemer_id.as_ref().map(|id| {
+            self.ports
+                .hasher
+                .redeemer_hash(&facts.tenant_id, id.as_str())
+        });
         let attempt = RedemptionAttempt {
             code_hash: self.ports.hasher.code_hash(&facts.tenant_id, &code),
             tenant_id: facts.tenant_id,

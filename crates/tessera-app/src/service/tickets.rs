@@ -1,6 +1,6 @@
 use tessera_domain::{
-    effective_limit, LinkToken, NewTicketSpec, PageRequest, Permission, ProgramId,
-    SignedCode, Ticket, TicketId, TicketLink, TicketState,
+    effective_limit, LinkToken, NewTicketSpec, PageRequest, Permission, ProgramId, SignedCode,
+    Ticket, TicketId, TicketLink, TicketState,
 };
 
 use super::{require, Tessera, SECRET_ATTEMPTS, UPDATE_ATTEMPTS};
@@ -168,13 +168,11 @@ impl TicketUseCases for Tessera {
             }
             let checked = TicketChanges { state, ..changes };
             let now = self.ports.clock.now();
-            match self.ports.tickets.update_ticket(
-                tenant,
-                id,
-                checked,
-                current.ticket.version,
-                now,
-            ) {
+            match self
+                .ports
+                .tickets
+                .update_ticket(tenant, id, checked, current.ticket.version, now)
+            {
                 Err(StoreError::VersionConflict) if if_match.is_none() => continue,
                 result => return Ok(result?),
             }

@@ -1,8 +1,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_domain::{
-    Alphabet, CodePattern, GroupAddresses, Label, MaxTickets, NewProgram, NtpClass, ObjectId, Program,
-    ProgramChanges, RedemptionLimit, TicketLength, UrlPrefix, ValidityWindow,
+    Alphabet, CodePattern, GroupAddresses, Label, MaxTickets, NewProgram, NtpClass, ObjectId,
+    Program, ProgramChanges, RedemptionLimit, TicketLength, UrlPrefix, ValidityWindow,
 };
 use utoipa::ToSchema;
 

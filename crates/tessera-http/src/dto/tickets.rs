@@ -3,8 +3,8 @@ use serde::{Deserialize, Serialize};
 use tessera_app::model::{TicketChanges, TicketView};
 use tessera_app::usecases::{BatchRequest, IssueRequest, IssuedTicket};
 use tessera_domain::{
-    effective_limit, BatchSize, Code, Email, PresentedCode, RedemptionLimit, SignedCode, Subject, TicketLink,
-    TicketState,
+    effective_limit, BatchSize, Code, Email, PresentedCode, RedemptionLimit, SignedCode, Subject,
+    TicketLink, TicketState,
 };
 use utoipa::ToSchema;
 
@@ -58,9 +58,8 @@ impl TryFrom<IssueTicketRequest> for IssueRequest {
             per_redeemer_limit: body
                 .per_redeemer_limit
                 .map(|limit| {
-                    RedemptionLimit::try_from(limit).map_err(|_| {
-                        ApiError::invalid("perRedeemerLimit: must be at least 1")
-                    })
+                    RedemptionLimit::try_from(limit)
+                        .map_err(|_| ApiError::invalid("perRedeemerLimit: must be at least 1"))
                 })
                 .transpose()?,
         })

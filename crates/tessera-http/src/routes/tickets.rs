@@ -3,8 +3,8 @@ use actix_web::http::header::{
 };
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use tessera_app::usecases::{BatchRequest, IssueRequest};
 use tessera_app::model::TicketChanges;
+use tessera_app::usecases::{BatchRequest, IssueRequest};
 use tessera_domain::PageRequest;
 
 use super::{json, program_id, ticket_id, versioned};

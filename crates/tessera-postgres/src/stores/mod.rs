@@ -4,8 +4,8 @@ mod access;
 mod batch;
 mod health;
 mod programs;
-mod refill;
 mod redemption;
+mod refill;
 mod standalone;
 mod tickets;
 

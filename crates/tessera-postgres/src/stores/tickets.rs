@@ -242,7 +242,9 @@ impl TicketStore for PgStore {
         expected_version: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<TicketView> {
-        self.in_transaction(|conn| super::refill::update(conn, tenant, id, changes, expected_version, now))
+        self.in_transaction(|conn| {
+            super::refill::update(conn, tenant, id, changes, expected_version, now)
+        })
     }
 
     fn revoke(&self, tenant: &TenantId, id: &TicketId, now: DateTime<Utc>) -> StoreResult<()> {

@@ -98,7 +98,10 @@ fn a_chosen_code_without_its_check_character_is_refused_before_the_store() {
         .build()
         .issue_ticket(&issuer(), &program.id, chosen("79927398714"))
         .expect_err("wrong check");
-    assert!(matches!(error, AppError::Invalid(ref e) if e.field == "code"), "{error:?}");
+    assert!(
+        matches!(error, AppError::Invalid(ref e) if e.field == "code"),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -166,13 +169,17 @@ fn a_mistyped_code_is_refused_before_any_lookup_and_not_counted() {
 fn a_code_with_a_valid_check_character_is_looked_up_by_its_canonical_hash() {
     let program = check_digit_program();
     let body = "7992739871";
-    let code = format!("{body}{}", check_character(Alphabet::Numeric, body).unwrap());
+    let code = format!(
+        "{body}{}",
+        check_character(Alphabet::Numeric, body).unwrap()
+    );
     let mut h = Harness::new();
     expect_locate(&mut h, &program);
     let seen = fail_with(&mut h, RedemptionFailure::TicketNotFound);
-    let _ = h
-        .build()
-        .redeem(None, request(&program, &format!("{} {}", &code[..5], &code[5..])));
+    let _ = h.build().redeem(
+        None,
+        request(&program, &format!("{} {}", &code[..5], &code[5..])),
+    );
     let [attempt] = seen.all().try_into().expect("one lookup");
     assert_eq!(attempt.code_hash, code_hash_of(&tenant(), &code));
 }
@@ -189,10 +196,15 @@ fn the_redeemer_id_reaches_the_store_only_as_its_keyed_hash() {
     };
     assert_eq!(
         h.build().redeem(Some(redeemer()), request),
-        Err(AppError::Redemption(RedemptionFailure::RedeemerLimitReached))
+        Err(AppError::Redemption(
+            RedemptionFailure::RedeemerLimitReached
+        ))
     );
     let [attempt] = seen.all().try_into().expect("one attempt");
-    assert_eq!(attempt.redeemer, Some(redeemer_hash_of(&tenant(), "user-42")));
+    assert_eq!(
+        attempt.redeemer,
+        Some(redeemer_hash_of(&tenant(), "user-42"))
+    );
 }
 
 #[test]
@@ -221,7 +233,10 @@ fn a_refill_writes_the_new_limit_at_the_version_read() {
         )
         .times(1)
         .returning(move |_, _, _, _, _| Ok(answered.clone()));
-    assert!(h.build().update_ticket(&admin(), &id, changes, None).is_ok());
+    assert!(h
+        .build()
+        .update_ticket(&admin(), &id, changes, None)
+        .is_ok());
 }
 
 #[test]

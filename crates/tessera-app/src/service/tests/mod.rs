@@ -2,11 +2,11 @@
 
 mod access;
 mod batch;
+mod codes;
 mod health;
 mod operator;
 mod programs;
 mod redeem;
 mod standalone;
 mod throttling;
-mod codes;
 mod tickets;
