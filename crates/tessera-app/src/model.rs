@@ -75,6 +75,27 @@ pub struct TicketChanges {
     pub max_redemptions: Option<RedemptionLimit>,
 }
 
+/// One step of an import, as the store pulls it (see `TicketStore::import`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportStep {
+    /// The next tickets, each with the CSV line it came from.
+    Chunk(Vec<(u64, NewTicket)>),
+    /// Every row was read and valid.
+    Done,
+    /// A row was invalid: write nothing.
+    Abort,
+}
+
+/// How an import ended in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// Committed: this many tickets and one `ticket.batch_imported` event.
+    Imported(u32),
+    /// Rolled back (the source aborted, or a code was taken): `taken` names the
+    /// first lines (up to 10) whose code is already in the tenant.
+    RolledBack { taken: Vec<u64> },
+}
+
 /// One redemption attempt, as the store evaluates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedemptionAttempt {

@@ -14,8 +14,8 @@ use tessera_domain::{
 use thiserror::Error;
 
 use crate::model::{
-    AccessToken, ApiKey, Grant, NewTicket, Page, RedemptionAttempt, SecretHash, StandaloneDeletion,
-    StandaloneUse, Tenant, TicketChanges, TicketView,
+    AccessToken, ApiKey, Grant, ImportOutcome, ImportStep, NewTicket, Page, RedemptionAttempt,
+    SecretHash, StandaloneDeletion, StandaloneUse, Tenant, TicketChanges, TicketView,
 };
 
 /// How a store failed. Each method's documentation says which variants it MUST
@@ -194,6 +194,21 @@ pub trait TicketStore: Send + Sync {
     /// Gives back `count` reserved places that were not used (a batch that
     /// stopped early), so the cap counts only tickets that exist.
     fn release(&self, tenant: &TenantId, program: &ProgramId, count: u32) -> StoreResult<()>;
+    /// Imports tickets in ONE transaction, all or nothing: pulls `next` until
+    /// `Done` or `Abort`, inserting each chunk and noting the lines whose code
+    /// hash is already in the tenant (`tickets_code_hash_unique`, which also
+    /// makes a concurrent import holding the same code wait, then lose). Commits
+    /// only after `Done` with no taken code, raising `issuedTickets` by the count
+    /// with the conditional counter update and writing one
+    /// `ticket.batch_imported` event. MUST return `NotFound`, `ProgramNotActive`
+    /// or `MaxTicketsReached` (writing nothing) when the counter update refuses.
+    fn import(
+        &self,
+        tenant: &TenantId,
+        program: &ProgramId,
+        now: DateTime<Utc>,
+        next: &mut dyn FnMut() -> ImportStep,
+    ) -> StoreResult<ImportOutcome>;
     /// Records a finished batch: one `ticket.batch_issued` event with its count.
     fn record_batch(
         &self,

@@ -145,6 +145,16 @@ pub trait TicketUseCases: Send + Sync {
         request: BatchRequest,
         sink: &mut dyn BatchSink,
     ) -> AppResult<u32>;
+    /// Imports `rows` as tickets, all or nothing (see `service/import.rs`):
+    /// `Invalid` naming up to 10 bad lines, `CodeTaken` naming up to 10 lines
+    /// whose code repeats one earlier in the file or one in the tenant,
+    /// `MaxTicketsReached`. Returns how many were imported.
+    fn import_tickets<'a>(
+        &self,
+        caller: &Principal,
+        program: &ProgramId,
+        rows: &mut (dyn Iterator<Item = Result<ImportRow, RowError>> + 'a),
+    ) -> AppResult<u32>;
     fn get_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<TicketView>;
     fn list_tickets(
         &self,
@@ -170,6 +180,25 @@ pub trait TicketUseCases: Send + Sync {
         if_match: Option<i64>,
     ) -> AppResult<TicketView>;
     fn revoke_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<()>;
+}
+
+/// One data row of an import, with its CSV line (the header is line 1). Values
+/// as read; the use case parses them against the program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRow {
+    pub line: u64,
+    pub code: PresentedCode,
+    pub email: Option<String>,
+    pub max_redemptions: Option<i64>,
+    pub subject: Option<String>,
+}
+
+/// A row the adapter could not read (bad CSV, a non-integer `maxRedemptions`).
+/// `problem` names the column, never a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    pub problem: String,
 }
 
 /// A redemption request, after the HTTP edge resolved which program it names.

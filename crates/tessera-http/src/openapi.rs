@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{access, ops, programs, redeem, standalone, tickets};
+use crate::routes::{access, import, ops, programs, redeem, standalone, tickets};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -39,6 +39,7 @@ outage answers `503 unavailable` with `Retry-After`; too many failed redemptions
         programs::delete_program,
         tickets::issue_ticket,
         tickets::issue_batch,
+        import::import_tickets,
         tickets::list_tickets,
         tickets::get_ticket,
         tickets::update_ticket,

@@ -2,6 +2,7 @@
 
 mod access;
 mod batch;
+mod import;
 mod operator;
 mod programs;
 mod redeem;

@@ -7,7 +7,8 @@ use super::{require, Tessera, SECRET_ATTEMPTS, UPDATE_ATTEMPTS};
 use crate::model::{NewTicket, Page, TicketChanges, TicketView};
 use crate::ports::StoreError;
 use crate::usecases::{
-    BatchRequest, BatchSink, IssueRequest, IssuedTicket, Principal, TicketUseCases,
+    BatchRequest, BatchSink, ImportRow, IssueRequest, IssuedTicket, Principal, RowError,
+    TicketUseCases,
 };
 use crate::{AppError, AppResult};
 
@@ -96,6 +97,15 @@ impl TicketUseCases for Tessera {
         sink: &mut dyn BatchSink,
     ) -> AppResult<u32> {
         self.run_batch(caller, program, request, sink)
+    }
+
+    fn import_tickets<'a>(
+        &self,
+        caller: &Principal,
+        program: &ProgramId,
+        rows: &mut (dyn Iterator<Item = Result<ImportRow, RowError>> + 'a),
+    ) -> AppResult<u32> {
+        self.run_import(caller, program, rows)
     }
 
     fn get_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<TicketView> {

@@ -2,6 +2,7 @@
 //! `/v1/tickets/use` come before `/v1/tickets/{ticket_id}`.
 
 pub(crate) mod access;
+pub(crate) mod import;
 pub(crate) mod ops;
 pub(crate) mod programs;
 pub(crate) mod redeem;
@@ -17,6 +18,7 @@ use tessera_domain::{ApiKeyId, ProgramId, TicketId};
 use crate::error::ApiError;
 
 pub(crate) use access::*;
+pub(crate) use import::*;
 pub(crate) use ops::*;
 pub(crate) use programs::*;
 pub(crate) use redeem::*;
@@ -63,6 +65,10 @@ pub(crate) fn scope() -> Scope {
         )
         .service(
             resource("/v1/programs/{program_id}/tickets/batch").route(web::post().to(issue_batch)),
+        )
+        .service(
+            resource("/v1/programs/{program_id}/tickets/import")
+                .route(web::post().to(import_tickets)),
         )
         .service(
             resource("/v1/tickets")

@@ -3,6 +3,7 @@
 mod access;
 mod batch;
 mod health;
+mod import;
 mod programs;
 mod redemption;
 mod refill;

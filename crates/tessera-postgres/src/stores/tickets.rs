@@ -5,7 +5,7 @@ use diesel::{
     PgConnection, QueryDsl, QueryableByName, RunQueryDsl, SelectableHelper,
 };
 use serde_json::json;
-use tessera_app::model::{NewTicket, Page, TicketChanges, TicketView};
+use tessera_app::model::{ImportOutcome, ImportStep, NewTicket, Page, TicketChanges, TicketView};
 use tessera_app::ports::{StoreError, StoreResult, TicketStore};
 use tessera_domain::{
     EventType, PageRequest, Program, ProgramId, TenantId, Ticket, TicketId, TicketState,
@@ -304,6 +304,16 @@ impl TicketStore for PgStore {
 
     fn release(&self, tenant: &TenantId, program: &ProgramId, count: u32) -> StoreResult<()> {
         self.with_conn(|conn| batch::release(conn, tenant, program, count))
+    }
+
+    fn import(
+        &self,
+        tenant: &TenantId,
+        program: &ProgramId,
+        now: DateTime<Utc>,
+        next: &mut dyn FnMut() -> ImportStep,
+    ) -> StoreResult<ImportOutcome> {
+        self.import_tickets(tenant, program, now, next)
     }
 
     fn record_batch(
