@@ -2,6 +2,7 @@
 //! Each test has its own database cloned from the migrated template.
 
 mod cli;
+mod codes;
 mod hostile;
 mod invariants;
 mod isolation;

@@ -86,6 +86,17 @@ pub enum ImportStep {
     Abort,
 }
 
+/// Where the store pulls an import's steps from (the use case validating rows).
+pub trait ImportSource {
+    fn next_step(&mut self) -> ImportStep;
+}
+
+impl<F: FnMut() -> ImportStep> ImportSource for F {
+    fn next_step(&mut self) -> ImportStep {
+        self()
+    }
+}
+
 /// How an import ended in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImportOutcome {

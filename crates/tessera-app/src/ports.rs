@@ -14,7 +14,7 @@ use tessera_domain::{
 use thiserror::Error;
 
 use crate::model::{
-    AccessToken, ApiKey, Grant, ImportOutcome, ImportStep, NewTicket, Page, RedemptionAttempt,
+    AccessToken, ApiKey, Grant, ImportOutcome, ImportSource, NewTicket, Page, RedemptionAttempt,
     SecretHash, StandaloneDeletion, StandaloneUse, Tenant, TicketChanges, TicketView,
 };
 
@@ -207,7 +207,7 @@ pub trait TicketStore: Send + Sync {
         tenant: &TenantId,
         program: &ProgramId,
         now: DateTime<Utc>,
-        next: &mut dyn FnMut() -> ImportStep,
+        next: &mut dyn ImportSource,
     ) -> StoreResult<ImportOutcome>;
     /// Records a finished batch: one `ticket.batch_issued` event with its count.
     fn record_batch(

@@ -149,11 +149,11 @@ pub trait TicketUseCases: Send + Sync {
     /// `Invalid` naming up to 10 bad lines, `CodeTaken` naming up to 10 lines
     /// whose code repeats one earlier in the file or one in the tenant,
     /// `MaxTicketsReached`. Returns how many were imported.
-    fn import_tickets<'a>(
+    fn import_tickets(
         &self,
         caller: &Principal,
         program: &ProgramId,
-        rows: &mut (dyn Iterator<Item = Result<ImportRow, RowError>> + 'a),
+        rows: &mut dyn Iterator<Item = Result<ImportRow, RowError>>,
     ) -> AppResult<u32>;
     fn get_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<TicketView>;
     fn list_tickets(

@@ -48,11 +48,24 @@ fn an_import_commits_every_chunk_with_one_event_and_the_counter() {
     let f = fixture();
     let tenant = common::tenant(&f.store);
     let program = common::program(&f.store, &tenant, |_| {});
-    let outcome = import(&f.store, &program, chunks(&program, &codes("a", 25), 10), ImportStep::Done);
+    let outcome = import(
+        &f.store,
+        &program,
+        chunks(&program, &codes("a", 25), 10),
+        ImportStep::Done,
+    );
     assert_eq!(outcome, Ok(ImportOutcome::Imported(25)));
     assert_eq!(count(&f.store, &tenant, &program), 25);
-    assert_eq!(ProgramStore::get(&f.store, &tenant, &program.id).unwrap().issued_tickets, 25);
-    assert_eq!(common::events(&f.db.pool(), &tenant, "ticket.batch_imported"), 1);
+    assert_eq!(
+        ProgramStore::get(&f.store, &tenant, &program.id)
+            .unwrap()
+            .issued_tickets,
+        25
+    );
+    assert_eq!(
+        common::events(&f.db.pool(), &tenant, "ticket.batch_imported"),
+        1
+    );
 }
 
 #[test]
@@ -61,12 +74,25 @@ fn a_code_already_in_the_tenant_rolls_back_everything_and_names_its_line() {
     let tenant = common::tenant(&f.store);
     let program = common::program(&f.store, &tenant, |_| {});
     common::issue(&f.store, &program, "a-17", |_| {});
-    let outcome = import(&f.store, &program, chunks(&program, &codes("a", 30), 10), ImportStep::Done);
+    let outcome = import(
+        &f.store,
+        &program,
+        chunks(&program, &codes("a", 30), 10),
+        ImportStep::Done,
+    );
     // "a-17" is the 18th row: line 19.
     assert_eq!(outcome, Ok(ImportOutcome::RolledBack { taken: vec![19] }));
     assert_eq!(count(&f.store, &tenant, &program), 1);
-    assert_eq!(ProgramStore::get(&f.store, &tenant, &program.id).unwrap().issued_tickets, 1);
-    assert_eq!(common::events(&f.db.pool(), &tenant, "ticket.batch_imported"), 0);
+    assert_eq!(
+        ProgramStore::get(&f.store, &tenant, &program.id)
+            .unwrap()
+            .issued_tickets,
+        1
+    );
+    assert_eq!(
+        common::events(&f.db.pool(), &tenant, "ticket.batch_imported"),
+        0
+    );
 }
 
 #[test]
@@ -74,7 +100,12 @@ fn an_aborted_import_writes_nothing() {
     let f = fixture();
     let tenant = common::tenant(&f.store);
     let program = common::program(&f.store, &tenant, |_| {});
-    let outcome = import(&f.store, &program, chunks(&program, &codes("b", 20), 10), ImportStep::Abort);
+    let outcome = import(
+        &f.store,
+        &program,
+        chunks(&program, &codes("b", 20), 10),
+        ImportStep::Abort,
+    );
     assert_eq!(outcome, Ok(ImportOutcome::RolledBack { taken: vec![] }));
     assert_eq!(count(&f.store, &tenant, &program), 0);
 }
@@ -88,10 +119,20 @@ fn an_import_over_max_tickets_is_refused_whole() {
         new.ticket_length = tessera_domain::TicketLength::try_from(8).unwrap();
     });
     common::issue(&f.store, &program, "first", |_| {});
-    let outcome = import(&f.store, &program, chunks(&program, &codes("c", 10), 4), ImportStep::Done);
+    let outcome = import(
+        &f.store,
+        &program,
+        chunks(&program, &codes("c", 10), 4),
+        ImportStep::Done,
+    );
     assert_eq!(outcome, Err(StoreError::MaxTicketsReached));
     assert_eq!(count(&f.store, &tenant, &program), 1);
-    let fits = import(&f.store, &program, chunks(&program, &codes("c", 9), 4), ImportStep::Done);
+    let fits = import(
+        &f.store,
+        &program,
+        chunks(&program, &codes("c", 9), 4),
+        ImportStep::Done,
+    );
     assert_eq!(fits, Ok(ImportOutcome::Imported(9)));
 }
 
@@ -130,6 +171,11 @@ fn two_racing_imports_sharing_a_code_end_with_exactly_one_committed_whole() {
             "round {round}: {outcomes:?}"
         );
         assert_eq!(count(&f.store, &tenant, &program), 3000);
-        assert_eq!(ProgramStore::get(&f.store, &tenant, &program.id).unwrap().issued_tickets, 3000);
+        assert_eq!(
+            ProgramStore::get(&f.store, &tenant, &program.id)
+                .unwrap()
+                .issued_tickets,
+            3000
+        );
     }
 }

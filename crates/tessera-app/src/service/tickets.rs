@@ -99,11 +99,11 @@ impl TicketUseCases for Tessera {
         self.run_batch(caller, program, request, sink)
     }
 
-    fn import_tickets<'a>(
+    fn import_tickets(
         &self,
         caller: &Principal,
         program: &ProgramId,
-        rows: &mut (dyn Iterator<Item = Result<ImportRow, RowError>> + 'a),
+        rows: &mut dyn Iterator<Item = Result<ImportRow, RowError>>,
     ) -> AppResult<u32> {
         self.run_import(caller, program, rows)
     }

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use diesel::{Connection, PgConnection};
 use serde_json::json;
-use tessera_app::model::{ImportOutcome, ImportStep, NewTicket};
+use tessera_app::model::{ImportOutcome, ImportSource, ImportStep, NewTicket};
 use tessera_app::ports::{StoreError, StoreResult};
 use tessera_domain::{EventType, ProgramId, TenantId};
 
@@ -25,12 +25,12 @@ fn run(
     tenant: &TenantId,
     program: &ProgramId,
     now: DateTime<Utc>,
-    next: &mut dyn FnMut() -> ImportStep,
+    next: &mut dyn ImportSource,
     taken: &mut Vec<u64>,
 ) -> Outcome<u32> {
     let mut count: u32 = 0;
     loop {
-        match next() {
+        match next.next_step() {
             ImportStep::Chunk(rows) => {
                 let (lines, tickets): (Vec<u64>, Vec<NewTicket>) = rows.into_iter().unzip();
                 for skipped in batch::insert_reserved(conn, &tickets)? {
@@ -68,7 +68,7 @@ impl PgStore {
         tenant: &TenantId,
         program: &ProgramId,
         now: DateTime<Utc>,
-        next: &mut dyn FnMut() -> ImportStep,
+        next: &mut dyn ImportSource,
     ) -> StoreResult<ImportOutcome> {
         let mut taken = Vec::new();
         let result = self.with_conn(|conn| {

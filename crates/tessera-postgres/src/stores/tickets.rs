@@ -5,7 +5,9 @@ use diesel::{
     PgConnection, QueryDsl, QueryableByName, RunQueryDsl, SelectableHelper,
 };
 use serde_json::json;
-use tessera_app::model::{ImportOutcome, ImportStep, NewTicket, Page, TicketChanges, TicketView};
+use tessera_app::model::{
+    ImportOutcome, ImportSource, ImportStep, NewTicket, Page, TicketChanges, TicketView,
+};
 use tessera_app::ports::{StoreError, StoreResult, TicketStore};
 use tessera_domain::{
     EventType, PageRequest, Program, ProgramId, TenantId, Ticket, TicketId, TicketState,
@@ -311,7 +313,7 @@ impl TicketStore for PgStore {
         tenant: &TenantId,
         program: &ProgramId,
         now: DateTime<Utc>,
-        next: &mut dyn FnMut() -> ImportStep,
+        next: &mut dyn ImportSource,
     ) -> StoreResult<ImportOutcome> {
         self.import_tickets(tenant, program, now, next)
     }
