@@ -262,3 +262,129 @@ fn a_refill_is_for_admins_and_not_of_revoked_tickets() {
         Err(AppError::Invalid(_))
     ));
 }
+
+mod import {
+    use super::*;
+    use crate::model::{ImportOutcome, ImportStep};
+    use crate::usecases::{ImportRow, RowError};
+
+    fn row(line: u64, code: &str) -> Result<ImportRow, RowError> {
+        Ok(ImportRow {
+            line,
+            code: PresentedCode::new(code),
+            email: None,
+            max_redemptions: None,
+            subject: None,
+        })
+    }
+
+    /// The store pulls every step; records what it saw and answers `outcome`
+    /// (or `Imported(n)` for n tickets when `outcome` is `None`).
+    fn drain_store(
+        h: &mut Harness,
+        outcome: Option<ImportOutcome>,
+    ) -> Recorder<Vec<(u64, SecretHashBytes)>> {
+        let seen = Recorder::new();
+        let record = seen.clone();
+        h.tickets
+            .expect_import()
+            .times(1)
+            .returning(move |_, _, _, next| {
+                let mut rows = Vec::new();
+                let mut last;
+                loop {
+                    last = next.next_step();
+                    match &last {
+                        ImportStep::Chunk(chunk) => {
+                            rows.extend(chunk.iter().map(|(line, new)| (*line, new.code_hash.0)))
+                        }
+                        ImportStep::Done | ImportStep::Abort => break,
+                    }
+                }
+                let n = rows.len() as u32;
+                record.record(rows);
+                Ok(outcome.clone().unwrap_or(if last == ImportStep::Done {
+                    ImportOutcome::Imported(n)
+                } else {
+                    ImportOutcome::RolledBack { taken: vec![] }
+                }))
+            });
+        seen
+    }
+
+    type SecretHashBytes = [u8; 32];
+
+    #[test]
+    fn valid_rows_are_hashed_canonically_and_imported() {
+        let program = program();
+        let mut h = Harness::new();
+        expect_program(&mut h, &program);
+        let seen = drain_store(&mut h, None);
+        let mut rows = vec![row(2, "CARD-0001"), row(3, "CARD0002")].into_iter();
+        assert_eq!(
+            h.build().import_tickets(&issuer(), &program.id, &mut rows),
+            Ok(2)
+        );
+        let [stored] = seen.all().try_into().expect("one import");
+        assert_eq!(
+            stored,
+            vec![
+                (2, code_hash_of(&tenant(), "CARD0001").0),
+                (3, code_hash_of(&tenant(), "CARD0002").0)
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_rows_abort_and_are_named_by_line_never_by_code() {
+        let program = program();
+        let mut h = Harness::new();
+        expect_program(&mut h, &program);
+        let _seen = drain_store(&mut h, None);
+        let bad_number = Err(RowError {
+            line: 4,
+            problem: "maxRedemptions: must be an integer".to_owned(),
+        });
+        let mut rows = vec![row(2, "SECRET01"), row(3, "ab"), bad_number].into_iter();
+        let error = h
+            .build()
+            .import_tickets(&issuer(), &program.id, &mut rows)
+            .expect_err("invalid");
+        let text = error.to_string();
+        assert!(matches!(error, AppError::Invalid(_)), "{error:?}");
+        assert!(
+            text.contains("lines 3, 4") && !text.contains("SECRET"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_repeat_in_the_file_and_a_code_of_the_tenant_are_code_taken_with_their_lines() {
+        let program = program();
+        let mut h = Harness::new();
+        expect_program(&mut h, &program);
+        let _seen = drain_store(&mut h, Some(ImportOutcome::RolledBack { taken: vec![2] }));
+        let mut rows = vec![
+            row(2, "TAKEN001"),
+            row(3, "SAME0001"),
+            row(4, "same-0001".to_uppercase().as_str()),
+        ]
+        .into_iter();
+        assert_eq!(
+            h.build().import_tickets(&issuer(), &program.id, &mut rows),
+            Err(AppError::CodeTaken { lines: vec![2, 4] })
+        );
+    }
+
+    #[test]
+    fn only_issuers_and_admins_import() {
+        let program = program();
+        let h = Harness::new();
+        let mut rows = vec![row(2, "CARD0001")].into_iter();
+        assert_eq!(
+            h.build()
+                .import_tickets(&redeemer(), &program.id, &mut rows),
+            Err(AppError::Forbidden)
+        );
+    }
+}
