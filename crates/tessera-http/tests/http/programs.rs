@@ -38,6 +38,8 @@ async fn creating_a_program_answers_201_with_every_field() {
             "alphabet": "humane",
             "urlPrefix": "https://t.example/r/",
             "oneActivePerSubject": false,
+            "codePattern": null,
+            "checkDigit": false,
             "state": "active",
             "issuedTickets": 2,
             "version": 3,
