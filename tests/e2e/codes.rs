@@ -10,7 +10,7 @@ const UNTHROTTLED: [(&str, &str); 1] = [("TESSERA_REDEEM_FAILURES_PER_MINUTE", "
 fn program(admin: &tessera_e2e::Client, extra: Value) -> String {
     let (status, program) = admin.post("/v1/programs", program_body(extra));
     assert_eq!(status, 201, "{program}");
-    program["id"].as_str().unwrap().to_owned()
+    program["id"].as_str().expect("a program id").to_owned()
 }
 
 #[test]

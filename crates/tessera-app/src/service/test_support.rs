@@ -134,9 +134,7 @@ pub(crate) fn fake_hasher() -> MockSecretHasher {
     hasher
         .expect_link_hash()
         .returning(|token| link_hash_of(token.expose_secret()));
-    hasher
-        .expect_redeemer_hash()
-        .returning(|tenant_id, redeemer| redeemer_hash_of(tenant_id, redeemer));
+    hasher.expect_redeemer_hash().returning(redeemer_hash_of);
     hasher
 }
 

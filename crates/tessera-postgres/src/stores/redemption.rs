@@ -1,4 +1,4 @@
-use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel::{
     sql_query, ExpressionMethods, OptionalExtension, PgConnection, QueryDsl, RunQueryDsl,
     SelectableHelper,
@@ -19,33 +19,41 @@ use crate::models::TicketRow;
 use crate::schema::{redeemer_uses, tickets};
 use crate::PgStore;
 
-diesel::define_sql_function! {
-    /// The whole redemption as one statement: `tessera_redeem` (migration
-    /// `redeem_function`) is one conditional `UPDATE tickets … FROM programs … WHERE
-    /// <every rule> RETURNING` with the `ticket.redeemed` / `ticket.exhausted`
-    /// events inserted by the same statement, so a use is counted, and recorded,
-    /// iff every rule held at the instant of the write. Concurrent attempts queue
-    /// on the ticket's row lock and re-check the predicate against the committed
-    /// row, so n uses left yield at most n successes. Called through Diesel's query
-    /// builder, the call is a cached prepared statement, and PL/pgSQL caches the
-    /// plan of the statement inside: nothing is parsed or planned per redemption.
-    ///
-    /// Its predicates are the rules of `Ticket::check_redeemable` (and
-    /// `Program::check_redeemable`), which [`classify`] runs to say why it refused.
-    /// The migration cannot be edited once released, so this is where the two are
-    /// named together; `tests/rules_agree.rs` checks that they agree on every
-    /// combination of program state, window, ticket state, limit and email.
-    fn tessera_redeem(
-        tenant_id: Text,
-        code_hash: Bytea,
-        program_id: Text,
-        now: Timestamptz,
-        email: Nullable<Text>,
-        redeemed_event_id: Text,
-        exhausted_event_id: Text,
-        redeemer_key: Nullable<Bytea>,
-    ) -> Record<(Text, Nullable<Text>, Text, Array<Text>, BigInt)>;
+// The SQL function's parameters are its contract (one per rule input), so the
+// generated Rust function has as many.
+#[allow(clippy::too_many_arguments)]
+mod sql {
+    use diesel::sql_types::*;
+
+    diesel::define_sql_function! {
+        /// The whole redemption as one statement: `tessera_redeem` (migration
+        /// `redeem_function`) is one conditional `UPDATE tickets … FROM programs … WHERE
+        /// <every rule> RETURNING` with the `ticket.redeemed` / `ticket.exhausted`
+        /// events inserted by the same statement, so a use is counted, and recorded,
+        /// iff every rule held at the instant of the write. Concurrent attempts queue
+        /// on the ticket's row lock and re-check the predicate against the committed
+        /// row, so n uses left yield at most n successes. Called through Diesel's query
+        /// builder, the call is a cached prepared statement, and PL/pgSQL caches the
+        /// plan of the statement inside: nothing is parsed or planned per redemption.
+        ///
+        /// Its predicates are the rules of `Ticket::check_redeemable` (and
+        /// `Program::check_redeemable`), which [`super::classify`] runs to say why it refused.
+        /// The migration cannot be edited once released, so this is where the two are
+        /// named together; `tests/rules_agree.rs` checks that they agree on every
+        /// combination of program state, window, ticket state, limit and email.
+        fn tessera_redeem(
+            tenant_id: Text,
+            code_hash: Bytea,
+            program_id: Text,
+            now: Timestamptz,
+            email: Nullable<Text>,
+            redeemed_event_id: Text,
+            exhausted_event_id: Text,
+            redeemer_key: Nullable<Bytea>,
+        ) -> Record<(Text, Nullable<Text>, Text, Array<Text>, BigInt)>;
+    }
 }
+use sql::tessera_redeem;
 
 /// What `tessera_redeem` returns: ticket id, payload, object id, groups, remaining.
 type RedeemedRow = (String, Option<String>, String, Vec<String>, i64);

@@ -5,9 +5,7 @@ use diesel::{
     PgConnection, QueryDsl, QueryableByName, RunQueryDsl, SelectableHelper,
 };
 use serde_json::json;
-use tessera_app::model::{
-    ImportOutcome, ImportSource, ImportStep, NewTicket, Page, TicketChanges, TicketView,
-};
+use tessera_app::model::{ImportOutcome, ImportSource, NewTicket, Page, TicketChanges, TicketView};
 use tessera_app::ports::{StoreError, StoreResult, TicketStore};
 use tessera_domain::{
     EventType, PageRequest, Program, ProgramId, TenantId, Ticket, TicketId, TicketState,
