@@ -4,6 +4,7 @@
 mod backup;
 mod browser;
 mod cli;
+mod codes;
 mod events;
 mod hostile;
 mod idempotency;

@@ -31,6 +31,15 @@ pub enum AppError {
     VersionConflict,
     #[error("this subject already has an active ticket in the program")]
     SubjectHasActiveTicket,
+    /// A chosen or imported code already exists in the tenant (or, in an import,
+    /// earlier in the file). `lines` names up to 10 offending lines of an import
+    /// (empty for a single ticket); the codes themselves are never named.
+    #[error("{}", code_taken_message(.lines))]
+    CodeTaken { lines: Vec<u64> },
+    /// The code's check character is wrong: refused by arithmetic before any
+    /// lookup, for every caller, and not counted as a failed attempt.
+    #[error("The code is mistyped.")]
+    MistypedCode,
     /// Too many failed redemptions from this client or for this program; the
     /// attempt was not evaluated.
     #[error("too many failed attempts; retry in {retry_after_seconds} s")]
@@ -48,6 +57,18 @@ pub enum AppError {
     Internal(String),
 }
 
+fn code_taken_message(lines: &[u64]) -> String {
+    if lines.is_empty() {
+        "the code is already in use in the tenant".to_owned()
+    } else {
+        let lines: Vec<String> = lines.iter().map(u64::to_string).collect();
+        format!(
+            "codes already in the file or the tenant on lines {}",
+            lines.join(", ")
+        )
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -57,6 +78,7 @@ impl From<StoreError> for AppError {
             StoreError::ProgramNotActive => AppError::ProgramNotActive,
             StoreError::SubjectHasActiveTicket => AppError::SubjectHasActiveTicket,
             StoreError::Unavailable(_) => AppError::Unavailable,
+            StoreError::CodeTaken => AppError::CodeTaken { lines: Vec::new() },
             StoreError::DuplicateSecret => {
                 AppError::Internal("secret hash collided repeatedly".to_owned())
             }

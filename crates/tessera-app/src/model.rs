@@ -70,6 +70,47 @@ pub struct NewTicket {
     pub link_hash: Option<SecretHash>,
 }
 
+/// An admin's change to a ticket (`PATCH /v1/tickets/{id}`): its state, its own
+/// limit (a refill), or both, in one versioned write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TicketChanges {
+    pub state: Option<tessera_domain::TicketState>,
+    /// The ticket's own limit; the effective one stays min(this, the program's).
+    pub max_redemptions: Option<RedemptionLimit>,
+}
+
+/// One step of an import, as the store pulls it (see `TicketStore::import`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportStep {
+    /// The next tickets, each with the CSV line it came from.
+    Chunk(Vec<(u64, NewTicket)>),
+    /// Every row was read and valid.
+    Done,
+    /// A row was invalid: write nothing.
+    Abort,
+}
+
+/// Where the store pulls an import's steps from (the use case validating rows).
+pub trait ImportSource {
+    fn next_step(&mut self) -> ImportStep;
+}
+
+impl<F: FnMut() -> ImportStep> ImportSource for F {
+    fn next_step(&mut self) -> ImportStep {
+        self()
+    }
+}
+
+/// How an import ended in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// Committed: this many tickets and one `ticket.batch_imported` event.
+    Imported(u32),
+    /// Rolled back (the source aborted, or a code was taken): `taken` names the
+    /// first lines (up to 10) whose code is already in the tenant.
+    RolledBack { taken: Vec<u64> },
+}
+
 /// One redemption attempt, as the store evaluates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedemptionAttempt {
@@ -79,6 +120,9 @@ pub struct RedemptionAttempt {
     /// The presented email, trimmed and lower-cased; `None` when none was given.
     pub email: Option<String>,
     pub now: DateTime<Utc>,
+    /// The keyed hash of the presented `redeemerId`, if any: what per-redeemer
+    /// limits count under.
+    pub redeemer: Option<SecretHash>,
 }
 
 /// What a successful redemption grants: built once from the store's row, then

@@ -15,8 +15,8 @@ use tessera_domain::{HoldId, RedemptionId, RollbackReason};
 use thiserror::Error;
 
 use crate::model::{
-    AccessToken, ApiKey, Grant, NewTicket, Page, RedemptionAttempt, SecretHash, StandaloneDeletion,
-    StandaloneUse, Tenant, TicketView,
+    AccessToken, ApiKey, Grant, ImportOutcome, ImportSource, NewTicket, Page, RedemptionAttempt,
+    SecretHash, StandaloneDeletion, StandaloneUse, Tenant, TicketChanges, TicketView,
 };
 
 /// How a store failed. Each method's documentation says which variants it MUST
@@ -36,6 +36,11 @@ pub enum StoreError {
     /// A keyed hash that must be unique already exists; nothing was written.
     #[error("duplicate secret hash")]
     DuplicateSecret,
+    /// A ticket's code hash already exists in the tenant (`tickets_code_hash_unique`);
+    /// nothing was written. For a generated code: retry with a fresh one; for a
+    /// chosen or imported code: `code_taken`.
+    #[error("code already in the tenant")]
+    CodeTaken,
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
@@ -75,6 +80,9 @@ pub trait SecretHasher: Send + Sync {
     fn api_key_hash(&self, presented_key: &str) -> SecretHash;
     fn standalone_hash(&self, tenant: &TenantId, token: &StandaloneToken) -> SecretHash;
     fn link_hash(&self, token: &LinkToken) -> SecretHash;
+    /// The key a `redeemerId` is counted under: not a secret, but possibly
+    /// personal data, so it is stored only hashed. Scoped by tenant.
+    fn redeemer_hash(&self, tenant: &TenantId, redeemer: &str) -> SecretHash;
 }
 
 /// Tenants and their API keys.
@@ -157,6 +165,18 @@ pub trait TicketStore: Send + Sync {
         expected_version: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<TicketView>;
+    /// Applies `changes` (state and/or own limit) iff the stored version is
+    /// `expected_version`, one version later; setting `active` also clears
+    /// `failedAttempts`. Writes `ticket.updated` with what changed.
+    /// MUST return `NotFound` or `VersionConflict`.
+    fn update_ticket(
+        &self,
+        tenant: &TenantId,
+        id: &TicketId,
+        changes: TicketChanges,
+        expected_version: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<TicketView>;
     /// Revokes the ticket at once, writing `ticket.revoked`; revoking a revoked
     /// ticket changes nothing. MUST return `NotFound` when missing.
     fn revoke(&self, tenant: &TenantId, id: &TicketId, now: DateTime<Utc>) -> StoreResult<()>;
@@ -180,6 +200,21 @@ pub trait TicketStore: Send + Sync {
     /// Gives back `count` reserved places that were not used (a batch that
     /// stopped early), so the cap counts only tickets that exist.
     fn release(&self, tenant: &TenantId, program: &ProgramId, count: u32) -> StoreResult<()>;
+    /// Imports tickets in ONE transaction, all or nothing: pulls `next` until
+    /// `Done` or `Abort`, inserting each chunk and noting the lines whose code
+    /// hash is already in the tenant (`tickets_code_hash_unique`, which also
+    /// makes a concurrent import holding the same code wait, then lose). Commits
+    /// only after `Done` with no taken code, raising `issuedTickets` by the count
+    /// with the conditional counter update and writing one
+    /// `ticket.batch_imported` event. MUST return `NotFound`, `ProgramNotActive`
+    /// or `MaxTicketsReached` (writing nothing) when the counter update refuses.
+    fn import(
+        &self,
+        tenant: &TenantId,
+        program: &ProgramId,
+        now: DateTime<Utc>,
+        next: &mut dyn ImportSource,
+    ) -> StoreResult<ImportOutcome>;
     /// Records a finished batch: one `ticket.batch_issued` event with its count.
     fn record_batch(
         &self,

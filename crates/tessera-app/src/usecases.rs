@@ -8,11 +8,13 @@ use std::net::IpAddr;
 use tessera_domain::{
     ApiKeyId, ApiKeySecret, BatchSize, Code, Email, Label, NewProgram, PageRequest, Payload,
     PresentedApiKey, PresentedCode, PresentedTicket, Program, ProgramChanges, ProgramId,
-    RedemptionLimit, Role, SignedCode, StandaloneTicket, StandaloneToken, Subject, TenantId,
-    TenantName, TicketId, TicketLink, TicketState, Ttl, Uses,
+    RedeemerId, RedemptionLimit, Role, SignedCode, StandaloneTicket, StandaloneToken, Subject,
+    TenantId, TenantName, TicketId, TicketLink, TicketState, Ttl, Uses,
 };
 
-use crate::model::{AccessToken, ApiKey, Grant, Page, StandaloneUse, Tenant, TicketView};
+use crate::model::{
+    AccessToken, ApiKey, Grant, Page, StandaloneUse, Tenant, TicketChanges, TicketView,
+};
 use crate::AppResult;
 
 /// Who is calling: the tenant and role of the API key presented.
@@ -76,6 +78,11 @@ pub struct IssueRequest {
     /// In a one-active-per-subject program, revoke the subject's active ticket
     /// and issue this one atomically, instead of `SubjectHasActiveTicket`.
     pub replace: bool,
+    /// A code the issuer chose instead of a generated one, exactly as sent; the
+    /// program's alphabet normalises it (`Program::chosen_code`).
+    pub code: Option<PresentedCode>,
+    /// Uses each distinct `redeemerId` may have.
+    pub per_redeemer_limit: Option<RedemptionLimit>,
 }
 
 /// A freshly issued ticket, with its code: the only time the code is shown.
@@ -141,6 +148,16 @@ pub trait TicketUseCases: Send + Sync {
         request: BatchRequest,
         sink: &mut dyn BatchSink,
     ) -> AppResult<u32>;
+    /// Imports `rows` as tickets, all or nothing (see `service/import.rs`):
+    /// `Invalid` naming up to 10 bad lines, `CodeTaken` naming up to 10 lines
+    /// whose code repeats one earlier in the file or one in the tenant,
+    /// `MaxTicketsReached`. Returns how many were imported.
+    fn import_tickets(
+        &self,
+        caller: &Principal,
+        program: &ProgramId,
+        rows: &mut dyn Iterator<Item = Result<ImportRow, RowError>>,
+    ) -> AppResult<u32>;
     fn get_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<TicketView>;
     fn list_tickets(
         &self,
@@ -156,7 +173,35 @@ pub trait TicketUseCases: Send + Sync {
         state: TicketState,
         if_match: Option<i64>,
     ) -> AppResult<TicketView>;
+    /// Changes the state and/or the ticket's own limit (a refill) in one versioned
+    /// write; with `if_match`, only at that version.
+    fn update_ticket(
+        &self,
+        caller: &Principal,
+        id: &TicketId,
+        changes: TicketChanges,
+        if_match: Option<i64>,
+    ) -> AppResult<TicketView>;
     fn revoke_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<()>;
+}
+
+/// One data row of an import, with its CSV line (the header is line 1). Values
+/// as read; the use case parses them against the program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRow {
+    pub line: u64,
+    pub code: PresentedCode,
+    pub email: Option<String>,
+    pub max_redemptions: Option<i64>,
+    pub subject: Option<String>,
+}
+
+/// A row the adapter could not read (bad CSV, a non-integer `maxRedemptions`).
+/// `problem` names the column, never a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    pub problem: String,
 }
 
 /// A redemption request, after the HTTP edge resolved which program it names.
@@ -170,6 +215,8 @@ pub struct RedeemRequest {
     /// The code (or `signedCode`) exactly as presented.
     pub code: PresentedCode,
     pub email: Option<String>,
+    /// Who redeems, for tickets with a per-redeemer limit.
+    pub redeemer_id: Option<RedeemerId>,
     /// The client's address, for throttling failed attempts; `None` when unknown.
     pub client: Option<IpAddr>,
 }

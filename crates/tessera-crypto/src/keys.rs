@@ -25,6 +25,7 @@ const CODE_HASH_LABEL: &[u8] = b"tessera/code-hash/v1";
 const API_KEY_HASH_LABEL: &[u8] = b"tessera/api-key-hash/v1";
 const STANDALONE_HASH_LABEL: &[u8] = b"tessera/standalone-hash/v1";
 const LINK_HASH_LABEL: &[u8] = b"tessera/link-hash/v1";
+const REDEEMER_HASH_LABEL: &[u8] = b"tessera/redeemer-hash/v1";
 
 /// Why a text is not a master key. Never echoes the text.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -97,6 +98,7 @@ pub struct Keyring {
     api_key: HmacSha256,
     standalone: HmacSha256,
     link: HmacSha256,
+    redeemer: HmacSha256,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -128,6 +130,7 @@ impl Keyring {
             api_key: derive(master, API_KEY_HASH_LABEL),
             standalone: derive(master, STANDALONE_HASH_LABEL),
             link: derive(master, LINK_HASH_LABEL),
+            redeemer: derive(master, REDEEMER_HASH_LABEL),
         }
     }
 }
@@ -167,6 +170,13 @@ impl SecretHasher for Keyring {
     fn link_hash(&self, token: &LinkToken) -> SecretHash {
         mac(&self.link, &[token.expose_secret().as_bytes()])
     }
+
+    fn redeemer_hash(&self, tenant: &TenantId, redeemer: &str) -> SecretHash {
+        mac(
+            &self.redeemer,
+            &[tenant.as_str().as_bytes(), redeemer.as_bytes()],
+        )
+    }
 }
 
 #[cfg(test)]
@@ -191,6 +201,14 @@ mod tests {
             one.api_key_hash(code.expose_secret()),
             mac(&one.code, &[code.expose_secret().as_bytes()]),
             "each purpose has its own key"
+        );
+        assert_ne!(
+            one.redeemer_hash(&tenant, "ann"),
+            one.redeemer_hash(&TenantId::generate(), "ann")
+        );
+        assert_ne!(
+            one.redeemer_hash(&tenant, "ann"),
+            two.redeemer_hash(&tenant, "ann")
         );
     }
 

@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run -p tessera-domain --example check_code -- ALPHABET LENGTH CODE
 //! cargo run -p tessera-domain --example check_code -- humane 8 'abcd-efgh'
+//! cargo run -p tessera-domain --example check_code -- humane 8 'abcd-efgh-x' check
 //! ```
 //!
 //! Prints the canonical code and exits 0 when the text could be a code of the
@@ -12,9 +13,9 @@
 //! which holds the codes' keyed hashes.
 //!
 //! The checks run as steps, each passing the text on or naming the problem:
-//! normalisation and alphabet, then length. Tessera's codes carry no check
-//! character yet; when `tessera-domain` gains one, its verification is the
-//! third step (see `check_character`).
+//! normalisation and alphabet, then length, then — for a program with
+//! `checkDigit` (the optional fourth argument `check`) — the check character,
+//! verified by `tessera_domain::has_valid_check` (Luhn mod N).
 //!
 //! The example never restates the crate's normalisation rules (which characters
 //! humane codes forgive, what is trimmed). It asks `CodeInput::normalize`, so
@@ -23,12 +24,13 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use tessera_domain::{Alphabet, Code, CodeInput, TicketLength};
+use tessera_domain::{has_valid_check, Alphabet, Code, CodeInput, TicketLength};
 
 const USAGE: &str = "usage: check_code ALPHABET LENGTH CODE
   ALPHABET  alphanumeric, humane or numeric
   LENGTH    the program's code length, 4..=64
-  CODE      the text a person typed (quote it if it has spaces)";
+  CODE      the text a person typed (quote it if it has spaces)
+  check     (optional) the program has checkDigit: CODE ends with a check character";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -56,7 +58,8 @@ pub enum Problem {
         /// Characters the program's codes have.
         expected: u8,
     },
-    // With check characters: `BadCheckCharacter`, returned by `check_character`.
+    /// The last character is not the check character of the others: a typo.
+    BadCheckCharacter,
 }
 
 impl std::fmt::Display for Problem {
@@ -70,6 +73,7 @@ impl std::fmt::Display for Problem {
                 f,
                 "{found} characters, but this program's codes have {expected}"
             ),
+            Problem::BadCheckCharacter => write!(f, "mistyped: the check character is wrong"),
         }
     }
 }
@@ -78,8 +82,20 @@ impl std::fmt::Display for Problem {
 /// `length`, or the first problem found.
 pub fn check(typed: &str, alphabet: Alphabet, length: TicketLength) -> Result<Code, Problem> {
     let code = normalise(typed, alphabet, length)?;
-    check_length(&code, length)?;
-    check_character(&code)?;
+    check_length(&code, length.get())?;
+    Ok(code)
+}
+
+/// Like [`check`], for a program with `checkDigit`: the code has `length`
+/// random characters and then its check character, which must be right.
+pub fn check_with_check_character(
+    typed: &str,
+    alphabet: Alphabet,
+    length: TicketLength,
+) -> Result<Code, Problem> {
+    let code = normalise(typed, alphabet, length)?;
+    check_length(&code, length.get() + 1)?;
+    check_character(&code, alphabet)?;
     Ok(code)
 }
 
@@ -113,23 +129,23 @@ fn normalise(typed: &str, alphabet: Alphabet, length: TicketLength) -> Result<Co
 }
 
 /// Step 2, length: the program's codes all have `length` characters.
-fn check_length(code: &Code, length: TicketLength) -> Result<(), Problem> {
+fn check_length(code: &Code, expected: u8) -> Result<(), Problem> {
     let found = code.expose_secret().chars().count();
-    if found == usize::from(length.get()) {
+    if found == usize::from(expected) {
         Ok(())
     } else {
-        Err(Problem::WrongLength {
-            found,
-            expected: length.get(),
-        })
+        Err(Problem::WrongLength { found, expected })
     }
 }
 
-/// Step 3, the check character. Tessera's codes have none yet, so every code
-/// passes; once `tessera-domain` can verify one, call it here and add a
-/// `Problem::BadCheckCharacter`.
-fn check_character(_code: &Code) -> Result<(), Problem> {
-    Ok(())
+/// Step 3, the check character (programs with `checkDigit`): the crate's Luhn
+/// mod N, so the verdict is the service's ("The code is mistyped.").
+fn check_character(code: &Code, alphabet: Alphabet) -> Result<(), Problem> {
+    if has_valid_check(alphabet, code.expose_secret()) {
+        Ok(())
+    } else {
+        Err(Problem::BadCheckCharacter)
+    }
 }
 
 /// Asks `CodeInput::normalize` how the alphabet reads single characters, by
@@ -178,15 +194,21 @@ impl Probe {
 /// The whole program: parse `args`, check, and print the verdict to `out`.
 /// `Ok(true)` when the text could be a code of the program.
 pub fn run(args: &[String], out: &mut impl Write) -> Result<bool, String> {
-    let [alphabet, length, typed] = args else {
-        return Err(USAGE.to_owned());
+    let (alphabet, length, typed, with_check) = match args {
+        [alphabet, length, typed] => (alphabet, length, typed, false),
+        [alphabet, length, typed, flag] if flag == "check" => (alphabet, length, typed, true),
+        _ => return Err(USAGE.to_owned()),
     };
     let alphabet: Alphabet = alphabet.parse().map_err(|e| format!("{e}"))?;
     let length = length
         .parse::<i64>()
         .map_err(|_| format!("length: must be a whole number, not {length:?}"))
         .and_then(|n| TicketLength::try_from(n).map_err(|e| e.to_string()))?;
-    let verdict = check(typed, alphabet, length);
+    let verdict = if with_check {
+        check_with_check_character(typed, alphabet, length)
+    } else {
+        check(typed, alphabet, length)
+    };
     let written = match &verdict {
         Ok(code) => writeln!(out, "ok: {}", code.expose_secret()),
         Err(problem) => writeln!(out, "not a code of this program: {problem}"),

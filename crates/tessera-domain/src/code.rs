@@ -53,7 +53,7 @@ impl Alphabet {
         }
     }
 
-    fn symbols(self) -> &'static [u8] {
+    pub(crate) fn symbols(self) -> &'static [u8] {
         match self {
             Alphabet::Alphanumeric => ALPHANUMERIC,
             Alphabet::Humane => CROCKFORD,
@@ -240,6 +240,77 @@ impl CodeInput<'_> {
             && canonical.bytes().all(|b| symbols.contains(&b));
         valid.then_some(Code(canonical))
     }
+}
+
+/// The longest canonical code: 64 random characters and a check character.
+const MAX_CANONICAL_CHARS: usize = 65;
+
+impl CodeInput<'_> {
+    /// The canonical form of any code a program could hold, generated or chosen:
+    /// spaces and dashes dropped (for every alphabet), humane input upper-cased
+    /// with `O` → `0` and `I`/`L` → `1`, then 4..=65 of `A–Z a–z 0–9` (64
+    /// characters and a check character at most). `None` when no code could look
+    /// like it, so the caller can refuse it before any lookup.
+    ///
+    /// ```
+    /// use tessera_domain::{Alphabet, CodeInput};
+    ///
+    /// let humane = |raw| CodeInput(raw).canonical(Alphabet::Humane);
+    /// let one = humane("tsr-ab12-cd34").expect("a code");
+    /// assert_eq!(one.expose_secret(), "TSRAB12CD34");
+    /// assert_eq!(humane("TSR AB12 CD34"), Some(one));
+    /// // Chosen codes may hold letters the alphabet lacks, such as U.
+    /// assert!(humane("summer25").is_some());
+    /// assert!(CodeInput("ab_c").canonical(Alphabet::Alphanumeric).is_none());
+    /// assert!(CodeInput("abc").canonical(Alphabet::Alphanumeric).is_none());
+    /// ```
+    pub fn canonical(&self, alphabet: Alphabet) -> Option<Code> {
+        let kept = self.0.chars().filter(|c| !matches!(c, ' ' | '-'));
+        let canonical: String = match alphabet {
+            Alphabet::Humane => kept
+                .map(|c| match c.to_ascii_uppercase() {
+                    'I' | 'L' => '1',
+                    'O' => '0',
+                    upper => upper,
+                })
+                .collect(),
+            Alphabet::Alphanumeric | Alphabet::Numeric => kept.collect(),
+        };
+        let canonical = canonical.trim();
+        let valid = (usize::from(TicketLength::MIN)..=MAX_CANONICAL_CHARS)
+            .contains(&canonical.len())
+            && canonical.bytes().all(|b| b.is_ascii_alphanumeric());
+        valid.then(|| Code(canonical.to_owned()))
+    }
+}
+
+impl Code {
+    /// The canonical form of a code as shown (a generated code of a pattern keeps
+    /// its dashes and spaces for people; its hash is of the canonical form).
+    pub fn canonical(&self, alphabet: Alphabet) -> Option<Code> {
+        CodeInput(&self.0).canonical(alphabet)
+    }
+}
+
+/// A fresh code as shown: `length` random characters (or the pattern with its
+/// `#` filled), then, with `check`, the check character of its canonical form.
+pub(crate) fn generate_display(
+    alphabet: Alphabet,
+    pattern: Option<&crate::CodePattern>,
+    length: TicketLength,
+    check: bool,
+) -> Code {
+    let mut shown = match pattern {
+        Some(pattern) => pattern.fill(alphabet),
+        None => random_string(alphabet.symbols(), usize::from(length.get())),
+    };
+    if check {
+        let canonical: String = shown.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+        if let Some(character) = crate::check::check_character(alphabet, &canonical) {
+            shown.push(character);
+        }
+    }
+    Code(shown)
 }
 
 #[cfg(test)]

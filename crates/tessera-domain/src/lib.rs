@@ -6,12 +6,14 @@
 #![warn(missing_docs)]
 
 mod api_key;
+mod check;
 mod code;
 mod email;
 mod error;
 mod event;
 mod hold;
 mod id;
+mod pattern;
 mod program;
 mod redacted;
 mod redemption;
@@ -22,6 +24,7 @@ mod values;
 mod webhook;
 
 pub use api_key::{ApiKeySecret, Permission, Role};
+pub use check::{check_character, has_valid_check};
 pub use code::{Alphabet, Code, CodeInput, TicketLength};
 pub use email::Email;
 pub use error::DomainError;
@@ -32,12 +35,15 @@ pub use id::{
     WebhookId,
 };
 pub use id::{HoldId, RedemptionId};
+pub use pattern::CodePattern;
 pub use program::{NewProgram, Program, ProgramChanges, ProgramState};
 pub use redacted::{
     ExposeSecret, OperatorToken, PresentedApiKey, PresentedCode, PresentedTicket, SignedCode,
     TicketLink, REDACTED,
 };
-pub use redemption::{effective_limit, RedemptionFailure, EMAIL_MISMATCHES_BEFORE_LOCK};
+pub use redemption::{
+    effective_limit, RedeemerId, RedemptionFailure, EMAIL_MISMATCHES_BEFORE_LOCK,
+};
 pub use standalone::{StandaloneTicket, StandaloneToken, Ttl, Uses};
 pub use ticket::{NewTicketSpec, Ticket, TicketState};
 pub use values::{

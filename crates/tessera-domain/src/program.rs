@@ -1,8 +1,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::{
-    Alphabet, DomainError, GroupAddresses, Label, MaxTickets, NtpClass, ObjectId, ProgramId,
-    RedemptionFailure, RedemptionLimit, TenantId, TicketLength, UrlPrefix, ValidityWindow,
+    Alphabet, Code, CodeInput, CodePattern, DomainError, GroupAddresses, Label, MaxTickets,
+    NtpClass, ObjectId, ProgramId, RedemptionFailure, RedemptionLimit, TenantId, TicketLength,
+    UrlPrefix, ValidityWindow,
 };
 
 /// Whether a program's tickets work at all. A program is created active.
@@ -61,6 +62,8 @@ impl ProgramState {
 ///     url_prefix: None,
 ///     one_active_per_subject: false,
 ///     allow_rollback: true,
+///     code_pattern: None,
+///     check_digit: false,
 /// };
 /// // 10^4 numeric codes leave room for 10 tickets at 1000 codes each, not 20.
 /// let error = Program::create(ProgramId::generate(), TenantId::generate(), new.clone(), now)
@@ -98,6 +101,10 @@ pub struct NewProgram {
     pub one_active_per_subject: bool,
     /// Whether redemptions may be rolled back (given back once each).
     pub allow_rollback: bool,
+    /// The shape of generated codes; its `#` count is `ticket_length`.
+    pub code_pattern: Option<CodePattern>,
+    /// Whether every code ends with a check character (Luhn mod N).
+    pub check_digit: bool,
 }
 
 /// A partial update: `None` leaves a field as it is; for the nullable fields,
@@ -156,6 +163,8 @@ impl ProgramChanges {
 /// #     url_prefix: None,
 /// #     one_active_per_subject: false,
 /// #     allow_rollback: true,
+/// #     code_pattern: None,
+/// #     check_digit: false,
 /// # };
 /// // `new` is a NewProgram whose window is [start, end).
 /// let program = Program::create(ProgramId::generate(), TenantId::generate(), new, start)?;
@@ -207,6 +216,10 @@ pub struct Program {
     pub one_active_per_subject: bool,
     /// As in `NewProgram`; may change with `apply`.
     pub allow_rollback: bool,
+    /// As in `NewProgram`; never changes.
+    pub code_pattern: Option<CodePattern>,
+    /// As in `NewProgram`; never changes, so codes already issued stay valid.
+    pub check_digit: bool,
     /// Active or suspended.
     pub state: ProgramState,
     /// How many tickets have been issued so far (counted against `max_tickets`).
@@ -249,6 +262,16 @@ impl Program {
         now: DateTime<Utc>,
     ) -> Result<Self, DomainError> {
         check_code_space(new.alphabet, new.ticket_length, new.max_tickets)?;
+        if let Some(pattern) = &new.code_pattern {
+            if pattern.ticket_length() != new.ticket_length {
+                return Err(DomainError::new(
+                    "ticketLength",
+                    "must be the number of # in codePattern",
+                ));
+            }
+            // Literals were checked against the alphabet the pattern was parsed for.
+            CodePattern::parse(pattern.as_str(), new.alphabet)?;
+        }
         Ok(Self {
             id,
             tenant_id,
@@ -264,6 +287,8 @@ impl Program {
             url_prefix: new.url_prefix,
             one_active_per_subject: new.one_active_per_subject,
             allow_rollback: new.allow_rollback,
+            code_pattern: new.code_pattern,
+            check_digit: new.check_digit,
             state: ProgramState::Active,
             issued_tickets: 0,
             version: 1,
@@ -311,6 +336,60 @@ impl Program {
             updated_at: now,
             ..self.clone()
         }
+    }
+
+    /// A fresh code for a ticket of the program, as shown to people: the pattern
+    /// filled (or `ticketLength` random characters), then the check character
+    /// with `checkDigit`. Its hash is of `Code::canonical`.
+    pub fn generate_code(&self) -> Code {
+        crate::code::generate_display(
+            self.alphabet,
+            self.code_pattern.as_ref(),
+            self.ticket_length,
+            self.check_digit,
+        )
+    }
+
+    /// The canonical form of a code an issuer chose (`code` on issue, or a row of
+    /// an import): without spaces and dashes, 4..64 of `A–Z a–z 0–9`, normalised
+    /// as the alphabet says, ending with a valid check character when the program
+    /// has `checkDigit`. The code-space rule does not apply. Errors name `code`.
+    ///
+    /// ```
+    /// # use tessera_domain::chrono::{Duration, TimeZone, Utc};
+    /// # use tessera_domain::*;
+    /// # let now = Utc.with_ymd_and_hms(2030, 6, 1, 9, 0, 0).unwrap();
+    /// # let new = NewProgram {
+    /// #     name: None, object_id: ObjectId::try_from("iq__x".to_owned())?,
+    /// #     group_addresses: GroupAddresses::default(), ntp_class: NtpClass::DEFAULT,
+    /// #     max_tickets: MaxTickets::UNLIMITED, max_redemptions: RedemptionLimit::DEFAULT,
+    /// #     window: ValidityWindow::new(now, now + Duration::days(1))?,
+    /// #     ticket_length: TicketLength::DEFAULT, alphabet: Alphabet::Humane, url_prefix: None,
+    /// #     one_active_per_subject: false, code_pattern: None, check_digit: false,
+    /// # };
+    /// let program = Program::create(ProgramId::generate(), TenantId::generate(), new, now)?;
+    /// let code = program.chosen_code("summer-25")?;
+    /// assert_eq!(code.expose_secret(), "SUMMER25");
+    /// assert_eq!(program.chosen_code("abc").unwrap_err().field, "code");
+    /// # Ok::<(), tessera_domain::DomainError>(())
+    /// ```
+    pub fn chosen_code(&self, raw: &str) -> Result<Code, DomainError> {
+        let code = CodeInput(raw)
+            .canonical(self.alphabet)
+            .filter(|code| code.expose_secret().len() <= usize::from(crate::TicketLength::MAX))
+            .ok_or_else(|| {
+                DomainError::new(
+                    "code",
+                    "must be 4 to 64 of A-Z a-z 0-9 (spaces and dashes aside)",
+                )
+            })?;
+        if self.check_digit && !crate::has_valid_check(self.alphabet, code.expose_secret()) {
+            return Err(DomainError::new(
+                "code",
+                "must end with a valid check character (the program has checkDigit)",
+            ));
+        }
+        Ok(code)
     }
 
     /// Whether new tickets may be issued now: not suspended and not ended. A program
@@ -364,6 +443,8 @@ pub(crate) mod tests {
             url_prefix: None,
             one_active_per_subject: false,
             allow_rollback: true,
+            code_pattern: None,
+            check_digit: false,
         };
         Program::create(ProgramId::generate(), TenantId::generate(), new, at(-10)).unwrap()
     }
@@ -385,6 +466,8 @@ pub(crate) mod tests {
             url_prefix: None,
             one_active_per_subject: false,
             allow_rollback: true,
+            code_pattern: None,
+            check_digit: false,
         };
         let error = Program::create(ProgramId::generate(), TenantId::generate(), new, at(0))
             .expect_err("10^6 < 1000 × 1001");

@@ -34,6 +34,10 @@ pub enum RedemptionFailure {
     ProgramNotStarted,
     /// The program's validity window has closed.
     ProgramEnded,
+    /// The ticket has a per-redeemer limit and no `redeemerId` was presented.
+    RedeemerRequired,
+    /// The presented redeemer has used its share of the ticket.
+    RedeemerLimitReached,
 }
 
 impl RedemptionFailure {
@@ -49,6 +53,8 @@ impl RedemptionFailure {
             RedemptionFailure::ProgramSuspended => "program_suspended",
             RedemptionFailure::ProgramNotStarted => "program_not_started",
             RedemptionFailure::ProgramEnded => "program_ended",
+            RedemptionFailure::RedeemerRequired => "redeemer_required",
+            RedemptionFailure::RedeemerLimitReached => "redeemer_limit_reached",
         }
     }
 
@@ -64,6 +70,8 @@ impl RedemptionFailure {
             RedemptionFailure::ProgramSuspended,
             RedemptionFailure::ProgramNotStarted,
             RedemptionFailure::ProgramEnded,
+            RedemptionFailure::RedeemerRequired,
+            RedemptionFailure::RedeemerLimitReached,
         ]
         .into_iter()
         .find(|failure| failure.code() == raw)
@@ -81,6 +89,46 @@ impl RedemptionFailure {
             RedemptionFailure::ProgramSuspended => "The program is suspended.",
             RedemptionFailure::ProgramNotStarted => "The program has not started yet.",
             RedemptionFailure::ProgramEnded => "The program has ended.",
+            RedemptionFailure::RedeemerRequired => "The ticket needs a redeemerId.",
+            RedemptionFailure::RedeemerLimitReached => {
+                "This redeemer has used its share of the ticket."
+            }
+        }
+    }
+}
+
+/// Who redeems (`redeemerId`): 1..256 characters, counted against a ticket's
+/// `per_redeemer_limit`.
+///
+/// ```
+/// use tessera_domain::RedeemerId;
+///
+/// assert_eq!(RedeemerId::try_from("user-42".to_owned())?.as_str(), "user-42");
+/// assert_eq!(RedeemerId::try_from(String::new()).unwrap_err().field, "redeemerId");
+/// assert!(RedeemerId::try_from("x".repeat(257)).is_err());
+/// # Ok::<(), tessera_domain::DomainError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RedeemerId(String);
+
+impl RedeemerId {
+    /// The id as presented.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RedeemerId {
+    type Error = crate::DomainError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        if (1..=256).contains(&raw.chars().count()) {
+            Ok(Self(raw))
+        } else {
+            Err(crate::DomainError::new(
+                "redeemerId",
+                "must be 1 to 256 characters",
+            ))
         }
     }
 }
@@ -111,6 +159,8 @@ mod tests {
         for failure in [
             RedemptionFailure::TicketLocked,
             RedemptionFailure::ProgramEnded,
+            RedemptionFailure::RedeemerRequired,
+            RedemptionFailure::RedeemerLimitReached,
         ] {
             assert_eq!(RedemptionFailure::parse(failure.code()), Some(failure));
         }

@@ -84,6 +84,8 @@ impl TicketState {
 /// #     url_prefix: None,
 /// #     one_active_per_subject: false,
 /// #     allow_rollback: true,
+/// #     code_pattern: None,
+/// #     check_digit: false,
 /// # };
 /// // `program` allows 2 redemptions per ticket and is open now.
 /// let program = Program::create(ProgramId::generate(), TenantId::generate(), new, now)?;
@@ -94,6 +96,7 @@ impl TicketState {
 ///     email: Some(Email::parse("ann@example.com")?),
 ///     subject: None,
 ///     max_redemptions: None, // follow the program's limit
+///     per_redeemer_limit: None,
 ///     redemptions: 0,
 ///     state: TicketState::Active,
 ///     failed_attempts: 0,
@@ -131,6 +134,9 @@ pub struct Ticket {
     pub subject: Option<Subject>,
     /// `None`: the program's limit, whatever it is at redemption time.
     pub max_redemptions: Option<RedemptionLimit>,
+    /// Uses each distinct redeemer may have (besides the overall limit); `None`:
+    /// no per-redeemer share, and no redeemer needs to be named.
+    pub per_redeemer_limit: Option<RedemptionLimit>,
     /// How many times the ticket has been redeemed.
     pub redemptions: u32,
     /// Where the ticket is in its life.
@@ -160,6 +166,8 @@ pub struct NewTicketSpec {
     pub subject: Option<Subject>,
     /// The ticket's own limit; `None` follows the program's.
     pub max_redemptions: Option<RedemptionLimit>,
+    /// Uses each distinct redeemer may have; `None` for no share.
+    pub per_redeemer_limit: Option<RedemptionLimit>,
     /// Returned on every successful redemption.
     pub payload: Option<Payload>,
 }
@@ -174,6 +182,7 @@ impl Ticket {
             email: spec.email,
             subject: spec.subject,
             max_redemptions: spec.max_redemptions,
+            per_redeemer_limit: spec.per_redeemer_limit,
             redemptions: 0,
             state: TicketState::Active,
             failed_attempts: 0,
@@ -216,6 +225,39 @@ impl Ticket {
                 Err(RedemptionFailure::EmailMismatch)
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Why the presented redeemer may not use this ticket, if it may not: checked
+    /// after `check_redeemable`. `redeemer_uses` is `None` when no `redeemerId` was
+    /// presented, else how many uses that redeemer has had. A ticket without a
+    /// `per_redeemer_limit` accepts any redeemer, or none.
+    /// Mirrored by SQL function `tessera_redeem`; tessera-postgres/tests/rules_agree.rs pins both.
+    ///
+    /// ```
+    /// # use tessera_domain::chrono::{TimeZone, Utc};
+    /// # use tessera_domain::*;
+    /// # let now = Utc.with_ymd_and_hms(2030, 6, 1, 9, 0, 0).unwrap();
+    /// # let mut ticket = Ticket {
+    /// #     id: TicketId::generate(), tenant_id: TenantId::generate(), program_id: ProgramId::generate(),
+    /// #     email: None, subject: None, max_redemptions: None, per_redeemer_limit: None,
+    /// #     redemptions: 0, state: TicketState::Active, failed_attempts: 0, payload: None,
+    /// #     last_redeemed_at: None, last_failed_at: None, created_at: now, version: 1,
+    /// # };
+    /// ticket.per_redeemer_limit = Some(RedemptionLimit::try_from(1)?);
+    /// assert_eq!(ticket.check_redeemer(None), Err(RedemptionFailure::RedeemerRequired));
+    /// assert_eq!(ticket.check_redeemer(Some(0)), Ok(()));
+    /// assert_eq!(ticket.check_redeemer(Some(1)), Err(RedemptionFailure::RedeemerLimitReached));
+    /// # Ok::<(), tessera_domain::DomainError>(())
+    /// ```
+    pub fn check_redeemer(&self, redeemer_uses: Option<u32>) -> Result<(), RedemptionFailure> {
+        match (self.per_redeemer_limit, redeemer_uses) {
+            (None, _) => Ok(()),
+            (Some(_), None) => Err(RedemptionFailure::RedeemerRequired),
+            (Some(limit), Some(uses)) if uses >= limit.get() => {
+                Err(RedemptionFailure::RedeemerLimitReached)
+            }
+            (Some(_), Some(_)) => Ok(()),
         }
     }
 

@@ -52,6 +52,8 @@ fn main() -> Result<(), DomainError> {
         url_prefix: None,
         one_active_per_subject: false,
         allow_rollback: true,
+        code_pattern: None,
+        check_digit: false,
     };
     let program = Program::create(ProgramId::generate(), TenantId::generate(), new, start)?;
     let before = program.check_redeemable(start - Duration::seconds(1));

@@ -100,6 +100,25 @@ fn generate_codes_refuses_malformed_definitions() {
 
 use check_code::Problem;
 
+#[test]
+fn check_code_catches_a_mistyped_check_character() {
+    // 7992739871 with its Luhn digit 3; the service's numeric check is Luhn's.
+    let with_check = |typed| {
+        check_code::check_with_check_character(typed, Alphabet::Numeric, length(10))
+            .map(|code| code.expose_secret().to_owned())
+    };
+    assert_eq!(with_check(" 79927398713 "), Ok("79927398713".to_owned()));
+    assert_eq!(with_check("79927398714"), Err(Problem::BadCheckCharacter));
+    assert_eq!(with_check("97927398713"), Err(Problem::BadCheckCharacter));
+    assert!(matches!(
+        with_check("7992739871"),
+        Err(Problem::WrongLength {
+            found: 10,
+            expected: 11
+        })
+    ));
+}
+
 fn checked(typed: &str, alphabet: Alphabet, n: i64) -> Result<String, Problem> {
     check_code::check(typed, alphabet, length(n)).map(|code| code.expose_secret().to_owned())
 }

@@ -259,6 +259,14 @@ impl From<AppError> for ApiError {
                 "rollback_not_allowed",
                 "The program does not allow rolling back redemptions (allowRollback).",
             ),
+            error @ AppError::CodeTaken { .. } => {
+                Self::new(StatusCode::CONFLICT, "code_taken", error.to_string())
+            }
+            AppError::MistypedCode => Self::new(
+                StatusCode::NOT_FOUND,
+                "invalid_code",
+                "The code is mistyped.",
+            ),
             AppError::TooManyAttempts {
                 retry_after_seconds,
             } => Self::too_many_attempts(retry_after_seconds),

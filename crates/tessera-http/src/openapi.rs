@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    access, events, lifecycle, ops, programs, redeem, standalone, tickets, webhooks,
+    access, events, import, lifecycle, ops, programs, redeem, standalone, tickets, webhooks,
 };
 
 #[derive(Debug, OpenApi)]
@@ -41,6 +41,7 @@ outage answers `503 unavailable` with `Retry-After`; too many failed redemptions
         programs::delete_program,
         tickets::issue_ticket,
         tickets::issue_batch,
+        import::import_tickets,
         tickets::list_tickets,
         tickets::get_ticket,
         tickets::update_ticket,

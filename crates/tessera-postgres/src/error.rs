@@ -50,6 +50,7 @@ fn classify(error: &DieselError) -> StoreError {
     match error {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
             match info.constraint_name() {
+                Some("tickets_code_hash_unique") => StoreError::CodeTaken,
                 Some(name) if name.ends_with("_hash_unique") => StoreError::DuplicateSecret,
                 Some("tickets_one_active_per_subject") => StoreError::SubjectHasActiveTicket,
                 Some(name) => StoreError::Internal(format!("unique constraint {name} violated")),

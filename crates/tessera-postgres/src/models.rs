@@ -9,10 +9,10 @@ use diesel::sql_types::{BigInt, Nullable};
 use diesel::{Queryable, QueryableByName, Selectable};
 use tessera_app::model::{ApiKey, TicketView};
 use tessera_domain::{
-    Alphabet, ApiKeyId, Email, GroupAddresses, Label, MaxTickets, NtpClass, ObjectId, Payload,
-    Program, ProgramId, ProgramState, RedemptionLimit, Role, StandaloneTicket, StandaloneTicketId,
-    Subject, TenantId, Ticket, TicketId, TicketLength, TicketState, UrlPrefix, Uses,
-    ValidityWindow,
+    Alphabet, ApiKeyId, CodePattern, Email, GroupAddresses, Label, MaxTickets, NtpClass, ObjectId,
+    Payload, Program, ProgramId, ProgramState, RedemptionLimit, Role, StandaloneTicket,
+    StandaloneTicketId, Subject, TenantId, Ticket, TicketId, TicketLength, TicketState, UrlPrefix,
+    Uses, ValidityWindow,
 };
 
 use crate::error::{corrupt, Outcome};
@@ -81,11 +81,14 @@ pub(crate) struct ProgramRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub code_pattern: Option<String>,
+    pub check_digit: bool,
 }
 
 impl ProgramRow {
     pub fn into_domain(self) -> Outcome<Program> {
         let bad = |e: tessera_domain::DomainError| corrupt("program", e);
+        let alphabet = Alphabet::from_str(&self.alphabet).map_err(bad)?;
         Ok(Program {
             id: ProgramId::parse(&self.id).map_err(bad)?,
             tenant_id: TenantId::parse(&self.tenant_id).map_err(bad)?,
@@ -97,10 +100,14 @@ impl ProgramRow {
             max_redemptions: RedemptionLimit::try_from(self.max_redemptions).map_err(bad)?,
             window: ValidityWindow::new(self.start_time, self.end_time).map_err(bad)?,
             ticket_length: TicketLength::try_from(i64::from(self.ticket_length)).map_err(bad)?,
-            alphabet: Alphabet::from_str(&self.alphabet).map_err(bad)?,
+            alphabet,
             url_prefix: optional("program", self.url_prefix, UrlPrefix::try_from)?,
             one_active_per_subject: self.one_active_per_subject,
             allow_rollback: self.allow_rollback,
+            code_pattern: optional("program", self.code_pattern, |raw| {
+                CodePattern::parse(&raw, alphabet)
+            })?,
+            check_digit: self.check_digit,
             state: ProgramState::parse(&self.state)
                 .ok_or_else(|| corrupt("program", "unknown state"))?,
             issued_tickets: count("program", self.issued_tickets)?,
@@ -131,6 +138,7 @@ pub(crate) struct TicketRow {
     pub last_failed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub version: i64,
+    pub per_redeemer_limit: Option<i64>,
     #[diesel(
         sql_type = BigInt,
         select_expression = programs::max_redemptions,
@@ -168,6 +176,11 @@ impl TicketRow {
                 .map(RedemptionLimit::try_from)
                 .transpose()
                 .map_err(bad)?,
+            per_redeemer_limit: self
+                .per_redeemer_limit
+                .map(RedemptionLimit::try_from)
+                .transpose()
+                .map_err(bad)?,
             redemptions: count("ticket", self.redemptions)?,
             state: TicketState::parse(&self.state)
                 .ok_or_else(|| corrupt("ticket", "unknown state"))?,
@@ -191,7 +204,7 @@ impl TicketRow {
 /// view.
 pub(crate) const TICKET_VIEW_COLUMNS: &str = "t.tenant_id, t.id, t.program_id, t.email, \
     t.subject, t.max_redemptions, t.redemptions, t.state, t.failed_attempts, t.payload, \
-    t.last_redeemed_at, t.last_failed_at, t.created_at, t.version, \
+    t.last_redeemed_at, t.last_failed_at, t.created_at, t.version, t.per_redeemer_limit, \
     p.max_redemptions AS program_max_redemptions, \
     (SELECT count(*) FROM holds h WHERE h.tenant_id = t.tenant_id AND h.ticket_id = t.id \
      AND h.state = 'held' AND h.expires_at > now()) AS held";

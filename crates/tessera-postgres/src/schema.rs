@@ -45,6 +45,8 @@ diesel::table! {
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        code_pattern -> Nullable<Text>,
+        check_digit -> Bool,
     }
 }
 
@@ -68,6 +70,16 @@ diesel::table! {
         last_failed_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         version -> Int8,
+        per_redeemer_limit -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    redeemer_uses (tenant_id, ticket_id, redeemer_key) {
+        tenant_id -> Text,
+        ticket_id -> Text,
+        redeemer_key -> Bytea,
+        uses -> Int8,
     }
 }
 

@@ -37,6 +37,7 @@ fn redeem_by_link(
         code_hash: linked.code_hash,
         email: None,
         now: now(),
+        redeemer: None,
     };
     Some(store.redeem(&attempt).unwrap())
 }

@@ -213,6 +213,7 @@ fn judge(
         code_hash: hash(&code),
         email: attempt_email(case.email.presented()),
         now: case.window.now(),
+        redeemer: None,
     };
 
     // The domain judges the rows as stored, read back through the store.
@@ -314,4 +315,83 @@ fn the_sql_function_and_the_domain_agree_on_every_combination() {
     .into_iter()
     .collect();
     assert_eq!(outcomes, every_outcome);
+}
+
+/// The per-redeemer rule (`Ticket::check_redeemer`, after `check_redeemable`)
+/// and `tessera_redeem`'s claim agree on every combination of share, presented
+/// redeemer, that redeemer's past uses, and the ticket's other rules.
+#[test]
+fn the_sql_function_and_the_domain_agree_on_per_redeemer_limits() {
+    use diesel::sql_types::{BigInt, Bytea, Text};
+    use diesel::{sql_query, RunQueryDsl};
+
+    let f = fixture();
+    let tenant = common::tenant(&f.store);
+    let program = common::program(&f.store, &tenant, |new| {
+        new.max_redemptions = limit(PROGRAM_LIMIT);
+        new.window = ValidityWindow::new(at(-100), at(100)).unwrap();
+    });
+    let mut outcomes = HashSet::new();
+    let mut index = 0;
+    for share in [None, Some(1), Some(2)] {
+        for presented in [false, true] {
+            for past_uses in [0i64, 1, 2] {
+                for (exhausted, bound) in [(false, false), (true, false), (false, true)] {
+                    index += 1;
+                    let code = format!("share-{index}");
+                    let new = common::new_ticket(&program, &code, |t| {
+                        t.per_redeemer_limit = share.map(limit);
+                        t.redemptions = if exhausted { PROGRAM_LIMIT as u32 } else { 0 };
+                        t.email = bound.then(|| email("ann@example.com"));
+                    });
+                    f.store.issue(&new, at(-10)).unwrap();
+                    let key = hash(&format!("redeemer-{index}"));
+                    if share.is_some() && past_uses > 0 {
+                        let mut conn = f.db.pool().get().unwrap();
+                        sql_query(
+                            "INSERT INTO redeemer_uses (tenant_id, ticket_id, redeemer_key, uses) \
+                             VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind::<Text, _>(tenant.as_str())
+                        .bind::<Text, _>(new.ticket.id.as_str())
+                        .bind::<Bytea, _>(&key.0[..])
+                        .bind::<BigInt, _>(past_uses)
+                        .execute(&mut conn)
+                        .unwrap();
+                    }
+                    let attempt = RedemptionAttempt {
+                        tenant_id: tenant.clone(),
+                        program_id: program.id.clone(),
+                        code_hash: hash(&code),
+                        email: None,
+                        now: at(0),
+                        redeemer: presented.then_some(key),
+                    };
+                    let stored = ProgramStore::get(&f.store, &tenant, &program.id).unwrap();
+                    let before = TicketStore::get(&f.store, &tenant, &new.ticket.id).unwrap();
+                    let uses =
+                        presented.then_some(if share.is_some() { past_uses as u32 } else { 0 });
+                    let expected = before
+                        .ticket
+                        .check_redeemable(&stored, attempt.now, None)
+                        .and_then(|()| before.ticket.check_redeemer(uses));
+                    let actual = f.store.redeem(&attempt).unwrap().map(|_| ());
+                    assert_eq!(
+                        actual, expected,
+                        "share {share:?}, presented {presented}, past {past_uses}, exhausted {exhausted}, bound {bound}"
+                    );
+                    outcomes.insert(expected);
+                }
+            }
+        }
+    }
+    for outcome in [
+        Ok(()),
+        Err(RedemptionFailure::RedeemerRequired),
+        Err(RedemptionFailure::RedeemerLimitReached),
+        Err(RedemptionFailure::TicketExhausted),
+        Err(RedemptionFailure::EmailMismatch),
+    ] {
+        assert!(outcomes.contains(&outcome), "{outcome:?} never reached");
+    }
 }

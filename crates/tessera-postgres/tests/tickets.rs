@@ -79,7 +79,8 @@ fn max_tickets_is_enforced_and_refusals_change_nothing() {
 }
 
 #[test]
-fn a_duplicate_code_or_link_hash_is_a_duplicate_secret_and_raises_no_counter() {
+fn a_duplicate_code_is_code_taken_a_duplicate_link_a_duplicate_secret_and_neither_raises_the_counter(
+) {
     let f = fixture();
     let tenant = common::tenant(&f.store);
     let program = common::program(&f.store, &tenant, |_| {});
@@ -88,7 +89,7 @@ fn a_duplicate_code_or_link_hash_is_a_duplicate_secret_and_raises_no_counter() {
     f.store.issue(&first, now()).unwrap();
     assert_eq!(
         f.store.issue(&new_ticket(&program, "same", |_| {}), now()),
-        Err(StoreError::DuplicateSecret)
+        Err(StoreError::CodeTaken)
     );
     let mut same_link = new_ticket(&program, "other", |_| {});
     same_link.link_hash = Some(hash("link"));

@@ -19,7 +19,7 @@ impl Tessera {
         request: &BatchRequest,
         now: chrono::DateTime<chrono::Utc>,
     ) -> (NewTicket, Code) {
-        let code = Code::generate(program.alphabet, program.ticket_length);
+        let code = program.generate_code();
         let spec = NewTicketSpec {
             max_redemptions: request.max_redemptions,
             payload: request.payload.clone(),
@@ -27,7 +27,7 @@ impl Tessera {
         };
         let ticket = Ticket::new_active(program, spec, now);
         let new = NewTicket {
-            code_hash: self.ports.hasher.code_hash(&program.tenant_id, &code),
+            code_hash: self.code_hash(program, &code),
             // Batch tickets carry no link: a link per ticket would need its own
             // secret column in the CSV, which the batch format does not have.
             link_hash: None,

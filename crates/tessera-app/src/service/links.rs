@@ -73,6 +73,9 @@ impl LinkUseCases for Tessera {
                 .map(|email| email.trim().to_lowercase())
                 .filter(|email| !email.is_empty()),
             now,
+            // A page has no redeemerId: a ticket with a per-redeemer share
+            // refuses it (`redeemer_required`), as the API would.
+            redeemer: None,
         };
         // The same conditional statement, events and classification as a code.
         let grant = match self.ports.redemptions.redeem(&attempt)? {

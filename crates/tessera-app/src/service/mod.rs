@@ -2,6 +2,7 @@
 
 mod access;
 mod batch;
+mod import;
 mod lifecycle;
 mod links;
 mod operator;
@@ -82,7 +83,7 @@ impl std::fmt::Debug for TesseraPorts {
 struct ProgramFacts {
     tenant_id: tessera_domain::TenantId,
     alphabet: tessera_domain::Alphabet,
-    ticket_length: tessera_domain::TicketLength,
+    check_digit: bool,
 }
 
 /// Bounds the cache of program facts; past it the cache starts over, which only
@@ -113,6 +114,21 @@ impl Tessera {
             limits,
             program_facts: RwLock::new(HashMap::new()),
         }
+    }
+}
+
+impl Tessera {
+    /// The stored hash of a program's code: of its canonical form, so a code
+    /// shown with a pattern's dashes is found however it is typed.
+    fn code_hash(
+        &self,
+        program: &tessera_domain::Program,
+        code: &tessera_domain::Code,
+    ) -> crate::model::SecretHash {
+        let canonical = code.canonical(program.alphabet);
+        self.ports
+            .hasher
+            .code_hash(&program.tenant_id, canonical.as_ref().unwrap_or(code))
     }
 }
 

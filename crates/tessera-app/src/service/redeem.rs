@@ -1,4 +1,4 @@
-use tessera_domain::{CodeInput, Permission, ProgramId, RedemptionFailure};
+use tessera_domain::{has_valid_check, CodeInput, Permission, ProgramId, RedemptionFailure};
 
 use super::{ProgramFacts, Tessera, PROGRAM_FACTS_CAPACITY};
 use crate::model::RedemptionAttempt;
@@ -22,7 +22,7 @@ impl Tessera {
         let facts = ProgramFacts {
             tenant_id: program.tenant_id,
             alphabet: program.alphabet,
-            ticket_length: program.ticket_length,
+            check_digit: program.check_digit,
         };
         let mut cache = self
             .program_facts
@@ -129,13 +129,25 @@ impl Tessera {
         let detailed = caller.is_some_and(|caller| {
             caller.tenant_id == facts.tenant_id && caller.role.allows(Permission::RedeemWithDetails)
         });
-        let Some(code) = CodeInput(code_part).normalize(facts.alphabet, facts.ticket_length) else {
+        // Any length 4..65 is looked up: chosen codes need not have the program's
+        // length, and the throttle, not the length, is what bounds guessing.
+        let Some(code) = CodeInput(code_part).canonical(facts.alphabet) else {
             return Err(failure(
                 detailed,
                 program_id.as_str(),
                 RedemptionFailure::TicketNotFound,
             ));
         };
+        if facts.check_digit && !has_valid_check(facts.alphabet, code.expose_secret()) {
+            // Public arithmetic, refused before any lookup: not a failed attempt.
+            admission.succeeded();
+            return Err(AppError::MistypedCode);
+        }
+        let redeemer = request.redeemer_id.as_ref().map(|id| {
+            self.ports
+                .hasher
+                .redeemer_hash(&facts.tenant_id, id.as_str())
+        });
         let attempt = RedemptionAttempt {
             code_hash: self.ports.hasher.code_hash(&facts.tenant_id, &code),
             tenant_id: facts.tenant_id,
@@ -145,6 +157,7 @@ impl Tessera {
                 .map(|email| email.trim().to_lowercase())
                 .filter(|email| !email.is_empty()),
             now,
+            redeemer,
         };
         Ok(Prepared {
             admission,

@@ -134,7 +134,13 @@ pub(crate) fn fake_hasher() -> MockSecretHasher {
     hasher
         .expect_link_hash()
         .returning(|token| link_hash_of(token.expose_secret()));
+    hasher.expect_redeemer_hash().returning(redeemer_hash_of);
     hasher
+}
+
+/// What the fake hasher answers for a `redeemerId`.
+pub(crate) fn redeemer_hash_of(tenant_id: &TenantId, redeemer: &str) -> SecretHash {
+    fake_hash(&["redeemer", tenant_id.as_str(), redeemer])
 }
 
 /// The access token the harness's default signer hands out for any claims.
@@ -187,6 +193,8 @@ pub(crate) fn new_program() -> NewProgram {
         url_prefix: None,
         one_active_per_subject: false,
         allow_rollback: true,
+        code_pattern: None,
+        check_digit: false,
     }
 }
 

@@ -1,13 +1,14 @@
 use tessera_domain::{
-    effective_limit, Code, LinkToken, NewTicketSpec, PageRequest, Permission, ProgramId,
-    SignedCode, Ticket, TicketId, TicketLink, TicketState,
+    effective_limit, LinkToken, NewTicketSpec, PageRequest, Permission, ProgramId, SignedCode,
+    Ticket, TicketId, TicketLink, TicketState,
 };
 
 use super::{require, Tessera, SECRET_ATTEMPTS, UPDATE_ATTEMPTS};
-use crate::model::{NewTicket, Page, TicketView};
+use crate::model::{NewTicket, Page, TicketChanges, TicketView};
 use crate::ports::StoreError;
 use crate::usecases::{
-    BatchRequest, BatchSink, IssueRequest, IssuedTicket, Principal, TicketUseCases,
+    BatchRequest, BatchSink, ImportRow, IssueRequest, IssuedTicket, Principal, RowError,
+    TicketUseCases,
 };
 use crate::{AppError, AppResult};
 
@@ -29,18 +30,25 @@ impl TicketUseCases for Tessera {
         if !program.has_room_for(1) {
             return Err(AppError::MaxTicketsReached);
         }
+        // A chosen code is parsed once; a generated one is drawn afresh per attempt.
+        let chosen = request
+            .code
+            .as_ref()
+            .map(|raw| program.chosen_code(raw.expose_secret()))
+            .transpose()?;
         for _ in 0..SECRET_ATTEMPTS {
-            let code = Code::generate(program.alphabet, program.ticket_length);
+            let code = chosen.clone().unwrap_or_else(|| program.generate_code());
             let link_token = program.url_prefix.as_ref().map(|_| LinkToken::generate());
             let spec = NewTicketSpec {
                 email: request.email.clone(),
                 subject: request.subject.clone(),
                 max_redemptions: request.max_redemptions,
+                per_redeemer_limit: request.per_redeemer_limit,
                 payload: request.payload.clone(),
             };
             let ticket = Ticket::new_active(&program, spec, now);
             let new = NewTicket {
-                code_hash: self.ports.hasher.code_hash(tenant, &code),
+                code_hash: self.code_hash(&program, &code),
                 link_hash: link_token
                     .as_ref()
                     .map(|token| self.ports.hasher.link_hash(token)),
@@ -75,7 +83,11 @@ impl TicketUseCases for Tessera {
                         code,
                     });
                 }
-                Err(StoreError::DuplicateSecret) => continue,
+                // The unique index, not a prior read, says a chosen code is taken.
+                Err(StoreError::CodeTaken) if chosen.is_some() => {
+                    return Err(AppError::CodeTaken { lines: Vec::new() })
+                }
+                Err(StoreError::DuplicateSecret | StoreError::CodeTaken) => continue,
                 Err(other) => return Err(other.into()),
             }
         }
@@ -90,6 +102,15 @@ impl TicketUseCases for Tessera {
         sink: &mut dyn BatchSink,
     ) -> AppResult<u32> {
         self.run_batch(caller, program, request, sink)
+    }
+
+    fn import_tickets(
+        &self,
+        caller: &Principal,
+        program: &ProgramId,
+        rows: &mut dyn Iterator<Item = Result<ImportRow, RowError>>,
+    ) -> AppResult<u32> {
+        self.run_import(caller, program, rows)
     }
 
     fn get_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<TicketView> {
@@ -127,6 +148,45 @@ impl TicketUseCases for Tessera {
                 .ports
                 .tickets
                 .set_state(tenant, id, target, current.ticket.version, now)
+            {
+                Err(StoreError::VersionConflict) if if_match.is_none() => continue,
+                result => return Ok(result?),
+            }
+        }
+        Err(AppError::VersionConflict)
+    }
+
+    fn update_ticket(
+        &self,
+        caller: &Principal,
+        id: &TicketId,
+        changes: TicketChanges,
+        if_match: Option<i64>,
+    ) -> AppResult<TicketView> {
+        require(caller, Permission::ManageTicketState)?;
+        let tenant = &caller.tenant_id;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.ports.tickets.get(tenant, id)?;
+            if if_match.is_some_and(|expected| expected != current.ticket.version) {
+                return Err(AppError::VersionConflict);
+            }
+            let state = changes
+                .state
+                .map(|target| current.ticket.state.admin_transition(target))
+                .transpose()?;
+            if state.is_none() && current.ticket.state == TicketState::Revoked {
+                return Err(tessera_domain::DomainError::new(
+                    "maxRedemptions",
+                    "a revoked ticket cannot be refilled",
+                )
+                .into());
+            }
+            let checked = TicketChanges { state, ..changes };
+            let now = self.ports.clock.now();
+            match self
+                .ports
+                .tickets
+                .update_ticket(tenant, id, checked, current.ticket.version, now)
             {
                 Err(StoreError::VersionConflict) if if_match.is_none() => continue,
                 result => return Ok(result?),

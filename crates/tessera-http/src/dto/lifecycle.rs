@@ -23,6 +23,9 @@ pub struct HoldRequestBody {
     pub tenant_id: Option<String>,
     pub issuer: Option<String>,
     pub email: Option<String>,
+    /// Who holds (1..256 chars), for tickets with `perRedeemerLimit`: the hold
+    /// claims one of that redeemer's uses.
+    pub redeemer_id: Option<String>,
     #[serde(alias = "includeNTPId")]
     pub include_program_id: Option<bool>,
     /// Seconds the hold reserves its use: 1..3600, default 300.
@@ -45,6 +48,7 @@ impl TryFrom<HoldRequestBody> for (ResolvedRedeem, HoldTtl) {
             tenant_id: body.tenant_id,
             issuer: body.issuer,
             email: body.email,
+            redeemer_id: body.redeemer_id,
             include_program_id: body.include_program_id,
         })?;
         Ok((resolved, ttl))

@@ -1,8 +1,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_domain::{
-    Alphabet, GroupAddresses, Label, MaxTickets, NewProgram, NtpClass, ObjectId, Program,
-    ProgramChanges, RedemptionLimit, TicketLength, UrlPrefix, ValidityWindow,
+    Alphabet, CodePattern, GroupAddresses, Label, MaxTickets, NewProgram, NtpClass, ObjectId,
+    Program, ProgramChanges, RedemptionLimit, TicketLength, UrlPrefix, ValidityWindow,
 };
 use utoipa::ToSchema;
 
@@ -41,12 +41,40 @@ pub struct CreateProgramRequest {
     pub one_active_per_subject: Option<bool>,
     /// Whether redemptions may be rolled back; default true.
     pub allow_rollback: Option<bool>,
+    /// ≤ 64 chars: `#` is one random character, every other character (of the
+    /// alphabet, a dash or a space) is kept (`"TSR-####-####"`); `ticketLength`
+    /// is then the number of `#`.
+    #[schema(example = "TSR-####-####")]
+    pub code_pattern: Option<String>,
+    /// Codes end with a check character (Luhn mod N); default false.
+    pub check_digit: Option<bool>,
 }
 
 impl TryFrom<CreateProgramRequest> for NewProgram {
     type Error = ApiError;
 
     fn try_from(body: CreateProgramRequest) -> Result<Self, ApiError> {
+        let alphabet = body
+            .alphabet
+            .as_deref()
+            .map(str::parse::<Alphabet>)
+            .transpose()?
+            .unwrap_or_default();
+        let code_pattern = body
+            .code_pattern
+            .as_deref()
+            .map(|raw| CodePattern::parse(raw, alphabet))
+            .transpose()?;
+        let explicit_length = body.ticket_length.map(TicketLength::try_from).transpose()?;
+        let ticket_length = match (&code_pattern, explicit_length) {
+            (Some(pattern), Some(length)) if pattern.ticket_length() != length => {
+                return Err(ApiError::invalid(
+                    "ticketLength: must be the number of # in codePattern (or left out)",
+                ))
+            }
+            (Some(pattern), _) => pattern.ticket_length(),
+            (None, length) => length.unwrap_or(TicketLength::DEFAULT),
+        };
         Ok(NewProgram {
             name: body.name.map(Label::try_from).transpose()?,
             object_id: ObjectId::try_from(body.object_id)?,
@@ -67,20 +95,13 @@ impl TryFrom<CreateProgramRequest> for NewProgram {
                 .transpose()?
                 .unwrap_or(RedemptionLimit::DEFAULT),
             window: ValidityWindow::new(body.start_time.0, body.end_time.0)?,
-            ticket_length: body
-                .ticket_length
-                .map(TicketLength::try_from)
-                .transpose()?
-                .unwrap_or(TicketLength::DEFAULT),
-            alphabet: body
-                .alphabet
-                .as_deref()
-                .map(str::parse::<Alphabet>)
-                .transpose()?
-                .unwrap_or_default(),
+            ticket_length,
+            alphabet,
             url_prefix: body.url_prefix.map(UrlPrefix::try_from).transpose()?,
             one_active_per_subject: body.one_active_per_subject.unwrap_or(false),
             allow_rollback: body.allow_rollback.unwrap_or(true),
+            code_pattern,
+            check_digit: body.check_digit.unwrap_or(false),
         })
     }
 }
@@ -174,6 +195,8 @@ pub struct ProgramResponse {
     pub url_prefix: Option<String>,
     pub one_active_per_subject: bool,
     pub allow_rollback: bool,
+    pub code_pattern: Option<String>,
+    pub check_digit: bool,
     /// `active` or `suspended`.
     #[schema(example = "active")]
     pub state: &'static str,
@@ -208,6 +231,11 @@ impl From<&Program> for ProgramResponse {
                 .map(|url| url.as_str().to_owned()),
             one_active_per_subject: program.one_active_per_subject,
             allow_rollback: program.allow_rollback,
+            code_pattern: program
+                .code_pattern
+                .as_ref()
+                .map(|pattern| pattern.as_str().to_owned()),
+            check_digit: program.check_digit,
             state: program.state.as_str(),
             issued_tickets: program.issued_tickets,
             version: program.version,

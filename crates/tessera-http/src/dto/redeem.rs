@@ -25,6 +25,8 @@ pub struct RedeemRequestBody {
     pub issuer: Option<String>,
     /// Required when the ticket is bound to an email; `""` means none.
     pub email: Option<String>,
+    /// 1..256 chars: who redeems, for tickets with `perRedeemerLimit`.
+    pub redeemer_id: Option<String>,
     /// Include `programId` in the answer. Alias: `includeNTPId`.
     #[serde(alias = "includeNTPId")]
     pub include_program_id: Option<bool>,
@@ -112,6 +114,10 @@ impl TryFrom<RedeemRequestBody> for ResolvedRedeem {
                 tenant_id,
                 code: body.code,
                 email: presented_email(body.email)?,
+                redeemer_id: body
+                    .redeemer_id
+                    .map(tessera_domain::RedeemerId::try_from)
+                    .transpose()?,
                 client: None,
             },
             include_program_id: body.include_program_id.unwrap_or(false),

@@ -1,10 +1,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tessera_app::model::TicketView;
+use tessera_app::model::{TicketChanges, TicketView};
 use tessera_app::usecases::{BatchRequest, IssueRequest, IssuedTicket};
 use tessera_domain::{
-    effective_limit, BatchSize, Code, Email, RedemptionLimit, SignedCode, Subject, TicketLink,
-    TicketState,
+    effective_limit, BatchSize, Code, Email, PresentedCode, RedemptionLimit, SignedCode, Subject,
+    TicketLink, TicketState,
 };
 use utoipa::ToSchema;
 
@@ -31,6 +31,14 @@ pub struct IssueTicketRequest {
     /// (if any) and issue this one atomically, instead of `409
     /// subject_has_active_ticket`; default `false`.
     pub replace: Option<bool>,
+    /// Use this code instead of a generated one (a shared promo code): without
+    /// spaces and dashes, 4..64 of `A–Z a–z 0–9`, normalised by the program's
+    /// alphabet; with `checkDigit`, it must end with a valid check character.
+    /// Already in the tenant → `409 code_taken`.
+    #[schema(value_type = Option<String>, example = "SUMMER25")]
+    pub code: Option<PresentedCode>,
+    /// ≥ 1: uses each distinct `redeemerId` may have.
+    pub per_redeemer_limit: Option<i64>,
 }
 
 impl TryFrom<IssueTicketRequest> for IssueRequest {
@@ -51,6 +59,14 @@ impl TryFrom<IssueTicketRequest> for IssueRequest {
             payload: payload("payload", body.payload)?,
             signed: body.signed.unwrap_or(false),
             replace: body.replace.unwrap_or(false),
+            code: body.code,
+            per_redeemer_limit: body
+                .per_redeemer_limit
+                .map(|limit| {
+                    RedemptionLimit::try_from(limit)
+                        .map_err(|_| ApiError::invalid("perRedeemerLimit: must be at least 1"))
+                })
+                .transpose()?,
         })
     }
 }
@@ -136,6 +152,8 @@ pub struct TicketResponse {
     pub subject: Option<String>,
     /// The effective limit: min(the ticket's, the program's current one).
     pub max_redemptions: u32,
+    /// Uses each distinct `redeemerId` may have; `null` when unlimited.
+    pub per_redeemer_limit: Option<u32>,
     pub redemptions: u32,
     /// Live holds: uses reserved by `POST /v1/holds`, not yet confirmed.
     pub held: u32,
@@ -166,6 +184,7 @@ impl From<&TicketView> for TicketResponse {
             email: ticket.email.as_ref().map(|email| email.as_str().to_owned()),
             subject: ticket.subject.as_ref().map(|s| s.as_str().to_owned()),
             max_redemptions: effective_limit(ticket.max_redemptions, view.program_limit),
+            per_redeemer_limit: ticket.per_redeemer_limit.map(|limit| limit.get()),
             redemptions: ticket.redemptions,
             held: view.held,
             remaining: view.remaining(),
@@ -188,22 +207,42 @@ pub struct TicketList {
     pub total: u64,
 }
 
-/// `PATCH /v1/tickets/{ticketId}`: unlock / re-enable (`active`) or `disabled`.
+/// `PATCH /v1/tickets/{ticketId}`: unlock / re-enable (`active`) or `disabled`,
+/// and/or a refill: a new `maxRedemptions` of the ticket's own (≥ 1; the
+/// effective limit stays min(this, the program's)). At least one is required.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateTicketRequest {
     /// `active` or `disabled`.
     #[schema(example = "disabled")]
-    pub state: String,
+    pub state: Option<String>,
+    /// ≥ 1: the ticket's own limit.
+    pub max_redemptions: Option<i64>,
 }
 
-impl TryFrom<UpdateTicketRequest> for TicketState {
+impl TryFrom<UpdateTicketRequest> for TicketChanges {
     type Error = ApiError;
 
     fn try_from(body: UpdateTicketRequest) -> Result<Self, ApiError> {
-        match TicketState::parse(&body.state) {
-            Some(state @ (TicketState::Active | TicketState::Disabled)) => Ok(state),
-            _ => Err(ApiError::invalid("state: must be active or disabled")),
+        let state = body
+            .state
+            .map(|raw| match TicketState::parse(&raw) {
+                Some(state @ (TicketState::Active | TicketState::Disabled)) => Ok(state),
+                _ => Err(ApiError::invalid("state: must be active or disabled")),
+            })
+            .transpose()?;
+        let max_redemptions = body
+            .max_redemptions
+            .map(RedemptionLimit::try_from)
+            .transpose()?;
+        if state.is_none() && max_redemptions.is_none() {
+            return Err(ApiError::invalid(
+                "state: give state, maxRedemptions or both",
+            ));
         }
+        Ok(TicketChanges {
+            state,
+            max_redemptions,
+        })
     }
 }

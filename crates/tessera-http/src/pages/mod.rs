@@ -340,6 +340,7 @@ async fn redeem_code(
         tenant_id: None,
         code: PresentedCode::new(form.code),
         email: form.email,
+        redeemer_id: None,
         client: client_address(&req, &state.settings.trusted_proxies),
     };
     let (redeem, links) = (state.redeem.clone(), state.links.clone());

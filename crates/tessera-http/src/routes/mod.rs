@@ -3,6 +3,7 @@
 
 pub(crate) mod access;
 pub(crate) mod events;
+pub(crate) mod import;
 pub(crate) mod lifecycle;
 pub(crate) mod ops;
 pub(crate) mod programs;
@@ -21,6 +22,7 @@ use crate::error::ApiError;
 
 pub(crate) use access::*;
 pub(crate) use events::*;
+pub(crate) use import::*;
 pub(crate) use lifecycle::*;
 pub(crate) use ops::*;
 pub(crate) use programs::*;
@@ -72,6 +74,10 @@ pub(crate) fn scope() -> Scope {
         )
         .service(
             resource("/v1/programs/{program_id}/tickets/batch").route(web::post().to(issue_batch)),
+        )
+        .service(
+            resource("/v1/programs/{program_id}/tickets/import")
+                .route(web::post().to(import_tickets)),
         )
         .service(
             resource("/v1/tickets")

@@ -3,8 +3,9 @@ use actix_web::http::header::{
 };
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use tessera_app::model::TicketChanges;
 use tessera_app::usecases::{BatchRequest, IssueRequest};
-use tessera_domain::{PageRequest, TicketState};
+use tessera_domain::PageRequest;
 
 use super::{json, program_id, ticket_id, versioned};
 use crate::auth::Caller;
@@ -29,7 +30,7 @@ use crate::state::{run, AppState};
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`program_not_active`, `max_tickets_reached` or `subject_has_active_ticket`", body = ErrorBody),
+        (status = 409, description = "`program_not_active`, `max_tickets_reached`, `subject_has_active_ticket` or `code_taken` (a chosen `code` already in the tenant)", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: payload over 16 KiB", body = ErrorBody),
     ),
     security(("apiKey" = [])))]
@@ -158,7 +159,9 @@ pub(crate) async fn get_ticket(
     ))
 }
 
-/// Unlocks / re-enables (`active`) or disables a ticket (admin); `If-Match` honoured.
+/// Unlocks / re-enables (`active`) or disables a ticket, and/or refills it with a
+/// new `maxRedemptions` of its own (admin), in one versioned change; `If-Match`
+/// honoured.
 #[utoipa::path(patch, path = "/v1/tickets/{ticket_id}", tag = "tickets",
     params(
         ("ticket_id" = String, Path, description = "`tkt_...`"),
@@ -183,11 +186,11 @@ pub(crate) async fn update_ticket(
 ) -> Result<HttpResponse, ApiError> {
     let id = ticket_id(&path)?;
     let expected = if_match(&req)?;
-    let target = TicketState::try_from(body.into_inner()?)?;
+    let changes = TicketChanges::try_from(body.into_inner()?)?;
     let view = run(move || {
         state
             .tickets
-            .set_ticket_state(&caller.0, &id, target, expected)
+            .update_ticket(&caller.0, &id, changes, expected)
     })
     .await?;
     Ok(versioned(

@@ -106,6 +106,7 @@ fn secrets_logged_at_debug_are_redacted_by_their_types() {
         tenant_id: None,
         code: PresentedCode::new(signed.expose_secret()),
         email: None,
+        redeemer_id: None,
         client: None,
     };
     let redemption = Redemption {

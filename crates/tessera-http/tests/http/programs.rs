@@ -39,6 +39,8 @@ async fn creating_a_program_answers_201_with_every_field() {
             "urlPrefix": "https://t.example/r/",
             "oneActivePerSubject": false,
             "allowRollback": true,
+            "codePattern": null,
+            "checkDigit": false,
             "state": "active",
             "issuedTickets": 2,
             "version": 3,

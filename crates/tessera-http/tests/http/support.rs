@@ -260,6 +260,8 @@ pub fn new_program() -> NewProgram {
         url_prefix: Some(UrlPrefix::try_from("https://t.example/r/".to_owned()).unwrap()),
         one_active_per_subject: false,
         allow_rollback: true,
+        code_pattern: None,
+        check_digit: false,
     }
 }
 
@@ -285,6 +287,7 @@ pub fn ticket_view() -> TicketView {
             email: None,
             subject: None,
             max_redemptions: Some(RedemptionLimit::try_from(5).unwrap()),
+            per_redeemer_limit: None,
             redemptions: 1,
             state: TicketState::Active,
             failed_attempts: 0,

@@ -90,7 +90,7 @@ async fn an_empty_email_means_none() {
 #[actix_web::test]
 async fn bad_issue_requests_never_reach_the_use_case() {
     let big_payload = format!(r#"{{"payload":"{}"}}"#, "x".repeat(17 * 1024));
-    let cases: [(&str, u16, &str, &str); 6] = [
+    let cases: [(&str, u16, &str, &str); 7] = [
         (r#"{"signed":"yes"}"#, 400, "invalid_request", "signed:"),
         (
             r#"{"email":"not-an-email"}"#,
@@ -110,7 +110,13 @@ async fn bad_issue_requests_never_reach_the_use_case() {
             "invalid_request",
             "maxRedemptions:",
         ),
-        (r#"{"code":"mine"}"#, 400, "invalid_request", "code"),
+        (
+            r#"{"perRedeemerLimit":0}"#,
+            400,
+            "invalid_request",
+            "perRedeemerLimit",
+        ),
+        (r#"{"codes":"mine"}"#, 400, "invalid_request", "codes"),
         (&big_payload, 413, "payload_too_large", "payload:"),
     ];
     for (body, status, code, message) in cases {
@@ -160,6 +166,7 @@ async fn a_ticket_reads_with_remaining_and_null_times() {
             "remaining": 2,
             "state": "active",
             "failedAttempts": 0,
+            "perRedeemerLimit": null,
             "lastRedeemedAt": "2020-11-02T23:55:51.043Z",
             "lastFailedAt": null,
             "createdAt": "2020-11-02T23:55:50.043Z",
@@ -199,9 +206,12 @@ async fn ticket_state_is_patched_with_if_match() {
     let mut mocks = Mocks::new();
     mocks
         .tickets
-        .expect_set_ticket_state()
-        .withf(|_, id, state, if_match| {
-            *id == ticket_id() && *state == TicketState::Disabled && *if_match == Some(2)
+        .expect_update_ticket()
+        .withf(|_, id, changes, if_match| {
+            *id == ticket_id()
+                && changes.state == Some(TicketState::Disabled)
+                && changes.max_redemptions.is_none()
+                && *if_match == Some(2)
         })
         .times(1)
         .returning(|_, _, _, _| Ok(ticket_view()));
@@ -221,7 +231,7 @@ async fn ticket_state_is_patched_with_if_match() {
         r#"{"state":1}"#,
     ] {
         let mut mocks = Mocks::new();
-        mocks.tickets.expect_set_ticket_state().times(0);
+        mocks.tickets.expect_update_ticket().times(0);
         let reply = send(
             mocks,
             patch_json(&format!("/v1/tickets/{TICKET_ID}"), ADMIN_KEY, body),
@@ -567,4 +577,42 @@ async fn a_client_that_leaves_stops_the_batch_with_little_buffered() {
         .recv_timeout(std::time::Duration::from_secs(10))
         .expect("the batch stopped");
     assert!((1..=5).contains(&accepted), "{accepted} chunks accepted");
+}
+
+#[actix_web::test]
+async fn a_refill_reaches_the_use_case_as_a_new_own_limit() {
+    let mut mocks = Mocks::new();
+    mocks
+        .tickets
+        .expect_update_ticket()
+        .withf(|_, id, changes, if_match| {
+            *id == ticket_id()
+                && changes.state.is_none()
+                && changes.max_redemptions.map(|limit| limit.get()) == Some(7)
+                && if_match.is_none()
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(ticket_view()));
+    let reply = send(
+        mocks,
+        patch_json(
+            &format!("/v1/tickets/{TICKET_ID}"),
+            ADMIN_KEY,
+            r#"{"maxRedemptions":7}"#,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let mut mocks = Mocks::new();
+    mocks.tickets.expect_update_ticket().times(0);
+    let reply = send(
+        mocks,
+        patch_json(
+            &format!("/v1/tickets/{TICKET_ID}"),
+            ADMIN_KEY,
+            r#"{"maxRedemptions":0}"#,
+        ),
+    )
+    .await;
+    reply.assert_error(400, "invalid_request");
 }

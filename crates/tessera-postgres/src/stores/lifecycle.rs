@@ -83,18 +83,20 @@ fn try_hold(
     id: &HoldId,
     expires_at: DateTime<Utc>,
 ) -> Outcome<Option<Hold>> {
-    let row =
-        sql_query("SELECT ticket_id, remaining FROM tessera_hold($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind::<Text, _>(attempt.tenant_id.as_str())
-            .bind::<Bytea, _>(&attempt.code_hash.0[..])
-            .bind::<Text, _>(attempt.program_id.as_str())
-            .bind::<Timestamptz, _>(attempt.now)
-            .bind::<Nullable<Text>, _>(attempt.email.as_deref())
-            .bind::<Text, _>(EventId::generate().as_str())
-            .bind::<Text, _>(id.as_str())
-            .bind::<Timestamptz, _>(expires_at)
-            .get_result::<Reserved>(conn)
-            .optional()?;
+    let row = sql_query(
+        "SELECT ticket_id, remaining FROM tessera_hold($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind::<Text, _>(attempt.tenant_id.as_str())
+    .bind::<Bytea, _>(&attempt.code_hash.0[..])
+    .bind::<Text, _>(attempt.program_id.as_str())
+    .bind::<Timestamptz, _>(attempt.now)
+    .bind::<Nullable<Text>, _>(attempt.email.as_deref())
+    .bind::<Text, _>(EventId::generate().as_str())
+    .bind::<Text, _>(id.as_str())
+    .bind::<Timestamptz, _>(expires_at)
+    .bind::<Nullable<Bytea>, _>(attempt.redeemer.as_ref().map(|hash| &hash.0[..]))
+    .get_result::<Reserved>(conn)
+    .optional()?;
     row.map(|row| {
         Ok(Hold {
             id: id.clone(),

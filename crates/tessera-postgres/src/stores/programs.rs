@@ -67,6 +67,8 @@ fn insert_program(conn: &mut PgConnection, program: &Program) -> Outcome<()> {
             programs::version.eq(program.version),
             programs::created_at.eq(program.created_at),
             programs::updated_at.eq(program.updated_at),
+            programs::code_pattern.eq(program.code_pattern.as_ref().map(|p| p.as_str())),
+            programs::check_digit.eq(program.check_digit),
         ))
         .execute(conn)?;
     Ok(())

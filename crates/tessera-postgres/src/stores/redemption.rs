@@ -1,8 +1,4 @@
-// The redemption statement takes one bind per input (tenant, code hash, program,
-// time, email, event ids, redemption id): the SQL function mirrors them.
-#![allow(clippy::too_many_arguments)]
-
-use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel::{
     sql_query, ExpressionMethods, OptionalExtension, PgConnection, QueryDsl, RunQueryDsl,
     SelectableHelper,
@@ -21,36 +17,45 @@ use super::tickets::ticket_views;
 use crate::error::{corrupt, Outcome};
 use crate::events::{record, Event};
 use crate::models::TicketRow;
-use crate::schema::tickets;
+use crate::schema::{redeemer_uses, tickets};
 use crate::PgStore;
 
-diesel::define_sql_function! {
-    /// The whole redemption as one statement: `tessera_redeem` (migration
-    /// `redeem_function`) is one conditional `UPDATE tickets … FROM programs … WHERE
-    /// <every rule> RETURNING` with the `ticket.redeemed` / `ticket.exhausted`
-    /// events inserted by the same statement, so a use is counted, and recorded,
-    /// iff every rule held at the instant of the write. Concurrent attempts queue
-    /// on the ticket's row lock and re-check the predicate against the committed
-    /// row, so n uses left yield at most n successes. Called through Diesel's query
-    /// builder, the call is a cached prepared statement, and PL/pgSQL caches the
-    /// plan of the statement inside: nothing is parsed or planned per redemption.
-    ///
-    /// Its predicates are the rules of `Ticket::check_redeemable` (and
-    /// `Program::check_redeemable`), which [`classify`] runs to say why it refused.
-    /// The migration cannot be edited once released, so this is where the two are
-    /// named together; `tests/rules_agree.rs` checks that they agree on every
-    /// combination of program state, window, ticket state, limit and email.
-    fn tessera_redeem(
-        tenant_id: Text,
-        code_hash: Bytea,
-        program_id: Text,
-        now: Timestamptz,
-        email: Nullable<Text>,
-        redeemed_event_id: Text,
-        exhausted_event_id: Text,
-        redemption_id: Text,
-    ) -> Record<(Text, Nullable<Text>, Text, Array<Text>, BigInt)>;
+// The SQL function's parameters are its contract (one per rule input), so the
+// generated Rust function has as many.
+#[allow(clippy::too_many_arguments)]
+mod sql {
+    use diesel::sql_types::*;
+
+    diesel::define_sql_function! {
+        /// The whole redemption as one statement: `tessera_redeem` (migration
+        /// `redeem_function`) is one conditional `UPDATE tickets … FROM programs … WHERE
+        /// <every rule> RETURNING` with the `ticket.redeemed` / `ticket.exhausted`
+        /// events inserted by the same statement, so a use is counted, and recorded,
+        /// iff every rule held at the instant of the write. Concurrent attempts queue
+        /// on the ticket's row lock and re-check the predicate against the committed
+        /// row, so n uses left yield at most n successes. Called through Diesel's query
+        /// builder, the call is a cached prepared statement, and PL/pgSQL caches the
+        /// plan of the statement inside: nothing is parsed or planned per redemption.
+        ///
+        /// Its predicates are the rules of `Ticket::check_redeemable` (and
+        /// `Program::check_redeemable`), which [`super::classify`] runs to say why it refused.
+        /// The migration cannot be edited once released, so this is where the two are
+        /// named together; `tests/rules_agree.rs` checks that they agree on every
+        /// combination of program state, window, ticket state, limit and email.
+        fn tessera_redeem(
+            tenant_id: Text,
+            code_hash: Bytea,
+            program_id: Text,
+            now: Timestamptz,
+            email: Nullable<Text>,
+            redeemed_event_id: Text,
+            exhausted_event_id: Text,
+            redemption_id: Text,
+            redeemer_key: Nullable<Bytea>,
+        ) -> Record<(Text, Nullable<Text>, Text, Array<Text>, BigInt)>;
+    }
 }
+use sql::tessera_redeem;
 
 /// What `tessera_redeem` returns: ticket id, payload, object id, groups, remaining.
 pub(crate) type RedeemedRow = (String, Option<String>, String, Vec<String>, i64);
@@ -88,6 +93,7 @@ fn try_redeem(conn: &mut PgConnection, attempt: &RedemptionAttempt) -> Outcome<O
         EventId::generate().as_str(),
         EventId::generate().as_str(),
         redemption_id.as_str(),
+        attempt.redeemer.as_ref().map(|hash| &hash.0[..]),
     ))
     .get_result::<RedeemedRow>(conn)
     .optional()?
@@ -132,6 +138,28 @@ fn reap_holds(
     ))
     .get_result::<i64>(conn)?;
     u32::try_from(held).map_err(|e| corrupt("ticket", e))
+}
+
+/// How many uses the attempt's redeemer has had of `ticket`; `None` when the
+/// attempt names no redeemer. Read only while classifying a refusal.
+fn redeemer_uses(
+    conn: &mut PgConnection,
+    attempt: &RedemptionAttempt,
+    ticket: &TicketId,
+) -> Outcome<Option<u32>> {
+    let Some(key) = attempt.redeemer else {
+        return Ok(None);
+    };
+    let uses: Option<i64> = redeemer_uses::table
+        .filter(redeemer_uses::tenant_id.eq(attempt.tenant_id.as_str()))
+        .filter(redeemer_uses::ticket_id.eq(ticket.as_str()))
+        .filter(redeemer_uses::redeemer_key.eq(&key.0[..]))
+        .select(redeemer_uses::uses)
+        .get_result(conn)
+        .optional()?;
+    Ok(Some(
+        u32::try_from(uses.unwrap_or(0)).map_err(|e| corrupt("redeemer uses", e))?,
+    ))
 }
 
 #[derive(diesel::QueryableByName)]
@@ -233,13 +261,19 @@ pub(crate) fn classify<T>(
             return Ok(Err(RedemptionFailure::TicketNotFound));
         };
         let email = attempt.email.as_deref();
-        let mut verdict = view.ticket.check_redeemable(&program, attempt.now, email);
+        let uses = redeemer_uses(conn, attempt, &view.ticket.id)?;
+        let mut verdict = view
+            .ticket
+            .check_redeemable(&program, attempt.now, email)
+            .and_then(|()| view.ticket.check_redeemer(uses));
         if matches!(verdict, Ok(()) | Err(RedemptionFailure::EmailMismatch)) {
             let held = reap_holds(conn, attempt, &view.ticket.id)?;
             if held > 0 {
                 let mut counted = view.ticket.clone();
                 counted.redemptions = counted.redemptions.saturating_add(held);
-                verdict = counted.check_redeemable(&program, attempt.now, email);
+                verdict = counted
+                    .check_redeemable(&program, attempt.now, email)
+                    .and_then(|()| counted.check_redeemer(uses));
             }
         }
         match verdict {

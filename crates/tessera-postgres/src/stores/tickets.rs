@@ -5,7 +5,7 @@ use diesel::{
     PgConnection, QueryDsl, QueryableByName, RunQueryDsl, SelectableHelper,
 };
 use serde_json::json;
-use tessera_app::model::{NewTicket, Page, TicketView};
+use tessera_app::model::{ImportOutcome, ImportSource, NewTicket, Page, TicketChanges, TicketView};
 use tessera_app::ports::{StoreError, StoreResult, TicketStore};
 use tessera_domain::{
     EventType, PageRequest, Program, ProgramId, TenantId, Ticket, TicketId, TicketState,
@@ -75,6 +75,9 @@ fn insert_ticket(conn: &mut PgConnection, new: &NewTicket, exclusive: bool) -> O
             tickets::last_failed_at.eq(ticket.last_failed_at),
             tickets::created_at.eq(ticket.created_at),
             tickets::version.eq(ticket.version),
+            tickets::per_redeemer_limit.eq(ticket
+                .per_redeemer_limit
+                .map(|limit| i64::from(limit.get()))),
         ))
         .execute(conn)?;
     Ok(())
@@ -249,6 +252,19 @@ impl TicketStore for PgStore {
         })
     }
 
+    fn update_ticket(
+        &self,
+        tenant: &TenantId,
+        id: &TicketId,
+        changes: TicketChanges,
+        expected_version: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<TicketView> {
+        self.in_transaction(|conn| {
+            super::refill::update(conn, tenant, id, changes, expected_version, now)
+        })
+    }
+
     fn revoke(&self, tenant: &TenantId, id: &TicketId, now: DateTime<Utc>) -> StoreResult<()> {
         let revoked_state = TicketState::Revoked.as_str();
         self.in_transaction(|conn| {
@@ -306,6 +322,16 @@ impl TicketStore for PgStore {
 
     fn release(&self, tenant: &TenantId, program: &ProgramId, count: u32) -> StoreResult<()> {
         self.with_conn(|conn| batch::release(conn, tenant, program, count))
+    }
+
+    fn import(
+        &self,
+        tenant: &TenantId,
+        program: &ProgramId,
+        now: DateTime<Utc>,
+        next: &mut dyn ImportSource,
+    ) -> StoreResult<ImportOutcome> {
+        self.import_tickets(tenant, program, now, next)
     }
 
     fn record_batch(

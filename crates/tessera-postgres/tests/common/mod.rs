@@ -78,6 +78,8 @@ pub fn new_program(tenant: &TenantId, tweak: impl FnOnce(&mut NewProgram)) -> Pr
         url_prefix: None,
         one_active_per_subject: false,
         allow_rollback: true,
+        code_pattern: None,
+        check_digit: false,
     };
     tweak(&mut new);
     Program::create(ProgramId::generate(), tenant.clone(), new, at(-50)).unwrap()
@@ -151,6 +153,7 @@ pub fn attempt_at(
         code_hash: hash(code),
         email: email.map(str::to_owned),
         now,
+        redeemer: None,
     }
 }
 

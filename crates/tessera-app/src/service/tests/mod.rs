@@ -2,6 +2,7 @@
 
 mod access;
 mod batch;
+mod codes;
 mod health;
 mod lifecycle;
 mod links;

@@ -470,6 +470,7 @@ fn a_deleted_program_is_forgotten_by_the_redemption_cache() {
                 tenant_id: None,
                 code: PresentedCode::new("aB3dE6"),
                 email: None,
+                redeemer_id: None,
                 client: None,
             },
         )

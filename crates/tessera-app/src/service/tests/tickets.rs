@@ -52,6 +52,8 @@ fn an_issuer_issues_a_ticket_whose_code_hashes_to_what_was_stored() {
         payload: Some(Payload::from_json_text("{\"seat\":\"A1\"}".to_owned()).expect("payload")),
         signed: false,
         replace: false,
+        code: None,
+        per_redeemer_limit: None,
     };
     let issued = h
         .build()
