@@ -75,6 +75,9 @@ pub struct RedemptionAttempt {
     /// The presented email, trimmed and lower-cased; `None` when none was given.
     pub email: Option<String>,
     pub now: DateTime<Utc>,
+    /// How long a fifth consecutive wrong email locks the ticket (doubled for each
+    /// earlier lock): the operator's `TESSERA_EMAIL_LOCK_SECONDS`.
+    pub email_lock_seconds: u32,
 }
 
 /// What a successful redemption grants: built once from the store's row, then

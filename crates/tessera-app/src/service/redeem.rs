@@ -1,7 +1,8 @@
-use tessera_domain::{CodeInput, Permission, ProgramId, RedemptionFailure};
+use chrono::{DateTime, Utc};
+use tessera_domain::{CodeInput, Permission, ProgramId, RedemptionFailure, TenantId};
 
 use super::{ProgramFacts, Tessera, PROGRAM_FACTS_CAPACITY};
-use crate::model::RedemptionAttempt;
+use crate::model::{RedemptionAttempt, SecretHash};
 use crate::usecases::{Principal, RedeemRequest, RedeemUseCases, Redemption};
 use crate::{AppError, AppResult};
 
@@ -51,18 +52,36 @@ fn split_signed(presented: &str) -> (&str, Option<&str>) {
     }
 }
 
+impl Tessera {
+    /// Does the database work of refusing an unknown code, for an attempt refused
+    /// before any lookup that a public caller could otherwise time: an unknown
+    /// program, and a code no code of the program could be. Under a fresh random
+    /// tenant, so nothing can match; the store leaves nothing behind.
+    fn equal_time_probe(&self, program_id: &ProgramId, now: DateTime<Utc>) -> AppResult<()> {
+        let probe = RedemptionAttempt {
+            tenant_id: TenantId::generate(),
+            program_id: program_id.clone(),
+            code_hash: SecretHash([0; 32]),
+            email: None,
+            now,
+            email_lock_seconds: self.limits.email_lock_seconds,
+        };
+        Ok(self.ports.redemptions.probe(&probe)?)
+    }
+}
+
 impl RedeemUseCases for Tessera {
     fn redeem(&self, caller: Option<Principal>, request: RedeemRequest) -> AppResult<Redemption> {
         let now = self.ports.clock.now();
         let client = request.client;
         let named = request.program_id.as_ref();
-        // Every return below but a success counts as a failure when this drops.
-        let admission = self
-            .throttle
-            .admit(client, named, now)
-            .map_err(|retry_after_seconds| AppError::TooManyAttempts {
+        // Every return below but a success counts as a failure of the client when
+        // this drops — and of the program once the attempt joined it.
+        let mut admission = self.throttle.admit(client, None, now).map_err(|retry_after_seconds| {
+            AppError::TooManyAttempts {
                 retry_after_seconds,
-            })?;
+            }
+        })?;
         let counted = |error: AppError| {
             tracing::debug!(program = ?named, error = %error, "redemption failed");
             error
@@ -72,7 +91,8 @@ impl RedeemUseCases for Tessera {
             return Err(counted(AppError::InvalidCode));
         };
         let (code_part, signature) = split_signed(request.code.expose_secret());
-        // A forged signature is refused before any lookup.
+        // A forged signature is refused before any lookup (and takes the same time
+        // whether the program exists or not).
         if signature.is_some_and(|signature| {
             !self
                 .ports
@@ -88,10 +108,15 @@ impl RedeemUseCases for Tessera {
                 .is_none_or(|named| *named == facts.tenant_id)
         });
         // An unknown program, or one of another tenant, fails like an unknown code
-        // for everyone: telling them apart would reveal which program ids exist.
+        // for everyone, in the time an unknown code takes: telling them apart would
+        // reveal which program ids exist.
         let Some(facts) = facts else {
+            self.equal_time_probe(program_id, now)?;
             return Err(counted(AppError::InvalidCode));
         };
+        let tenant_caller = caller
+            .as_ref()
+            .is_some_and(|caller| caller.tenant_id == facts.tenant_id);
         let detailed = caller.is_some_and(|caller| {
             caller.tenant_id == facts.tenant_id && caller.role.allows(Permission::RedeemWithDetails)
         });
@@ -104,8 +129,20 @@ impl RedeemUseCases for Tessera {
             counted(error)
         };
         let Some(code) = CodeInput(code_part).normalize(facts.alphabet, facts.ticket_length) else {
+            // No code of the program looks like this: the program's budget is not
+            // spent, and the time is an unknown program's.
+            self.equal_time_probe(program_id, now)?;
             return Err(fail(RedemptionFailure::TicketNotFound));
         };
+        // Only now can the attempt be a guess at the program's codes. A key of the
+        // program's tenant is never held back by (nor spends) the public budget.
+        if !tenant_caller {
+            self.throttle
+                .join_program(&mut admission, program_id)
+                .map_err(|retry_after_seconds| AppError::TooManyAttempts {
+                    retry_after_seconds,
+                })?;
+        }
         let attempt = RedemptionAttempt {
             code_hash: self.ports.hasher.code_hash(&facts.tenant_id, &code),
             tenant_id: facts.tenant_id,
@@ -115,6 +152,7 @@ impl RedeemUseCases for Tessera {
                 .map(|email| email.trim().to_lowercase())
                 .filter(|email| !email.is_empty()),
             now,
+            email_lock_seconds: self.limits.email_lock_seconds,
         };
         let grant = match self.ports.redemptions.redeem(&attempt)? {
             Ok(grant) => grant,

@@ -262,6 +262,7 @@ fn the_attempt_carries_the_programs_tenant_its_id_the_code_hash_and_now() {
             code_hash: code_hash_of(&other_tenant(), CODE),
             email: None,
             now: now(),
+            email_lock_seconds: 900,
         }
     );
 }
