@@ -129,6 +129,7 @@ pub(crate) struct TicketRow {
     pub last_failed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub version: i64,
+    pub locked_until: Option<DateTime<Utc>>,
     #[diesel(
         sql_type = BigInt,
         select_expression = programs::max_redemptions,
@@ -159,6 +160,7 @@ impl TicketRow {
             payload: payload("ticket", self.payload)?,
             last_redeemed_at: self.last_redeemed_at,
             last_failed_at: self.last_failed_at,
+            locked_until: self.locked_until,
             created_at: self.created_at,
             version: self.version,
         };
@@ -174,7 +176,7 @@ impl TicketRow {
 /// view.
 pub(crate) const TICKET_VIEW_COLUMNS: &str = "t.tenant_id, t.id, t.program_id, t.email, \
     t.subject, t.max_redemptions, t.redemptions, t.state, t.failed_attempts, t.payload, \
-    t.last_redeemed_at, t.last_failed_at, t.created_at, t.version, \
+    t.last_redeemed_at, t.last_failed_at, t.created_at, t.version, t.locked_until, \
     p.max_redemptions AS program_max_redemptions";
 
 #[derive(Debug, Queryable, Selectable)]

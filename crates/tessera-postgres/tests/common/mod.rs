@@ -110,6 +110,7 @@ pub fn ticket(program: &Program) -> Ticket {
         payload: None,
         last_redeemed_at: None,
         last_failed_at: None,
+        locked_until: None,
         created_at: at(-10),
         version: 1,
     }
@@ -149,6 +150,9 @@ pub fn payload(json: &str) -> Payload {
     Payload::from_json_text(json.to_owned()).unwrap()
 }
 
+/// The lock a fifth wrong email sets in these tests (the default setting).
+pub const EMAIL_LOCK_SECONDS: u32 = 900;
+
 pub fn attempt(program: &Program, code: &str, email: Option<&str>) -> RedemptionAttempt {
     attempt_at(program, code, email, now())
 }
@@ -165,6 +169,7 @@ pub fn attempt_at(
         code_hash: hash(code),
         email: email.map(str::to_owned),
         now,
+        email_lock_seconds: EMAIL_LOCK_SECONDS,
     }
 }
 

@@ -1,0 +1,51 @@
+-- Back to permanent locks: tickets still locked stay locked until an admin
+-- unlocks them, and tessera_redeem is the body of migration redeem_function.
+CREATE OR REPLACE FUNCTION tessera_redeem(
+    p_tenant_id text,
+    p_code_hash bytea,
+    p_program_id text,
+    p_now timestamptz,
+    p_email text,
+    p_redeemed_event_id text,
+    p_exhausted_event_id text
+)
+RETURNS TABLE (
+    ticket_id text,
+    payload text,
+    object_id text,
+    group_addresses text[],
+    remaining bigint
+)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH redeemed AS (
+        UPDATE tickets t
+        SET redemptions = t.redemptions + 1, failed_attempts = 0, last_redeemed_at = p_now
+        FROM programs p
+        WHERE t.tenant_id = p_tenant_id AND t.code_hash = p_code_hash AND t.program_id = p_program_id
+          AND p.tenant_id = t.tenant_id AND p.id = t.program_id
+          AND p.state = 'active' AND p.start_time <= p_now AND p_now < p.end_time
+          AND t.state = 'active'
+          AND t.redemptions < LEAST(COALESCE(t.max_redemptions, p.max_redemptions), p.max_redemptions)
+          AND (t.email_normalized IS NULL OR t.email_normalized = p_email)
+        RETURNING t.id AS ticket_id, t.payload, p.object_id, p.group_addresses,
+            LEAST(COALESCE(t.max_redemptions, p.max_redemptions), p.max_redemptions)
+                - t.redemptions AS remaining
+    ), logged AS (
+        INSERT INTO events (tenant_id, id, type, created_at, program_id, ticket_id, data)
+        SELECT p_tenant_id, p_redeemed_event_id, 'ticket.redeemed', p_now, p_program_id, r.ticket_id,
+               jsonb_build_object('remaining', r.remaining)
+        FROM redeemed r
+        UNION ALL
+        SELECT p_tenant_id, p_exhausted_event_id, 'ticket.exhausted', p_now, p_program_id, r.ticket_id,
+               '{}'::jsonb
+        FROM redeemed r WHERE r.remaining = 0
+    )
+    SELECT r.ticket_id, r.payload, r.object_id, r.group_addresses, r.remaining::bigint FROM redeemed r;
+END
+$$;
+
+ALTER TABLE tickets DROP COLUMN email_locks, DROP COLUMN locked_until;
