@@ -107,6 +107,8 @@ fn tessera_on(
     let limits = Limits {
         max_standalone_tickets: settings.max_standalone_tickets,
         redeem_failures_per_minute: settings.redeem_failures_per_minute,
+        client_ipv6_prefix: settings.client_ipv6_prefix,
+        email_lock_seconds: settings.email_lock_seconds,
     };
     Ok((Tessera::new(ports, limits), signer))
 }
@@ -175,6 +177,8 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
             signing_kid = signer.current_kid(),
             redeem_failures_per_minute = settings.redeem_failures_per_minute,
             trusted_proxies = ?settings.trusted_proxies,
+            client_ipv6_prefix = settings.client_ipv6_prefix,
+            email_lock_seconds = settings.email_lock_seconds,
             "tessera is serving"
         );
         server

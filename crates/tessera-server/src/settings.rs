@@ -41,6 +41,10 @@ pub struct Settings {
     pub redeem_failures_per_minute: u32,
     pub max_standalone_tickets: u32,
     pub trusted_proxies: Vec<IpAddr>,
+    /// IPv6 clients share one failure budget per network of this prefix.
+    pub client_ipv6_prefix: u8,
+    /// How long five wrong emails lock a ticket (doubled per further lock).
+    pub email_lock_seconds: u32,
     pub db_pool_size: u32,
     /// HTTP worker threads (event loops); `None`: one per CPU.
     pub http_workers: Option<u32>,
@@ -141,6 +145,14 @@ impl Settings {
                 1..=u32::MAX,
             )?,
             trusted_proxies,
+            client_ipv6_prefix: u8::try_from(number(
+                get,
+                "TESSERA_CLIENT_IPV6_PREFIX",
+                64,
+                16..=128,
+            )?)
+            .unwrap_or(64),
+            email_lock_seconds: number(get, "TESSERA_EMAIL_LOCK_SECONDS", 900, 1..=31_536_000)?,
             db_pool_size: number(get, "TESSERA_DB_POOL_SIZE", 16, 1..=1000)?,
             http_workers: get("TESSERA_HTTP_WORKERS")
                 .map(|_| number(get, "TESSERA_HTTP_WORKERS", 1, 1..=256))
@@ -206,6 +218,8 @@ mod tests {
         assert!(s.operator_token.is_none());
         assert!(s.trusted_proxies.is_empty());
         assert_eq!(s.body_limit_bytes, 65536);
+        assert_eq!(s.client_ipv6_prefix, 64);
+        assert_eq!(s.email_lock_seconds, 900);
     }
 
     #[test]
@@ -224,6 +238,10 @@ mod tests {
             ("TESSERA_SIGNING_KEY_VERSION", "1001"),
             ("TESSERA_SIGNING_KEY_VERSION", "two"),
             ("TESSERA_REDEEM_FAILURES_PER_MINUTE", "0"),
+            ("TESSERA_CLIENT_IPV6_PREFIX", "129"),
+            ("TESSERA_CLIENT_IPV6_PREFIX", "8"),
+            ("TESSERA_EMAIL_LOCK_SECONDS", "0"),
+            ("TESSERA_EMAIL_LOCK_SECONDS", "forever"),
         ] {
             let error = settings(&[(variable, value)]).expect_err(value);
             assert_eq!(error.variable, variable);
@@ -247,6 +265,8 @@ mod tests {
             ("TESSERA_TRUSTED_PROXIES", "10.0.0.1, ::1"),
             ("TESSERA_SIGNING_KEY_VERSION", "42"),
             ("TESSERA_REDEEM_FAILURES_PER_MINUTE", "5"),
+            ("TESSERA_CLIENT_IPV6_PREFIX", "56"),
+            ("TESSERA_EMAIL_LOCK_SECONDS", "60"),
         ])
         .expect("valid");
         assert_eq!(s.bind.port(), 9000);
@@ -255,5 +275,7 @@ mod tests {
         assert_eq!(s.trusted_proxies.len(), 2);
         assert_eq!(s.signing_key_version, 42);
         assert_eq!(s.redeem_failures_per_minute, 5);
+        assert_eq!(s.client_ipv6_prefix, 56);
+        assert_eq!(s.email_lock_seconds, 60);
     }
 }

@@ -205,6 +205,7 @@ pub(crate) fn ticket_view(program: &Program) -> TicketView {
             payload: None,
             last_redeemed_at: None,
             last_failed_at: None,
+            locked_until: None,
             created_at: now(),
             version: 1,
         },

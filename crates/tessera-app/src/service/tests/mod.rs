@@ -3,6 +3,7 @@
 mod access;
 mod batch;
 mod health;
+mod lock_state;
 mod operator;
 mod programs;
 mod redeem;
