@@ -33,7 +33,9 @@ fn redeem_from(server: &Server, from: u8, headers: &[(&str, &str)], body: &Value
         .expect("port");
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
     let source = SocketAddr::from((Ipv4Addr::new(127, 0, 0, from), 0));
-    socket.bind(&source.into()).expect("bind the source address");
+    socket
+        .bind(&source.into())
+        .expect("bind the source address");
     let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     socket.connect(&target.into()).expect("connect");
     let mut stream: TcpStream = socket.into();
@@ -77,7 +79,7 @@ fn program_with_codes(server: &Server, count: usize) -> (Client, String, Vec<Str
     let admin = server.client(Some(&admin_key));
     let (status, program) = admin.post("/v1/programs", program_body(json!({})));
     assert_eq!(status, 201, "{program}");
-    let program_id = program["id"].as_str().unwrap().to_owned();
+    let program_id = program["id"].as_str().expect("id").to_owned();
     let codes = (0..count)
         .map(|_| {
             let (status, issued) = admin.post(
@@ -85,7 +87,7 @@ fn program_with_codes(server: &Server, count: usize) -> (Client, String, Vec<Str
                 json!({"signed": true}),
             );
             assert_eq!(status, 201, "{issued}");
-            issued["code"].as_str().unwrap().to_owned()
+            issued["code"].as_str().expect("code").to_owned()
         })
         .collect();
     (admin, program_id, codes)
@@ -100,7 +102,9 @@ fn junk(program_id: &str, n: usize) -> Value {
         1 => json!({"programId": program_id, "code": "abc"}),
         2 => json!({"programId": program_id, "code": "ab!d#f"}),
         3 => json!({"programId": "prg_11111111111111111111", "code": "zzzzzz"}),
-        _ => json!({"programId": program_id, "tenantId": "ten_11111111111111111111", "code": "zzzzzz"}),
+        _ => {
+            json!({"programId": program_id, "tenantId": "ten_11111111111111111111", "code": "zzzzzz"})
+        }
     }
 }
 
@@ -200,7 +204,10 @@ fn past_the_program_budget_a_valid_code_gets_through_and_guessing_stays_bounded(
     let bound = 399 * windows + SLOW_LANE_PER_SECOND * seconds;
     let evaluated = u64::from(evaluated.load(Ordering::Relaxed));
     eprintln!("valid code through in {waited:?}; {evaluated} guesses evaluated in {seconds} s");
-    assert!(evaluated <= bound, "{evaluated} guesses evaluated, bound {bound}");
+    assert!(
+        evaluated <= bound,
+        "{evaluated} guesses evaluated, bound {bound}"
+    );
 }
 
 /// A server behind the trusted proxy 127.0.0.1, with a budget of `budget`.
@@ -234,7 +241,11 @@ fn an_ipv6_host_gets_one_budget_per_64_not_per_address() {
     let statuses: Vec<u16> = (1..=6)
         .map(|n| via_proxy(&server, Some(&format!("2001:db8:1:2::{n:x}")), &guess))
         .collect();
-    assert_eq!(statuses, [404, 404, 404, 404, 404, 429], "one /64, one budget");
+    assert_eq!(
+        statuses,
+        [404, 404, 404, 404, 404, 429],
+        "one /64, one budget"
+    );
     assert_eq!(
         via_proxy(&server, Some("2001:db8:1:3::1"), &guess),
         404,
@@ -254,7 +265,11 @@ fn a_malformed_forwarded_header_buys_no_budget_and_spends_no_one_else_s() {
         .map(|_| via_proxy(&server, Some("garbage, 2001:db8::1"), &guess))
         .collect();
     assert_eq!(garbage_first, [404, 404, 404, 429]);
-    assert_eq!(via_proxy(&server, Some("2001:db8::99"), &guess), 429, "same /64");
+    assert_eq!(
+        via_proxy(&server, Some("2001:db8::99"), &guess),
+        429,
+        "same /64"
+    );
 
     // Nothing parseable: one shared unattributable bucket, never the proxy's.
     let unattributable: Vec<u16> = ["garbage", " ", "nope, , x"]
@@ -298,7 +313,10 @@ fn five_wrong_emails_lock_for_a_while_and_doubled_then_missing_emails_never_lock
         assert_eq!(attempt(None), 404);
     }
     let (_, ticket) = admin.get(&ticket_path);
-    assert_eq!((ticket["state"].as_str(), ticket["failedAttempts"].as_i64()), (Some("active"), Some(0)));
+    assert_eq!(
+        (ticket["state"].as_str(), ticket["failedAttempts"].as_i64()),
+        (Some("active"), Some(0))
+    );
 
     // Five wrong emails lock it, visibly, for TESSERA_EMAIL_LOCK_SECONDS.
     let lock = || {
@@ -307,12 +325,19 @@ fn five_wrong_emails_lock_for_a_while_and_doubled_then_missing_emails_never_lock
         }
         let (_, ticket) = admin.get(&ticket_path);
         assert_eq!(ticket["state"], "locked", "{ticket}");
-        ticket["lockedUntil"].as_str().expect("lockedUntil").to_owned()
+        ticket["lockedUntil"]
+            .as_str()
+            .expect("lockedUntil")
+            .to_owned()
     };
     let first_until = lock();
     // The lock began before `locked`: 2 s after it, the lock is over.
     let locked = Instant::now();
-    assert_eq!(attempt(Some("ann@example.com")), 404, "locked: even the owner waits");
+    assert_eq!(
+        attempt(Some("ann@example.com")),
+        404,
+        "locked: even the owner waits"
+    );
     std::thread::sleep(Duration::from_millis(2100).saturating_sub(locked.elapsed()));
     let (_, ticket) = admin.get(&ticket_path);
     assert_eq!(ticket["state"], "active", "the lock ended: {ticket}");
@@ -324,7 +349,15 @@ fn five_wrong_emails_lock_for_a_while_and_doubled_then_missing_emails_never_lock
     let relocked = Instant::now();
     assert!(second_until > first_until);
     std::thread::sleep(Duration::from_millis(2500).saturating_sub(before.elapsed()));
-    assert_eq!(admin.get(&ticket_path).1["state"], "locked", "still locked after 2.5 s");
+    assert_eq!(
+        admin.get(&ticket_path).1["state"],
+        "locked",
+        "still locked after 2.5 s"
+    );
     std::thread::sleep(Duration::from_millis(4100).saturating_sub(relocked.elapsed()));
-    assert_eq!(attempt(Some("Ann@Example.com")), 200, "after 4 s the owner redeems");
+    assert_eq!(
+        attempt(Some("Ann@Example.com")),
+        200,
+        "after 4 s the owner redeems"
+    );
 }

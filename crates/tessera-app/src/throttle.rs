@@ -459,12 +459,20 @@ mod tests {
     fn ipv6_clients_share_a_budget_per_64_and_ipv4_clients_per_address() {
         let throttle = FailureThrottle::new(2);
         fail(&throttle, v6("2001:db8:1:2::1"), None, at(1));
-        fail(&throttle, v6("2001:db8:1:2:ffff:ffff:ffff:ffff"), None, at(1));
+        fail(
+            &throttle,
+            v6("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            None,
+            at(1),
+        );
         assert!(throttle.admit(v6("2001:db8:1:2::9"), None, at(2)).is_err());
         assert!(throttle.admit(v6("2001:db8:1:3::1"), None, at(2)).is_ok());
         fail(&throttle, ip(1), None, at(1));
         fail(&throttle, ip(1), None, at(1));
-        assert!(throttle.admit(ip(2), None, at(2)).is_ok(), "IPv4 per address");
+        assert!(
+            throttle.admit(ip(2), None, at(2)).is_ok(),
+            "IPv4 per address"
+        );
         assert!(throttle.admit(v6("::ffff:192.0.2.1"), None, at(2)).is_err());
 
         let per_48 = FailureThrottle::new(1).with_ipv6_prefix(48);
@@ -494,10 +502,15 @@ mod tests {
         assert!(!throttle.program_over_budget(&program, at(1)));
         for n in 100..110 {
             let mut admission = throttle.admit(ip(n), None, at(1)).expect("admitted");
-            throttle.join_program(&mut admission, &program).expect("joined");
+            throttle
+                .join_program(&mut admission, &program)
+                .expect("joined");
         }
         assert!(throttle.program_over_budget(&program, at(2)));
-        assert!(!throttle.program_over_budget(&program, at(60)), "next minute");
+        assert!(
+            !throttle.program_over_budget(&program, at(60)),
+            "next minute"
+        );
     }
 
     #[test]
@@ -506,7 +519,9 @@ mod tests {
         let program = ProgramId::generate();
         for n in 0..10 {
             let mut admission = throttle.admit(ip(n), None, at(1)).expect("admitted");
-            throttle.join_program(&mut admission, &program).expect("joined");
+            throttle
+                .join_program(&mut admission, &program)
+                .expect("joined");
         }
         let now = Instant::now();
         let queue: Vec<_> = (0..crate::slow_lane::WAITERS_PER_PROGRAM)

@@ -71,10 +71,7 @@ fn a_lock_lasts_the_configured_time_then_doubles_on_the_next_lock() {
     let later = at(0) + base;
     assert_eq!(redeem(later, WRONG), Err(RedemptionFailure::EmailMismatch));
     let view = TicketStore::get(&f.store, &tenant, &id).unwrap().ticket;
-    assert_eq!(
-        (view.state, view.failed_attempts),
-        (TicketState::Active, 1)
-    );
+    assert_eq!((view.state, view.failed_attempts), (TicketState::Active, 1));
     // … and four more lock it again, for twice as long.
     for _ in 1..EMAIL_MISMATCHES_BEFORE_LOCK {
         assert_eq!(redeem(later, WRONG), Err(RedemptionFailure::EmailMismatch));
@@ -149,16 +146,28 @@ fn the_probe_does_an_unknown_code_s_work_and_leaves_nothing() {
         now: at(0),
         email_lock_seconds: EMAIL_LOCK_SECONDS,
     };
-    let before = count(&f, "SELECT count(*) AS n FROM events WHERE tenant_id <> $1", "");
+    let before = count(
+        &f,
+        "SELECT count(*) AS n FROM events WHERE tenant_id <> $1",
+        "",
+    );
     for _ in 0..3 {
         f.store.probe(&probe).unwrap();
     }
     assert_eq!(
-        count(&f, "SELECT count(*) AS n FROM events WHERE tenant_id = $1", ghost.as_str()),
+        count(
+            &f,
+            "SELECT count(*) AS n FROM events WHERE tenant_id = $1",
+            ghost.as_str()
+        ),
         0
     );
     assert_eq!(
-        count(&f, "SELECT count(*) AS n FROM events WHERE tenant_id <> $1", ""),
+        count(
+            &f,
+            "SELECT count(*) AS n FROM events WHERE tenant_id <> $1",
+            ""
+        ),
         before,
         "no event anywhere"
     );

@@ -77,11 +77,12 @@ impl RedeemUseCases for Tessera {
         let named = request.program_id.as_ref();
         // Every return below but a success counts as a failure of the client when
         // this drops — and of the program once the attempt joined it.
-        let mut admission = self.throttle.admit(client, None, now).map_err(|retry_after_seconds| {
-            AppError::TooManyAttempts {
-                retry_after_seconds,
-            }
-        })?;
+        let mut admission =
+            self.throttle
+                .admit(client, None, now)
+                .map_err(|retry_after_seconds| AppError::TooManyAttempts {
+                    retry_after_seconds,
+                })?;
         let counted = |error: AppError| {
             tracing::debug!(program = ?named, error = %error, "redemption failed");
             error

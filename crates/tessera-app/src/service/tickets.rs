@@ -102,7 +102,11 @@ impl TicketUseCases for Tessera {
         require(caller, Permission::IssueTickets)?;
         let mut page = self.ports.tickets.list(&caller.tenant_id, program, page)?;
         let now = self.ports.clock.now();
-        page.items = page.items.into_iter().map(|view| as_of(view, now)).collect();
+        page.items = page
+            .items
+            .into_iter()
+            .map(|view| as_of(view, now))
+            .collect();
         Ok(page)
     }
 

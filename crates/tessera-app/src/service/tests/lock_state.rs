@@ -37,7 +37,12 @@ fn get_and_list_show_a_live_lock_as_locked_and_an_expired_one_as_active() {
         .returning(move |_, _, _| Ok(page.clone()));
     let app = h.build();
 
-    let state = |view: &TicketView| app.get_ticket(&admin(), &view.ticket.id).unwrap().ticket.state;
+    let state = |view: &TicketView| {
+        app.get_ticket(&admin(), &view.ticket.id)
+            .unwrap()
+            .ticket
+            .state
+    };
     assert_eq!(state(&live), TicketState::Locked);
     assert_eq!(state(&expired), TicketState::Active);
     let listed = app

@@ -176,7 +176,11 @@ fn past_ten_times_the_client_budget_a_program_paces_public_attempts_and_serves_i
             .is_ok());
     }
     let slot = std::time::Duration::from_secs(1) / crate::slow_lane::PER_SECOND;
-    assert!(started.elapsed() >= 2 * slot, "paced: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= 2 * slot,
+        "paced: {:?}",
+        started.elapsed()
+    );
     // A key of the program's tenant goes straight through.
     assert!(app
         .redeem(Some(admin()), from(client(0), request(&program, GOOD_CODE)))
@@ -346,7 +350,11 @@ fn every_kind_of_failure_counts_against_the_client_and_only_guesses_against_the_
         let probed = ["unknown program", "tenant mismatch", "badly formed code"];
         assert_eq!(
             probes.all().len(),
-            if probed.contains(&kind.as_str()) { 10 } else { 0 },
+            if probed.contains(&kind.as_str()) {
+                10
+            } else {
+                0
+            },
             "{kind}"
         );
     }
