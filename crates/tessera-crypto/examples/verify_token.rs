@@ -42,7 +42,11 @@ fn check_claims(
 ) -> Result<(), String> {
     let text = |name: &str| claims[name].as_str().unwrap_or_default().to_owned();
     if text("iss") != expected.issuer {
-        return Err(format!("iss is {:?}, not {:?}", text("iss"), expected.issuer));
+        return Err(format!(
+            "iss is {:?}, not {:?}",
+            text("iss"),
+            expected.issuer
+        ));
     }
     // `aud` may be a string or an array of strings (RFC 7519 §4.1.3).
     let audience_ok = match &claims["aud"] {
@@ -51,7 +55,10 @@ fn check_claims(
         _ => false,
     };
     if !audience_ok {
-        return Err(format!("aud {} is not {:?}", claims["aud"], expected.audience));
+        return Err(format!(
+            "aud {} is not {:?}",
+            claims["aud"], expected.audience
+        ));
     }
     let nbf = claims["nbf"].as_i64().ok_or("nbf is not a number")?;
     if nbf > now.saturating_add(LEEWAY_SECONDS) {

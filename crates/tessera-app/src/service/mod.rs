@@ -93,7 +93,8 @@ const PROGRAM_FACTS_CAPACITY: usize = 10_000;
 pub struct Tessera {
     ports: TesseraPorts,
     limits: Limits,
-    program_facts: RwLock<HashMap<ProgramId, ProgramFacts>>,
+    /// `None`: the id names no program (ids are random, so none can appear later).
+    program_facts: RwLock<HashMap<ProgramId, Option<ProgramFacts>>>,
     throttle: FailureThrottle,
 }
 

@@ -112,7 +112,7 @@ fn a_client_that_spent_its_budget_on_unknown_programs_is_not_looked_up_again() {
     h.programs
         .expect_locate()
         .with(eq(unknown.clone()))
-        .times(2)
+        .times(1)
         .returning(|_| Ok(None));
     let app = h.build();
     let guess = || RedeemRequest {
