@@ -1,6 +1,7 @@
 //! End-to-end: the real `tessera` program, over HTTP, against a real PostgreSQL.
 //! Each test has its own database cloned from the migrated template.
 
+mod abuse;
 mod backup;
 mod browser;
 mod cli;

@@ -13,6 +13,7 @@ pub mod model;
 pub mod operator;
 pub mod ports;
 mod service;
+pub mod slow_lane;
 pub mod throttle;
 pub mod usecases;
 pub mod webhooks;

@@ -123,6 +123,9 @@ pub struct RedemptionAttempt {
     /// The keyed hash of the presented `redeemerId`, if any: what per-redeemer
     /// limits count under.
     pub redeemer: Option<SecretHash>,
+    /// How long a fifth consecutive wrong email locks the ticket (doubled for each
+    /// earlier lock): the operator's `TESSERA_EMAIL_LOCK_SECONDS`.
+    pub email_lock_seconds: u32,
 }
 
 /// What a successful redemption grants: built once from the store's row, then

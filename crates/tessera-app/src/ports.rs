@@ -237,6 +237,12 @@ pub trait RedemptionStore: Send + Sync {
     /// (`ticket.locked`). Other failures MUST NOT write to the ticket, so that a
     /// known code failing a rule costs, and takes, what an unknown code does.
     fn redeem(&self, attempt: &RedemptionAttempt) -> StoreResult<Result<Grant, RedemptionFailure>>;
+
+    /// Does the work `redeem` does for an unknown code — the same statement, the
+    /// same reads, an event written — and MUST leave nothing behind (no event, no
+    /// change), so that an attempt refused before any lookup takes the time of an
+    /// unknown code. `attempt` names a tenant that does not exist.
+    fn probe(&self, attempt: &RedemptionAttempt) -> StoreResult<()>;
 }
 
 /// The redemption lifecycle. Every decision is a conditional statement on the

@@ -6,11 +6,24 @@
 //! n × the budget; docs/security.md explains why that is the trade chosen.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tessera_domain::ProgramId;
+
+use crate::slow_lane::SlowLane;
+
+/// The client of a request whose origin cannot be told (a trusted proxy forwarded
+/// no parseable untrusted address): all such requests share this one budget, so
+/// a malformed header buys no fresh budget and spends no honest client's. The
+/// unspecified address is never a TCP peer, so it names no real client.
+pub const UNATTRIBUTABLE: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+/// IPv6 clients are grouped by this prefix by default: a /64 is what one
+/// subscriber, one host even, is given, so budgets per /128 would hand one host
+/// 2^64 of them.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 
 const WINDOW_SECONDS: i64 = 60;
 /// The per-program budget is this many times the per-client one: a program under
@@ -54,11 +67,34 @@ struct Windows {
 pub struct FailureThrottle {
     per_client: u32,
     per_program: u32,
+    ipv6_prefix: u8,
     windows: Mutex<Windows>,
+    slow_lane: SlowLane,
+}
+
+/// The network a client address budgets as: an IPv4 address is its own, an IPv6
+/// address is its `prefix` network (IPv4-mapped forms count as IPv4).
+pub fn client_network(client: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match client.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let bits = u32::from(ipv6_prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+        }
+    }
 }
 
 fn minute_of(now: DateTime<Utc>) -> i64 {
     now.timestamp().div_euclid(WINDOW_SECONDS)
+}
+
+/// Seconds until the window of `now` ends, at least one.
+fn retry_after(now: DateTime<Utc>) -> u32 {
+    let window_end = (minute_of(now) + 1) * WINDOW_SECONDS;
+    u32::try_from(window_end - now.timestamp())
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// An admitted attempt. It counts as a failure unless [`Admission::succeeded`] is
@@ -75,8 +111,15 @@ pub struct Admission<'a> {
 impl Admission<'_> {
     /// The attempt succeeded: it leaves the in-flight count and no failure is kept.
     pub fn succeeded(mut self) {
-        self.throttle.settle(&self.subjects, self.now, false);
-        self.settled = true;
+        self.release();
+    }
+
+    /// Settles without a failure (a success, or an attempt refused unevaluated).
+    fn release(&mut self) {
+        if !self.settled {
+            self.throttle.settle(&self.subjects, self.now, false);
+            self.settled = true;
+        }
     }
 }
 
@@ -93,16 +136,24 @@ impl FailureThrottle {
         Self {
             per_client: failures_per_minute,
             per_program: failures_per_minute.saturating_mul(PROGRAM_BUDGET_FACTOR),
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
             windows: Mutex::new(Windows {
                 by_subject: HashMap::new(),
                 prune_at: PRUNE_THRESHOLD,
             }),
+            slow_lane: SlowLane::default(),
         }
     }
 
-    fn subjects(client: Option<IpAddr>, program: Option<&ProgramId>) -> Vec<Subject> {
+    /// The throttle, grouping IPv6 clients by `prefix` bits instead of 64.
+    pub fn with_ipv6_prefix(mut self, prefix: u8) -> Self {
+        self.ipv6_prefix = prefix.clamp(1, 128);
+        self
+    }
+
+    fn subjects(&self, client: Option<IpAddr>, program: Option<&ProgramId>) -> Vec<Subject> {
         client
-            .map(Subject::Client)
+            .map(|client| Subject::Client(client_network(client, self.ipv6_prefix)))
             .into_iter()
             .chain(program.cloned().map(Subject::Program))
             .collect()
@@ -131,39 +182,15 @@ impl FailureThrottle {
         now: DateTime<Utc>,
     ) -> Result<Admission<'_>, u32> {
         let minute = minute_of(now);
-        let subjects = Self::subjects(client, program);
+        let subjects = self.subjects(client, program);
         let mut windows = self.lock();
-        let over_budget = subjects.iter().any(|subject| {
-            windows.by_subject.get(subject).is_some_and(|window| {
-                let budget = self.budget(subject);
-                let failures = if window.minute == minute {
-                    window.failures
-                } else {
-                    0
-                };
-                failures >= budget || failures + window.in_flight >= budget.saturating_mul(2)
-            })
-        });
-        if over_budget {
-            let window_end = (minute + 1) * WINDOW_SECONDS;
-            return Err(u32::try_from(window_end - now.timestamp())
-                .unwrap_or(1)
-                .max(1));
+        if subjects
+            .iter()
+            .any(|subject| self.over_budget(&windows, subject, minute))
+        {
+            return Err(retry_after(now));
         }
-        if windows.by_subject.len() >= windows.prune_at {
-            windows
-                .by_subject
-                .retain(|_, window| window.minute == minute || window.in_flight > 0);
-            windows.prune_at = PRUNE_THRESHOLD.max(windows.by_subject.len() * 2);
-        }
-        for subject in &subjects {
-            let window = windows.by_subject.entry(subject.clone()).or_insert(Window {
-                minute,
-                failures: 0,
-                in_flight: 0,
-            });
-            window.in_flight = window.in_flight.saturating_add(1);
-        }
+        Self::enter(&mut windows, &subjects, minute);
         drop(windows);
         Ok(Admission {
             throttle: self,
@@ -171,6 +198,67 @@ impl FailureThrottle {
             now,
             settled: false,
         })
+    }
+
+    /// Adds `program` to an admitted attempt, once the attempt has shown it could
+    /// be a code of the program (so junk never spends the program's budget).
+    /// Within the budget it goes on at once. Past it the attempt waits its turn
+    /// in the program's [slow lane](crate::slow_lane) — blocking the calling thread
+    /// for at most a few seconds — or, when that queue is full, is refused with
+    /// `Err(seconds to wait)` (its client is not charged for that).
+    pub fn join_program(
+        &self,
+        admission: &mut Admission<'_>,
+        program: &ProgramId,
+    ) -> Result<(), u32> {
+        let subject = Subject::Program(program.clone());
+        let minute = minute_of(admission.now);
+        let over = self.over_budget(&self.lock(), &subject, minute);
+        if over {
+            let place = self
+                .slow_lane
+                .join(program, Instant::now())
+                .inspect_err(|_| admission.release())?;
+            place.wait();
+        }
+        Self::enter(&mut self.lock(), std::slice::from_ref(&subject), minute);
+        admission.subjects.push(subject);
+        Ok(())
+    }
+
+    /// Whether `program` is past its budget (its public attempts take the slow lane).
+    pub fn program_over_budget(&self, program: &ProgramId, now: DateTime<Utc>) -> bool {
+        let subject = Subject::Program(program.clone());
+        self.over_budget(&self.lock(), &subject, minute_of(now))
+    }
+
+    fn over_budget(&self, windows: &Windows, subject: &Subject, minute: i64) -> bool {
+        windows.by_subject.get(subject).is_some_and(|window| {
+            let budget = self.budget(subject);
+            let failures = if window.minute == minute {
+                window.failures
+            } else {
+                0
+            };
+            failures >= budget || failures + window.in_flight >= budget.saturating_mul(2)
+        })
+    }
+
+    fn enter(windows: &mut Windows, subjects: &[Subject], minute: i64) {
+        if windows.by_subject.len() >= windows.prune_at {
+            windows
+                .by_subject
+                .retain(|_, window| window.minute == minute || window.in_flight > 0);
+            windows.prune_at = PRUNE_THRESHOLD.max(windows.by_subject.len() * 2);
+        }
+        for subject in subjects {
+            let window = windows.by_subject.entry(subject.clone()).or_insert(Window {
+                minute,
+                failures: 0,
+                in_flight: 0,
+            });
+            window.in_flight = window.in_flight.saturating_add(1);
+        }
     }
 
     fn settle(&self, subjects: &[Subject], now: DateTime<Utc>, failed: bool) {
@@ -361,5 +449,91 @@ mod tests {
         let throttle = FailureThrottle::new(1);
         fail(&throttle, None, None, at(1));
         assert!(throttle.admit(None, None, at(2)).is_ok());
+    }
+
+    fn v6(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_budget_per_64_and_ipv4_clients_per_address() {
+        let throttle = FailureThrottle::new(2);
+        fail(&throttle, v6("2001:db8:1:2::1"), None, at(1));
+        fail(
+            &throttle,
+            v6("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            None,
+            at(1),
+        );
+        assert!(throttle.admit(v6("2001:db8:1:2::9"), None, at(2)).is_err());
+        assert!(throttle.admit(v6("2001:db8:1:3::1"), None, at(2)).is_ok());
+        fail(&throttle, ip(1), None, at(1));
+        fail(&throttle, ip(1), None, at(1));
+        assert!(
+            throttle.admit(ip(2), None, at(2)).is_ok(),
+            "IPv4 per address"
+        );
+        assert!(throttle.admit(v6("::ffff:192.0.2.1"), None, at(2)).is_err());
+
+        let per_48 = FailureThrottle::new(1).with_ipv6_prefix(48);
+        fail(&per_48, v6("2001:db8:1:2::1"), None, at(1));
+        assert!(per_48.admit(v6("2001:db8:1:ffff::1"), None, at(2)).is_err());
+        assert_eq!(
+            client_network("2001:db8::1".parse().unwrap(), 128),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn unattributable_requests_share_one_budget_of_their_own() {
+        let throttle = FailureThrottle::new(1);
+        fail(&throttle, Some(UNATTRIBUTABLE), None, at(1));
+        assert!(throttle.admit(Some(UNATTRIBUTABLE), None, at(2)).is_err());
+        assert!(throttle.admit(v6("2001:db8::1"), None, at(2)).is_ok());
+    }
+
+    #[test]
+    fn junk_never_spends_a_program_budget_only_joined_attempts_do() {
+        let throttle = FailureThrottle::new(1);
+        let program = ProgramId::generate();
+        for n in 0..50 {
+            fail(&throttle, ip(n), None, at(1));
+        }
+        assert!(!throttle.program_over_budget(&program, at(1)));
+        for n in 100..110 {
+            let mut admission = throttle.admit(ip(n), None, at(1)).expect("admitted");
+            throttle
+                .join_program(&mut admission, &program)
+                .expect("joined");
+        }
+        assert!(throttle.program_over_budget(&program, at(2)));
+        assert!(
+            !throttle.program_over_budget(&program, at(60)),
+            "next minute"
+        );
+    }
+
+    #[test]
+    fn an_attempt_turned_away_by_a_full_slow_lane_costs_its_client_nothing() {
+        let throttle = FailureThrottle::new(1);
+        let program = ProgramId::generate();
+        for n in 0..10 {
+            let mut admission = throttle.admit(ip(n), None, at(1)).expect("admitted");
+            throttle
+                .join_program(&mut admission, &program)
+                .expect("joined");
+        }
+        let now = Instant::now();
+        let queue: Vec<_> = (0..crate::slow_lane::WAITERS_PER_PROGRAM)
+            .map(|_| throttle.slow_lane.join(&program, now).expect("place"))
+            .collect();
+        let mut admission = throttle.admit(ip(200), None, at(2)).expect("admitted");
+        assert!(throttle.join_program(&mut admission, &program).is_err());
+        drop(admission);
+        drop(queue);
+        assert!(
+            throttle.admit(ip(200), None, at(3)).is_ok(),
+            "the refused attempt was not counted against a budget of one"
+        );
     }
 }

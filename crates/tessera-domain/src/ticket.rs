@@ -10,7 +10,8 @@ use crate::{
 pub enum TicketState {
     /// Redeemable, if its program and its uses allow.
     Active,
-    /// Locked after repeated wrong emails; an admin may set it active again.
+    /// Locked after repeated wrong emails, until `Ticket::locked_until`; an admin
+    /// may set it active sooner.
     Locked,
     /// Disabled by an admin; an admin may set it active again.
     Disabled,
@@ -103,6 +104,7 @@ impl TicketState {
 ///     payload: None,
 ///     last_redeemed_at: None,
 ///     last_failed_at: None,
+///     locked_until: None,
 ///     created_at: now,
 ///     version: 1,
 /// };
@@ -150,6 +152,9 @@ pub struct Ticket {
     /// When the last wrong email was presented (the failures `failed_attempts`
     /// counts); other failed redemptions are recorded as events only.
     pub last_failed_at: Option<DateTime<Utc>>,
+    /// When a lock after wrong emails ends: a `Locked` ticket counts as active
+    /// from then on. `None` on a locked ticket: locked until an admin unlocks it.
+    pub locked_until: Option<DateTime<Utc>>,
     /// When the ticket was issued.
     pub created_at: DateTime<Utc>,
     /// 1 at issuance, one more at each change.
@@ -189,8 +194,18 @@ impl Ticket {
             payload: spec.payload,
             last_redeemed_at: None,
             last_failed_at: None,
+            locked_until: None,
             created_at: now,
             version: 1,
+        }
+    }
+
+    /// The state as of `now`: a lock whose time is up is `Active` again, whether or
+    /// not the row has been rewritten since.
+    pub fn state_at(&self, now: DateTime<Utc>) -> TicketState {
+        match (self.state, self.locked_until) {
+            (TicketState::Locked, Some(until)) if until <= now => TicketState::Active,
+            (state, _) => state,
         }
     }
 
@@ -211,7 +226,7 @@ impl Ticket {
         presented_email: Option<&str>,
     ) -> Result<(), RedemptionFailure> {
         program.check_redeemable(now)?;
-        match self.state {
+        match self.state_at(now) {
             TicketState::Revoked => return Err(RedemptionFailure::TicketRevoked),
             TicketState::Disabled => return Err(RedemptionFailure::TicketDisabled),
             TicketState::Locked => return Err(RedemptionFailure::TicketLocked),
@@ -395,5 +410,25 @@ mod tests {
         assert!(TicketState::Revoked
             .admin_transition(TicketState::Active)
             .is_err());
+    }
+
+    #[test]
+    fn a_lock_ends_at_locked_until_and_a_lock_without_an_end_lasts() {
+        let program = program(0);
+        let mut t = ticket(&program, 10, None);
+        t.state = TicketState::Locked;
+        t.locked_until = Some(at(5));
+        assert_eq!(t.state_at(at(4)), TicketState::Locked);
+        assert_eq!(
+            t.check_redeemable(&program, at(4), None),
+            Err(RedemptionFailure::TicketLocked)
+        );
+        assert_eq!(t.state_at(at(5)), TicketState::Active);
+        assert_eq!(t.check_redeemable(&program, at(5), None), Ok(()));
+        t.locked_until = None;
+        assert_eq!(t.state_at(at(500)), TicketState::Locked);
+        t.state = TicketState::Disabled;
+        t.locked_until = Some(at(5));
+        assert_eq!(t.state_at(at(6)), TicketState::Disabled, "only locks end");
     }
 }

@@ -1,31 +1,34 @@
 //! The client's address, for throttling failed redemptions.
 //!
-//! It is the TCP peer, unless the peer is a trusted proxy: then `X-Forwarded-For`
-//! is walked from the right (each proxy appends the address it received the request
-//! from) and the first address that is not a trusted proxy is the client. A header
-//! from an untrusted peer is ignored: anyone can send one. A malformed header (not
-//! UTF-8, an empty or unparsable element) is ignored too and the peer is used.
+//! It is the TCP peer, unless the peer is a trusted proxy that forwarded
+//! `X-Forwarded-For`: then the header is read from the right (each proxy appends
+//! the address it received the request from), skipping trusted proxies and
+//! elements that do not parse, and the first parseable untrusted address is the
+//! client. Anything left of it may be forged, so it is never reached. A header
+//! with no such address (garbage, only our proxies, not even text) is charged to
+//! the shared [`UNATTRIBUTABLE`] client — never to the proxy, whose budget the
+//! honest requests without the header fall back to. A header from an untrusted
+//! peer is ignored: anyone can send one. The throttle groups what this returns
+//! by network (IPv6 per /64).
 
 use std::net::{IpAddr, SocketAddr};
 
 use actix_web::http::header::HeaderName;
 use actix_web::HttpRequest;
+use tessera_app::throttle::UNATTRIBUTABLE;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The address of the client that sent `req`; `None` when the peer is unknown.
 pub(crate) fn client_address(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Option<IpAddr> {
     let peer = req.peer_addr()?.ip();
-    let values: Option<Vec<&str>> = req
+    // A line that is not even text holds no address: it reads as empty.
+    let values: Vec<&str> = req
         .headers()
         .get_all(X_FORWARDED_FOR)
-        .map(|value| value.to_str().ok())
+        .map(|value| value.to_str().unwrap_or(""))
         .collect();
-    match values {
-        Some(values) => resolve(peer, &values, trusted_proxies),
-        // A header that is not even text is malformed.
-        None => Some(peer.to_canonical()),
-    }
+    resolve(peer, &values, trusted_proxies)
 }
 
 /// The client given the peer, the `X-Forwarded-For` header lines in order, and the
@@ -37,29 +40,13 @@ pub(crate) fn resolve(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpAddr]) 
     if !is_trusted(&peer) || forwarded_for.is_empty() {
         return Some(peer);
     }
-    let Some(hops) = parse_hops(forwarded_for) else {
-        return Some(peer);
-    };
-    // Right to left: the first hop that is not one of ours is the client. When every
-    // hop is a trusted proxy, the leftmost is the farthest known.
-    Some(
-        hops.iter()
-            .rev()
-            .find(|hop| !is_trusted(hop))
-            .or_else(|| hops.first())
-            .copied()
-            .unwrap_or(peer),
-    )
-}
-
-/// Every address of the header lines (a comma-separated list each), left to right;
-/// `None` when any element is malformed.
-fn parse_hops(lines: &[&str]) -> Option<Vec<IpAddr>> {
-    lines
+    let client = forwarded_for
         .iter()
-        .flat_map(|line| line.split(','))
-        .map(|element| parse_hop(element.trim()))
-        .collect()
+        .rev()
+        .flat_map(|line| line.rsplit(','))
+        .filter_map(|element| parse_hop(element.trim()))
+        .find(|hop| !is_trusted(hop));
+    Some(client.unwrap_or(UNATTRIBUTABLE))
 }
 
 /// `1.2.3.4`, `2001:db8::1`, and the `1.2.3.4:5678` / `[2001:db8::1]:5678` forms
@@ -105,15 +92,17 @@ mod tests {
 
     #[test]
     fn a_trusted_peer_s_header_is_walked_from_the_right() {
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 8] = [
             (&["203.0.113.7"], CLIENT),
             // A spoofed leftmost entry is never reached.
             (&["6.6.6.6, 203.0.113.7"], CLIENT),
             (&["6.6.6.6, 203.0.113.7, 10.0.0.2"], CLIENT),
             (&["6.6.6.6", "203.0.113.7 ,10.0.0.2"], CLIENT),
             (&["203.0.113.7:4711, 10.0.0.2:80"], CLIENT),
-            // All hops are ours: the leftmost is the farthest known.
-            (&["10.0.0.2, 10.0.0.1"], PROXY_2),
+            // Garbage is skipped, wherever it is.
+            (&["garbage, 203.0.113.7"], CLIENT),
+            (&["203.0.113.7, nope, 10.0.0.2"], CLIENT),
+            (&["203.0.113.7", "", "10.0.0.1"], CLIENT),
         ];
         for (header, client) in cases {
             assert_eq!(
@@ -144,21 +133,34 @@ mod tests {
     }
 
     #[test]
-    fn a_malformed_header_means_the_peer() {
+    fn a_header_without_a_parseable_untrusted_address_is_unattributable() {
         for header in [
             &["unknown"][..],
-            &["203.0.113.7,"],
             &[""],
-            &["203.0.113.7, , 10.0.0.2"],
+            &[", ,"],
             &["203.0.113.7 10.0.0.2"],
-            &["203.0.113.7", "nope"],
+            &["nope", "10.0.0.2"],
+            // Only our own proxies: nobody to attribute it to.
+            &["10.0.0.2, 10.0.0.1"],
         ] {
             assert_eq!(
                 resolve(ip(PROXY), header, &trusted()),
-                Some(ip(PROXY)),
+                Some(UNATTRIBUTABLE),
                 "{header:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_header_that_is_not_text_is_unattributable_and_never_the_proxy() {
+        let req = actix_web::test::TestRequest::default()
+            .peer_addr("10.0.0.1:5000".parse().unwrap())
+            .insert_header((
+                "X-Forwarded-For",
+                actix_web::http::header::HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+            ))
+            .to_http_request();
+        assert_eq!(client_address(&req, &trusted()), Some(UNATTRIBUTABLE));
     }
 
     #[test]

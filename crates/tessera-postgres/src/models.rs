@@ -139,6 +139,7 @@ pub(crate) struct TicketRow {
     pub created_at: DateTime<Utc>,
     pub version: i64,
     pub per_redeemer_limit: Option<i64>,
+    pub locked_until: Option<DateTime<Utc>>,
     #[diesel(
         sql_type = BigInt,
         select_expression = programs::max_redemptions,
@@ -188,6 +189,7 @@ impl TicketRow {
             payload: payload("ticket", self.payload)?,
             last_redeemed_at: self.last_redeemed_at,
             last_failed_at: self.last_failed_at,
+            locked_until: self.locked_until,
             created_at: self.created_at,
             version: self.version,
         };
@@ -205,7 +207,7 @@ impl TicketRow {
 pub(crate) const TICKET_VIEW_COLUMNS: &str = "t.tenant_id, t.id, t.program_id, t.email, \
     t.subject, t.max_redemptions, t.redemptions, t.state, t.failed_attempts, t.payload, \
     t.last_redeemed_at, t.last_failed_at, t.created_at, t.version, t.per_redeemer_limit, \
-    p.max_redemptions AS program_max_redemptions, \
+    t.locked_until, p.max_redemptions AS program_max_redemptions, \
     (SELECT count(*) FROM holds h WHERE h.tenant_id = t.tenant_id AND h.ticket_id = t.id \
      AND h.state = 'held' AND h.expires_at > now()) AS held";
 

@@ -70,6 +70,8 @@ diesel::table! {
         last_failed_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         version -> Int8,
+        locked_until -> Nullable<Timestamptz>,
+        email_locks -> Int4,
         per_redeemer_limit -> Nullable<Int8>,
     }
 }

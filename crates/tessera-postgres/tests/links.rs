@@ -38,6 +38,7 @@ fn redeem_by_link(
         email: None,
         now: now(),
         redeemer: None,
+        email_lock_seconds: 900,
     };
     Some(store.redeem(&attempt).unwrap())
 }

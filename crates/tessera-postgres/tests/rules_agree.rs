@@ -129,11 +129,32 @@ fn attempt_email(raw: Option<&str>) -> Option<String> {
         .filter(|email| !email.is_empty())
 }
 
+/// A locked ticket's `locked_until` relative to the attempt (issue 16): no end (a
+/// lock from before locks expired), still running, or over at this very instant
+/// (`locked_until <= now` is expired in both the SQL and the domain).
+#[derive(Debug, Clone, Copy)]
+enum Lock {
+    Forever,
+    Live,
+    Expired,
+}
+
+impl Lock {
+    fn until(self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Lock::Forever => None,
+            Lock::Live => Some(now + chrono::Duration::milliseconds(1)),
+            Lock::Expired => Some(now),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Case {
     program: ProgramCase,
     window: Window,
     state: TicketState,
+    lock: Lock,
     uses: Uses,
     email: EmailCase,
 }
@@ -148,20 +169,27 @@ fn cases() -> Vec<Case> {
                 TicketState::Disabled,
                 TicketState::Revoked,
             ] {
-                for uses in USES {
-                    for email in [
-                        EmailCase::Unbound,
-                        EmailCase::OtherCase,
-                        EmailCase::Wrong,
-                        EmailCase::Absent,
-                    ] {
-                        cases.push(Case {
-                            program,
-                            window,
-                            state,
-                            uses,
-                            email,
-                        });
+                let locks: &[Lock] = match state {
+                    TicketState::Locked => &[Lock::Forever, Lock::Live, Lock::Expired],
+                    _ => &[Lock::Forever],
+                };
+                for &lock in locks {
+                    for uses in USES {
+                        for email in [
+                            EmailCase::Unbound,
+                            EmailCase::OtherCase,
+                            EmailCase::Wrong,
+                            EmailCase::Absent,
+                        ] {
+                            cases.push(Case {
+                                program,
+                                window,
+                                state,
+                                lock,
+                                uses,
+                                email,
+                            });
+                        }
                     }
                 }
             }
@@ -180,6 +208,7 @@ fn arrange(store: &PgStore, tenant: &TenantId, case: Case, code: &str) -> (Progr
     });
     let new = common::new_ticket(&program, code, |t| {
         t.state = case.state;
+        t.locked_until = case.lock.until(case.window.now());
         t.max_redemptions = case.uses.own_limit.map(limit);
         t.redemptions = case.uses.redemptions;
         t.email = case.email.bound().map(email);
@@ -214,6 +243,7 @@ fn judge(
         email: attempt_email(case.email.presented()),
         now: case.window.now(),
         redeemer: None,
+        email_lock_seconds: common::EMAIL_LOCK_SECONDS,
     };
 
     // The domain judges the rows as stored, read back through the store.
@@ -251,7 +281,8 @@ fn the_sql_function_and_the_domain_agree_on_every_combination() {
     let f = fixture();
     let tenant = common::tenant(&f.store);
     let cases = cases();
-    assert_eq!(cases.len(), 2 * 3 * 4 * USES.len() * 4);
+    // Four ticket states, the locked one in three lock cases.
+    assert_eq!(cases.len(), 2 * 3 * (4 + 2) * USES.len() * 4);
     // Each pair of limit rows is "one use left" then "exhausted".
     let program_limit = RedemptionLimit::try_from(PROGRAM_LIMIT).unwrap();
     let left: Vec<u32> = USES
@@ -366,6 +397,7 @@ fn the_sql_function_and_the_domain_agree_on_per_redeemer_limits() {
                         email: None,
                         now: at(0),
                         redeemer: presented.then_some(key),
+                        email_lock_seconds: common::EMAIL_LOCK_SECONDS,
                     };
                     let stored = ProgramStore::get(&f.store, &tenant, &program.id).unwrap();
                     let before = TicketStore::get(&f.store, &tenant, &new.ticket.id).unwrap();

@@ -114,6 +114,8 @@ fn tessera_on(
     let limits = Limits {
         max_standalone_tickets: settings.max_standalone_tickets,
         redeem_failures_per_minute: settings.redeem_failures_per_minute,
+        client_ipv6_prefix: settings.client_ipv6_prefix,
+        email_lock_seconds: settings.email_lock_seconds,
     };
     Ok((Tessera::new(ports, limits), signer))
 }
@@ -320,6 +322,8 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
             trusted_proxies = ?settings.trusted_proxies,
             webhook_workers = settings.webhook_workers,
             webhook_allow_private = settings.webhook_allow_private,
+            client_ipv6_prefix = settings.client_ipv6_prefix,
+            email_lock_seconds = settings.email_lock_seconds,
             "tessera is serving"
         );
         server

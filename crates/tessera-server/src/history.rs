@@ -27,6 +27,11 @@ impl RedemptionStore for MeteredRedemptions {
         }
         outcome
     }
+
+    /// An equal-time probe is not a redemption: not counted.
+    fn probe(&self, attempt: &RedemptionAttempt) -> StoreResult<()> {
+        self.0.probe(attempt)
+    }
 }
 
 pub(crate) fn event_service(

@@ -51,6 +51,10 @@ pub struct Settings {
     pub redeem_failures_per_minute: u32,
     pub max_standalone_tickets: u32,
     pub trusted_proxies: Vec<IpAddr>,
+    /// IPv6 clients share one failure budget per network of this prefix.
+    pub client_ipv6_prefix: u8,
+    /// How long five wrong emails lock a ticket (doubled per further lock).
+    pub email_lock_seconds: u32,
     pub db_pool_size: u32,
     /// Every statement is cancelled after this long (PostgreSQL `statement_timeout`).
     pub statement_timeout_ms: u32,
@@ -177,6 +181,14 @@ impl Settings {
                 1..=u32::MAX,
             )?,
             trusted_proxies,
+            client_ipv6_prefix: u8::try_from(number(
+                get,
+                "TESSERA_CLIENT_IPV6_PREFIX",
+                64,
+                16..=128,
+            )?)
+            .unwrap_or(64),
+            email_lock_seconds: number(get, "TESSERA_EMAIL_LOCK_SECONDS", 900, 1..=31_536_000)?,
             db_pool_size: number(get, "TESSERA_DB_POOL_SIZE", 16, 1..=1000)?,
             statement_timeout_ms: number(
                 get,
@@ -286,6 +298,8 @@ mod tests {
         assert!(!s.webhook_allow_private);
         assert_eq!(s.event_retention_days, 90);
         assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.client_ipv6_prefix, 64);
+        assert_eq!(s.email_lock_seconds, 900);
 
         assert_eq!(s.webhook_retry_base_ms, 5000);
     }
@@ -325,6 +339,10 @@ mod tests {
             ("TESSERA_EVENT_RETENTION_DAYS", "ninety"),
             ("TESSERA_EVENT_MAINTENANCE_SECONDS", "0"),
             ("TESSERA_LOG_FORMAT", "xml"),
+            ("TESSERA_CLIENT_IPV6_PREFIX", "129"),
+            ("TESSERA_CLIENT_IPV6_PREFIX", "8"),
+            ("TESSERA_EMAIL_LOCK_SECONDS", "0"),
+            ("TESSERA_EMAIL_LOCK_SECONDS", "forever"),
         ] {
             let error = settings(&[(variable, value)]).expect_err(value);
             assert_eq!(error.variable, variable);
@@ -350,6 +368,8 @@ mod tests {
             ("TESSERA_REDEEM_FAILURES_PER_MINUTE", "5"),
             ("TESSERA_EVENT_RETENTION_DAYS", "30"),
             ("TESSERA_LOG_FORMAT", "json"),
+            ("TESSERA_CLIENT_IPV6_PREFIX", "56"),
+            ("TESSERA_EMAIL_LOCK_SECONDS", "60"),
         ])
         .expect("valid");
         assert_eq!(s.bind.port(), 9000);
@@ -360,5 +380,7 @@ mod tests {
         assert_eq!(s.redeem_failures_per_minute, 5);
         assert_eq!(s.event_retention_days, 30);
         assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.client_ipv6_prefix, 56);
+        assert_eq!(s.email_lock_seconds, 60);
     }
 }

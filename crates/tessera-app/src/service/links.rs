@@ -52,18 +52,24 @@ impl LinkUseCases for Tessera {
             Some(token) => self.linked(token)?,
             None => None,
         };
-        let program = linked.as_ref().map(|linked| &linked.program.id);
-        // Every return below but a success counts as a failure when this drops.
-        let admission =
+        // Every return below but a success counts as a failure of the client when
+        // this drops — and of the program once the attempt joined it.
+        let mut admission =
             self.throttle
-                .admit(request.client, program, now)
+                .admit(request.client, None, now)
                 .map_err(|retry_after_seconds| AppError::TooManyAttempts {
                     retry_after_seconds,
                 })?;
+        // An unknown link names no program: it spends only its sender's budget.
         let Some(linked) = linked else {
             tracing::debug!("link redemption failed: unknown link");
             return Err(AppError::InvalidCode);
         };
+        self.throttle
+            .join_program(&mut admission, &linked.program.id)
+            .map_err(|retry_after_seconds| AppError::TooManyAttempts {
+                retry_after_seconds,
+            })?;
         let attempt = RedemptionAttempt {
             tenant_id: linked.program.tenant_id.clone(),
             program_id: linked.program.id.clone(),
@@ -76,6 +82,7 @@ impl LinkUseCases for Tessera {
             // A page has no redeemerId: a ticket with a per-redeemer share
             // refuses it (`redeemer_required`), as the API would.
             redeemer: None,
+            email_lock_seconds: self.limits.email_lock_seconds,
         };
         // The same conditional statement, events and classification as a code.
         let grant = match self.ports.redemptions.redeem(&attempt)? {

@@ -44,6 +44,11 @@ pub struct Limits {
     pub max_standalone_tickets: u32,
     /// Failed redemptions allowed per client address per minute (×10 per program).
     pub redeem_failures_per_minute: u32,
+    /// IPv6 clients share a budget per network of this prefix length.
+    pub client_ipv6_prefix: u8,
+    /// How long the fifth consecutive wrong email locks a ticket; doubled on each
+    /// further lock.
+    pub email_lock_seconds: u32,
 }
 
 impl Default for Limits {
@@ -51,6 +56,8 @@ impl Default for Limits {
         Self {
             max_standalone_tickets: 1_000_000,
             redeem_failures_per_minute: 20,
+            client_ipv6_prefix: crate::throttle::DEFAULT_IPV6_PREFIX,
+            email_lock_seconds: 900,
         }
     }
 }
@@ -94,7 +101,8 @@ const PROGRAM_FACTS_CAPACITY: usize = 10_000;
 pub struct Tessera {
     ports: TesseraPorts,
     limits: Limits,
-    program_facts: RwLock<HashMap<ProgramId, ProgramFacts>>,
+    /// `None`: the id names no program (ids are random, so none can appear later).
+    program_facts: RwLock<HashMap<ProgramId, Option<ProgramFacts>>>,
     throttle: FailureThrottle,
 }
 
@@ -110,7 +118,8 @@ impl Tessera {
     pub fn new(ports: TesseraPorts, limits: Limits) -> Self {
         Self {
             ports,
-            throttle: FailureThrottle::new(limits.redeem_failures_per_minute),
+            throttle: FailureThrottle::new(limits.redeem_failures_per_minute)
+                .with_ipv6_prefix(limits.client_ipv6_prefix),
             limits,
             program_facts: RwLock::new(HashMap::new()),
         }

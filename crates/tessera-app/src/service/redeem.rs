@@ -1,12 +1,18 @@
-use tessera_domain::{has_valid_check, CodeInput, Permission, ProgramId, RedemptionFailure};
+use chrono::{DateTime, Utc};
+use tessera_domain::{
+    has_valid_check, CodeInput, Permission, ProgramId, RedemptionFailure, TenantId,
+};
 
 use super::{ProgramFacts, Tessera, PROGRAM_FACTS_CAPACITY};
-use crate::model::RedemptionAttempt;
+use crate::model::{RedemptionAttempt, SecretHash};
 use crate::usecases::{Principal, RedeemRequest, RedeemUseCases, Redemption};
 use crate::{AppError, AppResult};
 
 impl Tessera {
-    /// The program's immutable facts, from the cache or the store.
+    /// The program's immutable facts, from the cache or the store. Unknown ids are
+    /// cached too, so that an unknown program costs what an unknown code does (no
+    /// extra lookup: the equal-time probe does the rest). Safe because program ids
+    /// are random: an id asked for before its program existed is a 2^-117 guess.
     fn program_facts(&self, id: &ProgramId) -> AppResult<Option<ProgramFacts>> {
         if let Some(facts) = self
             .program_facts
@@ -14,16 +20,13 @@ impl Tessera {
             .map_err(|_| AppError::Internal("program cache poisoned".to_owned()))?
             .get(id)
         {
-            return Ok(Some(facts.clone()));
+            return Ok(facts.clone());
         }
-        let Some(program) = self.ports.programs.locate(id)? else {
-            return Ok(None);
-        };
-        let facts = ProgramFacts {
+        let facts = self.ports.programs.locate(id)?.map(|program| ProgramFacts {
             tenant_id: program.tenant_id,
             alphabet: program.alphabet,
             check_digit: program.check_digit,
-        };
+        });
         let mut cache = self
             .program_facts
             .write()
@@ -32,7 +35,7 @@ impl Tessera {
             cache.clear();
         }
         cache.insert(id.clone(), facts.clone());
-        Ok(Some(facts))
+        Ok(facts)
     }
 
     pub(super) fn forget_program(&self, id: &ProgramId) {
@@ -48,6 +51,25 @@ fn split_signed(presented: &str) -> (&str, Option<&str>) {
     match presented.split_once('.') {
         Some((code, signature)) => (code, Some(signature)),
         None => (presented, None),
+    }
+}
+
+impl Tessera {
+    /// Does the database work of refusing an unknown code, for an attempt refused
+    /// before any lookup that a public caller could otherwise time: an unknown
+    /// program, and a code no code of the program could be. Under a fresh random
+    /// tenant, so nothing can match; the store leaves nothing behind.
+    fn equal_time_probe(&self, program_id: &ProgramId, now: DateTime<Utc>) -> AppResult<()> {
+        let probe = RedemptionAttempt {
+            tenant_id: TenantId::generate(),
+            program_id: program_id.clone(),
+            code_hash: SecretHash([0; 32]),
+            email: None,
+            now,
+            redeemer: None,
+            email_lock_seconds: self.limits.email_lock_seconds,
+        };
+        Ok(self.ports.redemptions.probe(&probe)?)
     }
 }
 
@@ -90,13 +112,14 @@ impl Tessera {
         let now = self.ports.clock.now();
         let client = request.client;
         let named = request.program_id.as_ref();
-        // Every return below but a success counts as a failure when this drops.
-        let admission = self
-            .throttle
-            .admit(client, named, now)
-            .map_err(|retry_after_seconds| AppError::TooManyAttempts {
-                retry_after_seconds,
-            })?;
+        // Every return below but a success counts as a failure of the client when
+        // this drops — and of the program once the attempt joined it.
+        let mut admission =
+            self.throttle
+                .admit(client, None, now)
+                .map_err(|retry_after_seconds| AppError::TooManyAttempts {
+                    retry_after_seconds,
+                })?;
         let counted = |error: AppError| {
             tracing::debug!(program = ?named, error = %error, "redemption failed");
             error
@@ -106,7 +129,8 @@ impl Tessera {
             return Err(counted(AppError::InvalidCode));
         };
         let (code_part, signature) = split_signed(request.code.expose_secret());
-        // A forged signature is refused before any lookup.
+        // A forged signature is refused before any lookup (and takes the same time
+        // whether the program exists or not).
         if signature.is_some_and(|signature| {
             !self
                 .ports
@@ -122,16 +146,24 @@ impl Tessera {
                 .is_none_or(|named| *named == facts.tenant_id)
         });
         // An unknown program, or one of another tenant, fails like an unknown code
-        // for everyone: telling them apart would reveal which program ids exist.
+        // for everyone, in the time an unknown code takes: telling them apart would
+        // reveal which program ids exist.
         let Some(facts) = facts else {
+            self.equal_time_probe(program_id, now)?;
             return Err(counted(AppError::InvalidCode));
         };
+        let tenant_caller = caller
+            .as_ref()
+            .is_some_and(|caller| caller.tenant_id == facts.tenant_id);
         let detailed = caller.is_some_and(|caller| {
             caller.tenant_id == facts.tenant_id && caller.role.allows(Permission::RedeemWithDetails)
         });
         // Any length 4..65 is looked up: chosen codes need not have the program's
         // length, and the throttle, not the length, is what bounds guessing.
         let Some(code) = CodeInput(code_part).canonical(facts.alphabet) else {
+            // No code of the program looks like this: the program's budget is not
+            // spent, and the time is an unknown program's.
+            self.equal_time_probe(program_id, now)?;
             return Err(failure(
                 detailed,
                 program_id.as_str(),
@@ -142,6 +174,15 @@ impl Tessera {
             // Public arithmetic, refused before any lookup: not a failed attempt.
             admission.succeeded();
             return Err(AppError::MistypedCode);
+        }
+        // Only now can the attempt be a guess at the program's codes. A key of the
+        // program's tenant is never held back by (nor spends) the public budget.
+        if !tenant_caller {
+            self.throttle
+                .join_program(&mut admission, program_id)
+                .map_err(|retry_after_seconds| AppError::TooManyAttempts {
+                    retry_after_seconds,
+                })?;
         }
         let redeemer = request.redeemer_id.as_ref().map(|id| {
             self.ports
@@ -158,6 +199,7 @@ impl Tessera {
                 .filter(|email| !email.is_empty()),
             now,
             redeemer,
+            email_lock_seconds: self.limits.email_lock_seconds,
         };
         Ok(Prepared {
             admission,

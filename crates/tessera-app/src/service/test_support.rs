@@ -246,6 +246,8 @@ pub(crate) struct Harness {
     pub(crate) health: MockHealthProbe,
     pub(crate) links: MockLinkStore,
     pub(crate) limits: Limits,
+    /// Every equal-time probe the redemption store was asked for.
+    pub(crate) probes: Recorder<crate::model::RedemptionAttempt>,
 }
 
 impl Harness {
@@ -253,6 +255,13 @@ impl Harness {
     /// default limits, and stores that expect nothing (any call to them fails the
     /// test).
     pub(crate) fn new() -> Self {
+        let probes = Recorder::new();
+        let mut redemptions = MockRedemptionStore::new();
+        let seen = probes.clone();
+        redemptions.expect_probe().returning(move |attempt| {
+            seen.record(attempt.clone());
+            Ok(())
+        });
         Self {
             clock: fixed_clock(),
             hasher: fake_hasher(),
@@ -260,12 +269,13 @@ impl Harness {
             access: MockAccessStore::new(),
             programs: MockProgramStore::new(),
             tickets: MockTicketStore::new(),
-            redemptions: MockRedemptionStore::new(),
+            redemptions,
             lifecycle: crate::ports::MockLifecycleStore::new(),
             standalone: MockStandaloneStore::new(),
             health: MockHealthProbe::new(),
             links: MockLinkStore::new(),
             limits: Limits::default(),
+            probes,
         }
     }
 

@@ -115,7 +115,8 @@ impl TicketUseCases for Tessera {
 
     fn get_ticket(&self, caller: &Principal, id: &TicketId) -> AppResult<TicketView> {
         require(caller, Permission::IssueTickets)?;
-        Ok(self.ports.tickets.get(&caller.tenant_id, id)?)
+        let view = self.ports.tickets.get(&caller.tenant_id, id)?;
+        Ok(as_of(view, self.ports.clock.now()))
     }
 
     fn list_tickets(
@@ -125,7 +126,14 @@ impl TicketUseCases for Tessera {
         page: PageRequest,
     ) -> AppResult<Page<TicketView>> {
         require(caller, Permission::IssueTickets)?;
-        Ok(self.ports.tickets.list(&caller.tenant_id, program, page)?)
+        let mut page = self.ports.tickets.list(&caller.tenant_id, program, page)?;
+        let now = self.ports.clock.now();
+        page.items = page
+            .items
+            .into_iter()
+            .map(|view| as_of(view, now))
+            .collect();
+        Ok(page)
     }
 
     fn set_ticket_state(
@@ -150,7 +158,7 @@ impl TicketUseCases for Tessera {
                 .set_state(tenant, id, target, current.ticket.version, now)
             {
                 Err(StoreError::VersionConflict) if if_match.is_none() => continue,
-                result => return Ok(result?),
+                result => return Ok(as_of(result?, now)),
             }
         }
         Err(AppError::VersionConflict)
@@ -202,4 +210,11 @@ impl TicketUseCases for Tessera {
             .tickets
             .revoke(&caller.tenant_id, id, self.ports.clock.now())?)
     }
+}
+
+/// The view as a caller sees it at `now`: a lock whose time is up reads `active`
+/// although the row still says `locked` (it is rewritten by the next attempt).
+fn as_of(mut view: TicketView, now: chrono::DateTime<chrono::Utc>) -> TicketView {
+    view.ticket.state = view.ticket.state_at(now);
+    view
 }

@@ -169,6 +169,14 @@ pub struct TicketResponse {
     #[serde(serialize_with = "time::serialize_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_failed_at: Option<DateTime<Utc>>,
+    /// While `state` is `locked` after wrong emails: when the lock ends (absent
+    /// for a lock only an admin can end).
+    #[serde(
+        serialize_with = "time::serialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub locked_until: Option<DateTime<Utc>>,
     #[serde(serialize_with = "time::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
@@ -192,6 +200,9 @@ impl From<&TicketView> for TicketResponse {
             failed_attempts: ticket.failed_attempts,
             last_redeemed_at: ticket.last_redeemed_at,
             last_failed_at: ticket.last_failed_at,
+            locked_until: ticket
+                .locked_until
+                .filter(|_| ticket.state == tessera_domain::TicketState::Locked),
             created_at: ticket.created_at,
             version: ticket.version,
         }

@@ -305,8 +305,9 @@ async fn x_forwarded_for_from_a_trusted_peer_is_believed() {
         client_seen(Some(PROXY), Some(&format!("6.6.6.6, {CLIENT}")), &[PROXY]).await,
         Some(CLIENT.parse().unwrap())
     );
+    // Garbage buys no fresh budget and never spends the proxy's own.
     assert_eq!(
         client_seen(Some(PROXY), Some("not an address"), &[PROXY]).await,
-        Some(PROXY.parse().unwrap())
+        Some(tessera_app::throttle::UNATTRIBUTABLE)
     );
 }

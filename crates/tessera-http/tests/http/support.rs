@@ -294,6 +294,7 @@ pub fn ticket_view() -> TicketView {
             payload: None,
             last_redeemed_at: Some(at_millis(START_MS)),
             last_failed_at: None,
+            locked_until: None,
             created_at: at_millis(START_MS - 1000),
             version: 2,
         },

@@ -1,4 +1,4 @@
-use diesel::sql_types::{BigInt, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel::{
     sql_query, ExpressionMethods, OptionalExtension, PgConnection, QueryDsl, RunQueryDsl,
     SelectableHelper,
@@ -168,36 +168,52 @@ struct CountedFailure {
     failed_attempts: i64,
     #[diesel(sql_type = Text)]
     state: String,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    locked_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// Counts one more consecutive wrong email on a still-active ticket, locking it at
-/// the limit, in one conditional statement (so concurrent wrong emails count
-/// exactly). `false` when the ticket was no longer active: the caller classifies
-/// again.
+/// Each earlier lock in a row doubles the next one, up to 2^16 times the base
+/// (900 s × 65536 ≈ 1.9 years: a ceiling nobody reaches by accident).
+const MAX_LOCK_DOUBLINGS: i32 = 16;
+
+/// Counts one more consecutive wrong email on a ticket that is active (or whose
+/// lock has expired: then the count starts over at one), locking it at the limit
+/// until `now + email_lock_seconds × 2^(earlier locks)`, in one conditional
+/// statement (so concurrent wrong emails count exactly). `false` when the ticket
+/// was no longer active: the caller classifies again.
 fn count_email_mismatch(
     conn: &mut PgConnection,
     attempt: &RedemptionAttempt,
     ticket: &TicketId,
 ) -> Outcome<bool> {
-    // Hand-written: one conditional UPDATE counts and locks, exact under concurrency.
-    let counted = sql_query(
-        "UPDATE tickets SET failed_attempts = failed_attempts + 1, last_failed_at = $3, \
-         state = CASE WHEN failed_attempts + 1 >= $4 THEN 'locked' ELSE state END, \
-         version = version + CASE WHEN failed_attempts + 1 >= $4 THEN 1 ELSE 0 END \
-         WHERE tenant_id = $1 AND id = $2 AND state = 'active' \
-         RETURNING failed_attempts, state",
-    )
+    // Hand-written: one conditional UPDATE counts and locks, exact under
+    // concurrency. `n` is the new count; SET expressions see the old row.
+    const N: &str = "((CASE WHEN state = 'locked' THEN 0 ELSE failed_attempts END) + 1)";
+    let counted = sql_query(format!(
+        "UPDATE tickets SET failed_attempts = {N}, last_failed_at = $3, \
+         state = CASE WHEN {N} >= $4 THEN 'locked' ELSE 'active' END, \
+         locked_until = CASE WHEN {N} >= $4 THEN $3 + make_interval(secs => \
+             $5::float8 * power(2::float8, LEAST(email_locks, $6)::float8)) ELSE NULL END, \
+         email_locks = email_locks + CASE WHEN {N} >= $4 THEN 1 ELSE 0 END, \
+         version = version + CASE WHEN {N} >= $4 OR state = 'locked' THEN 1 ELSE 0 END \
+         WHERE tenant_id = $1 AND id = $2 \
+         AND (state = 'active' OR (state = 'locked' AND locked_until <= $3)) \
+         RETURNING failed_attempts, state, locked_until"
+    ))
     .bind::<Text, _>(attempt.tenant_id.as_str())
     .bind::<Text, _>(ticket.as_str())
     .bind::<Timestamptz, _>(attempt.now)
     .bind::<BigInt, _>(i64::from(EMAIL_MISMATCHES_BEFORE_LOCK))
+    .bind::<BigInt, _>(i64::from(attempt.email_lock_seconds))
+    .bind::<diesel::sql_types::Integer, _>(MAX_LOCK_DOUBLINGS)
     .get_result::<CountedFailure>(conn)
     .optional()?;
     let Some(counted) = counted else {
         return Ok(false);
     };
-    // The WHERE admits only active tickets, so "locked" here means this update
-    // locked it: the event is written exactly once.
+    // The WHERE admits only active (or expired) tickets, and an expired lock
+    // restarts the count at one, so "locked" here means this update locked it:
+    // the event is written exactly once per lock.
     if counted.state == TicketState::Locked.as_str() {
         record(
             conn,
@@ -207,7 +223,10 @@ fn count_email_mismatch(
                 at: attempt.now,
                 program: Some(&attempt.program_id),
                 ticket: Some(ticket),
-                data: json!({ "failedAttempts": counted.failed_attempts }),
+                data: json!({
+                    "failedAttempts": counted.failed_attempts,
+                    "lockedUntil": counted.locked_until,
+                }),
             },
         )?;
     }
@@ -277,6 +296,13 @@ pub(crate) fn classify<T>(
             }
         }
         match verdict {
+            // No email at all is not a wrong guess at it: refused, never counted
+            // towards the lock (else anyone holding the code locks its owner out).
+            Err(RedemptionFailure::EmailMismatch) if attempt.email.is_none() => {
+                let reason = RedemptionFailure::EmailMismatch;
+                record_failure(conn, attempt, Some(&view.ticket.id), reason)?;
+                return Ok(Err(reason));
+            }
             Err(RedemptionFailure::EmailMismatch) => {
                 if count_email_mismatch(conn, attempt, &view.ticket.id)? {
                     let reason = RedemptionFailure::EmailMismatch;
@@ -312,6 +338,24 @@ impl RedemptionStore for PgStore {
             }
             diesel::Connection::transaction(conn, |conn| {
                 classify(conn, attempt, |conn| try_redeem(conn, attempt))
+            })
+        })
+    }
+
+    fn probe(&self, attempt: &RedemptionAttempt) -> StoreResult<()> {
+        self.with_conn(|conn| {
+            // What `redeem` does for an unknown code, step by step.
+            if try_redeem(conn, attempt)?.is_some() {
+                return Err(StoreError::Internal("a probe matched a ticket".to_owned()).into());
+            }
+            diesel::Connection::transaction(conn, |conn| {
+                let program = find_program(conn, &attempt.tenant_id, &attempt.program_id)?;
+                let view = find_ticket(conn, attempt)?;
+                debug_assert!(program.is_none() && view.is_none());
+                record_failure(conn, attempt, None, RedemptionFailure::TicketNotFound)?;
+                // Written and taken back in the same transaction: the commit costs
+                // what the real one does (a WAL flush), and no event is left.
+                crate::events::forget_tenant(conn, &attempt.tenant_id)
             })
         })
     }

@@ -73,6 +73,7 @@ fn insert_ticket(conn: &mut PgConnection, new: &NewTicket, exclusive: bool) -> O
             tickets::payload.eq(payload),
             tickets::last_redeemed_at.eq(ticket.last_redeemed_at),
             tickets::last_failed_at.eq(ticket.last_failed_at),
+            tickets::locked_until.eq(ticket.locked_until),
             tickets::created_at.eq(ticket.created_at),
             tickets::version.eq(ticket.version),
             tickets::per_redeemer_limit.eq(ticket
@@ -217,7 +218,9 @@ impl TicketStore for PgStore {
             // through `UPDATE … FROM programs`, which the typed builder lacks.
             let changed = sql_query(format!(
                 "UPDATE tickets t SET state = $3, version = t.version + 1, \
-                 failed_attempts = CASE WHEN $3 = 'active' THEN 0 ELSE t.failed_attempts END \
+                 failed_attempts = CASE WHEN $3 = 'active' THEN 0 ELSE t.failed_attempts END, \
+                 locked_until = CASE WHEN $3 = 'active' THEN NULL ELSE t.locked_until END, \
+                 email_locks = CASE WHEN $3 = 'active' THEN 0 ELSE t.email_locks END \
                  FROM programs p \
                  WHERE t.tenant_id = $1 AND t.id = $2 AND t.version = $4 \
                  AND p.tenant_id = t.tenant_id AND p.id = t.program_id \

@@ -137,6 +137,9 @@ pub fn payload(json: &str) -> Payload {
     Payload::from_json_text(json.to_owned()).unwrap()
 }
 
+/// The lock a fifth wrong email sets in these tests (the default setting).
+pub const EMAIL_LOCK_SECONDS: u32 = 900;
+
 pub fn attempt(program: &Program, code: &str, email: Option<&str>) -> RedemptionAttempt {
     attempt_at(program, code, email, now())
 }
@@ -154,6 +157,7 @@ pub fn attempt_at(
         email: email.map(str::to_owned),
         now,
         redeemer: None,
+        email_lock_seconds: EMAIL_LOCK_SECONDS,
     }
 }
 

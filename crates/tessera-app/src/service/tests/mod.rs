@@ -6,6 +6,7 @@ mod codes;
 mod health;
 mod lifecycle;
 mod links;
+mod lock_state;
 mod operator;
 mod programs;
 mod redeem;

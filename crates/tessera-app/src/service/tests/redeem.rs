@@ -269,6 +269,7 @@ fn the_attempt_carries_the_programs_tenant_its_id_the_code_hash_and_now() {
             email: None,
             now: now(),
             redeemer: None,
+            email_lock_seconds: 900,
         }
     );
 }

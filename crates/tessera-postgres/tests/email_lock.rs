@@ -1,0 +1,183 @@
+//! Email locks that expire and double (issue 16), and the equal-time probe, on the
+//! real schema.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use chrono::Duration;
+use common::{at, attempt_at, events, fixture, EMAIL_LOCK_SECONDS};
+use diesel::sql_types::{BigInt, Text};
+use diesel::{sql_query, QueryableByName, RunQueryDsl};
+use tessera_app::model::{RedemptionAttempt, SecretHash};
+use tessera_app::ports::{RedemptionStore, TicketStore};
+use tessera_domain::{
+    Program, RedemptionFailure, TenantId, TicketId, TicketState, ValidityWindow,
+    EMAIL_MISMATCHES_BEFORE_LOCK,
+};
+use tessera_postgres::PgStore;
+
+const RIGHT: &str = "ann@example.com";
+const WRONG: &str = "bob@example.com";
+
+fn bound_ticket(store: &PgStore) -> (TenantId, Program, TicketId) {
+    let tenant = common::tenant(store);
+    let program = common::program(store, &tenant, |new| {
+        new.max_redemptions = common::limit(100);
+        // Open for the months the doubled locks take.
+        new.window = ValidityWindow::new(at(-100), at(100_000_000)).unwrap();
+    });
+    let id = common::issue(store, &program, "code", |t| {
+        t.email = Some(common::email(RIGHT));
+    });
+    (tenant, program, id)
+}
+
+/// Five wrong emails at `when`; the last one locks.
+fn lock_at(store: &PgStore, program: &Program, when: chrono::DateTime<chrono::Utc>) {
+    for _ in 0..EMAIL_MISMATCHES_BEFORE_LOCK {
+        assert_eq!(
+            store
+                .redeem(&attempt_at(program, "code", Some(WRONG), when))
+                .unwrap(),
+            Err(RedemptionFailure::EmailMismatch)
+        );
+    }
+}
+
+#[test]
+fn a_lock_lasts_the_configured_time_then_doubles_on_the_next_lock() {
+    let f = fixture();
+    let (tenant, program, id) = bound_ticket(&f.store);
+    let base = Duration::seconds(i64::from(EMAIL_LOCK_SECONDS));
+    let redeem = |when, email| {
+        f.store
+            .redeem(&attempt_at(&program, "code", Some(email), when))
+            .unwrap()
+    };
+
+    lock_at(&f.store, &program, at(0));
+    let locked = TicketStore::get(&f.store, &tenant, &id).unwrap().ticket;
+    assert_eq!(locked.state, TicketState::Locked);
+    assert_eq!(locked.locked_until, Some(at(0) + base));
+    let just_before = at(0) + base - Duration::milliseconds(1);
+    assert_eq!(
+        redeem(just_before, RIGHT),
+        Err(RedemptionFailure::TicketLocked)
+    );
+    assert_eq!(locked.state_at(just_before), TicketState::Locked);
+    assert_eq!(locked.state_at(at(0) + base), TicketState::Active);
+
+    // Expired: a wrong email starts a new count at one (no instant relock) …
+    let later = at(0) + base;
+    assert_eq!(redeem(later, WRONG), Err(RedemptionFailure::EmailMismatch));
+    let view = TicketStore::get(&f.store, &tenant, &id).unwrap().ticket;
+    assert_eq!((view.state, view.failed_attempts), (TicketState::Active, 1));
+    // … and four more lock it again, for twice as long.
+    for _ in 1..EMAIL_MISMATCHES_BEFORE_LOCK {
+        assert_eq!(redeem(later, WRONG), Err(RedemptionFailure::EmailMismatch));
+    }
+    let relocked = TicketStore::get(&f.store, &tenant, &id).unwrap().ticket;
+    assert_eq!(relocked.locked_until, Some(later + base * 2));
+    assert_eq!(
+        events(&f.db.pool(), &tenant, "ticket.locked"),
+        2,
+        "one event per lock"
+    );
+
+    // After the doubled lock, the owner redeems; a success ends the series.
+    let free = later + base * 2;
+    assert!(redeem(free, RIGHT).is_ok());
+    lock_at(&f.store, &program, free);
+    let third = TicketStore::get(&f.store, &tenant, &id).unwrap().ticket;
+    assert_eq!(third.locked_until, Some(free + base), "back to the base");
+}
+
+#[test]
+fn an_expired_lock_redeems_and_a_lock_from_before_expiry_existed_stays() {
+    let f = fixture();
+    let (_tenant, program, _id) = bound_ticket(&f.store);
+    lock_at(&f.store, &program, at(0));
+    let after = at(0) + Duration::seconds(i64::from(EMAIL_LOCK_SECONDS));
+    assert!(f
+        .store
+        .redeem(&attempt_at(&program, "code", Some(RIGHT), after))
+        .unwrap()
+        .is_ok());
+
+    // A lock with no end (set by an older release and never migrated) holds.
+    let (_, program, _) = bound_ticket(&f.store);
+    let _forever = common::issue(&f.store, &program, "other", |t| {
+        t.state = TicketState::Locked;
+    });
+    let far = at(1_000_000);
+    assert_eq!(
+        f.store
+            .redeem(&attempt_at(&program, "other", None, far))
+            .unwrap(),
+        Err(RedemptionFailure::TicketLocked)
+    );
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn count(store: &common::Fixture, sql: &str, tenant: &str) -> i64 {
+    let mut conn = store.db.pool().get().unwrap();
+    sql_query(sql)
+        .bind::<Text, _>(tenant)
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n
+}
+
+#[test]
+fn the_probe_does_an_unknown_code_s_work_and_leaves_nothing() {
+    let f = fixture();
+    let (tenant, program, _id) = bound_ticket(&f.store);
+    let ghost = TenantId::generate();
+    let probe = RedemptionAttempt {
+        tenant_id: ghost.clone(),
+        program_id: program.id.clone(),
+        code_hash: SecretHash([0; 32]),
+        email: None,
+        now: at(0),
+        email_lock_seconds: EMAIL_LOCK_SECONDS,
+        redeemer: None,
+    };
+    let before = count(
+        &f,
+        "SELECT count(*) AS n FROM events WHERE tenant_id <> $1",
+        "",
+    );
+    for _ in 0..3 {
+        f.store.probe(&probe).unwrap();
+    }
+    assert_eq!(
+        count(
+            &f,
+            "SELECT count(*) AS n FROM events WHERE tenant_id = $1",
+            ghost.as_str()
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &f,
+            "SELECT count(*) AS n FROM events WHERE tenant_id <> $1",
+            ""
+        ),
+        before,
+        "no event anywhere"
+    );
+    assert_eq!(
+        count(
+            &f,
+            "SELECT count(*) AS n FROM tickets WHERE tenant_id = $1 AND redemptions > 0",
+            tenant.as_str()
+        ),
+        0
+    );
+}
