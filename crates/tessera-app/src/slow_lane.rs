@@ -5,6 +5,11 @@
 //! queue, and the program evaluates [`PER_SECOND`] of them a second: a valid code
 //! gets through within seconds, and guessing stays at a fixed rate.
 //!
+//! Each client network holds at most one place in a program's queue: a few busy
+//! attackers cannot fill it by stacking their own retries, so with fewer attacking
+//! networks than places a newcomer always finds one, and waits at most
+//! `WAITERS_PER_PROGRAM / PER_SECOND` seconds.
+//!
 //! A waiting attempt occupies one of the blocking threads the use case runs on, so
 //! the queue is bounded per program ([`WAITERS_PER_PROGRAM`], which also bounds
 //! the wait to `WAITERS_PER_PROGRAM / PER_SECOND` seconds) and overall
@@ -12,16 +17,17 @@
 //! bound the attempt is refused with a retry hint. docs/security.md gives the
 //! arithmetic.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tessera_domain::ProgramId;
 
 /// Attempts a program past its budget evaluates per second.
-pub const PER_SECOND: u32 = 2;
-/// Attempts that may wait for one program at a time.
-pub const WAITERS_PER_PROGRAM: u32 = 8;
+pub const PER_SECOND: u32 = 3;
+/// Attempts that may wait for one program at a time (one per client network).
+pub const WAITERS_PER_PROGRAM: u32 = 12;
 /// Attempts that may wait in all programs' lanes together.
 pub const WAITERS_OVERALL: u32 = 64;
 /// Past this many lanes, idle lanes whose schedule has passed are dropped (a lane
@@ -32,11 +38,13 @@ fn slot() -> Duration {
     Duration::from_secs(1) / PER_SECOND
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Lane {
     /// When the next attempt may be evaluated.
     next_slot: Instant,
     waiting: u32,
+    /// The client networks with a place: one each.
+    clients: HashSet<IpAddr>,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +66,7 @@ pub struct SlowLane {
 pub struct Place<'a> {
     lane: &'a SlowLane,
     program: ProgramId,
+    client: Option<IpAddr>,
     /// When the attempt may be evaluated.
     pub at: Instant,
 }
@@ -74,7 +83,7 @@ impl Place<'_> {
 
 impl Drop for Place<'_> {
     fn drop(&mut self) {
-        self.lane.leave(&self.program);
+        self.lane.leave(&self.program, self.client);
     }
 }
 
@@ -86,9 +95,15 @@ impl SlowLane {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A place in `program`'s queue as of `now`, or `Err(seconds to wait before
-    /// retrying)` when the queue (or all queues together) is full.
-    pub fn join(&self, program: &ProgramId, now: Instant) -> Result<Place<'_>, u32> {
+    /// A place in `program`'s queue as of `now` for an attempt from `client` (its
+    /// network), or `Err(seconds to wait before retrying)` when the queue (or all
+    /// queues together) is full, or `client` already waits in it.
+    pub fn join(
+        &self,
+        program: &ProgramId,
+        client: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<Place<'_>, u32> {
         let mut lanes = self.lock();
         if lanes.by_program.len() >= PRUNE_AT {
             lanes
@@ -99,8 +114,10 @@ impl SlowLane {
         let lane = lanes.by_program.entry(program.clone()).or_insert(Lane {
             next_slot: now,
             waiting: 0,
+            clients: HashSet::new(),
         });
-        if full_overall || lane.waiting >= WAITERS_PER_PROGRAM {
+        let already_waiting = client.is_some_and(|client| lane.clients.contains(&client));
+        if full_overall || lane.waiting >= WAITERS_PER_PROGRAM || already_waiting {
             // Retry once the queue ahead has drained.
             let drained = lane.next_slot.saturating_duration_since(now);
             let seconds = u32::try_from(drained.as_secs()).unwrap_or(u32::MAX);
@@ -113,19 +130,26 @@ impl SlowLane {
         let at = lane.next_slot.max(now);
         lane.next_slot = at + slot();
         lane.waiting += 1;
+        if let Some(client) = client {
+            lane.clients.insert(client);
+        }
         lanes.waiting += 1;
         Ok(Place {
             lane: self,
             program: program.clone(),
+            client,
             at,
         })
     }
 
-    fn leave(&self, program: &ProgramId) {
+    fn leave(&self, program: &ProgramId, client: Option<IpAddr>) {
         let mut lanes = self.lock();
         lanes.waiting = lanes.waiting.saturating_sub(1);
         if let Some(lane) = lanes.by_program.get_mut(program) {
             lane.waiting = lane.waiting.saturating_sub(1);
+            if let Some(client) = client {
+                lane.clients.remove(&client);
+            }
             // An idle lane whose schedule has passed carries nothing: drop it, so
             // the map holds only programs with someone waiting or just served.
             if lane.waiting == 0 && lane.next_slot <= Instant::now() {
@@ -152,8 +176,8 @@ mod tests {
         let lane = SlowLane::default();
         let program = ProgramId::generate();
         let now = Instant::now();
-        let first = lane.join(&program, now).expect("place");
-        let second = lane.join(&program, now).expect("place");
+        let first = lane.join(&program, None, now).expect("place");
+        let second = lane.join(&program, None, now).expect("place");
         assert_eq!(first.at, now);
         assert_eq!(second.at, now + slot());
         assert_eq!(lane.waiting(&program), 2);
@@ -168,16 +192,34 @@ mod tests {
         let program = ProgramId::generate();
         let now = Instant::now();
         let places: Vec<_> = (0..WAITERS_PER_PROGRAM)
-            .map(|_| lane.join(&program, now).expect("place"))
+            .map(|_| lane.join(&program, None, now).expect("place"))
             .collect();
         let longest = places.last().map(|place| place.at - now).unwrap();
         assert!(longest < Duration::from_secs(5), "bounded wait {longest:?}");
-        let retry = lane.join(&program, now).map(|_| ()).unwrap_err();
-        assert_eq!(retry, WAITERS_PER_PROGRAM / PER_SECOND + 1);
+        let retry = lane.join(&program, None, now).map(|_| ()).unwrap_err();
+        assert_eq!(
+            u64::from(retry),
+            (slot() * WAITERS_PER_PROGRAM).as_secs() + 1
+        );
         assert!(
-            lane.join(&ProgramId::generate(), now).is_ok(),
+            lane.join(&ProgramId::generate(), None, now).is_ok(),
             "other programs have their own queue"
         );
+    }
+
+    #[test]
+    fn a_client_network_holds_one_place_per_program() {
+        let lane = SlowLane::default();
+        let program = ProgramId::generate();
+        let now = Instant::now();
+        let ann = Some(IpAddr::from([10, 0, 0, 1]));
+        let bob = Some(IpAddr::from([10, 0, 0, 2]));
+        let first = lane.join(&program, ann, now).expect("a place");
+        assert!(lane.join(&program, ann, now).is_err(), "no second place");
+        let other = lane.join(&program, bob, now).expect("another network");
+        drop(first);
+        assert!(lane.join(&program, ann, now).is_ok(), "the place came back");
+        drop(other);
     }
 
     #[test]
@@ -185,12 +227,12 @@ mod tests {
         let lane = SlowLane::default();
         let now = Instant::now();
         let mut places = Vec::new();
-        while let Ok(place) = lane.join(&ProgramId::generate(), now) {
+        while let Ok(place) = lane.join(&ProgramId::generate(), None, now) {
             places.push(place);
         }
         assert_eq!(places.len(), WAITERS_OVERALL as usize);
         places.clear();
-        assert!(lane.join(&ProgramId::generate(), now).is_ok());
+        assert!(lane.join(&ProgramId::generate(), None, now).is_ok());
     }
 
     #[test]
@@ -199,7 +241,10 @@ mod tests {
         let start = Instant::now();
         for n in 0..10 * PRUNE_AT {
             let later = start + slot() * u32::try_from(n).unwrap();
-            drop(lane.join(&ProgramId::generate(), later).expect("place"));
+            drop(
+                lane.join(&ProgramId::generate(), None, later)
+                    .expect("place"),
+            );
         }
         assert!(lane.lock().by_program.len() <= PRUNE_AT);
     }
@@ -221,7 +266,7 @@ mod tests {
             evaluated += u32::try_from(due.len()).unwrap();
             waiting = later;
             for _attacker in 0..11 {
-                if let Ok(place) = lane.join(&program, now) {
+                if let Ok(place) = lane.join(&program, None, now) {
                     waiting.push(place);
                 }
             }

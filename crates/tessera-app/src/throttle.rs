@@ -215,9 +215,13 @@ impl FailureThrottle {
         let minute = minute_of(admission.now);
         let over = self.over_budget(&self.lock(), &subject, minute);
         if over {
+            let client = admission.subjects.iter().find_map(|subject| match subject {
+                Subject::Client(network) => Some(*network),
+                Subject::Program(_) => None,
+            });
             let place = self
                 .slow_lane
-                .join(program, Instant::now())
+                .join(program, client, Instant::now())
                 .inspect_err(|_| admission.release())?;
             place.wait();
         }
@@ -525,7 +529,7 @@ mod tests {
         }
         let now = Instant::now();
         let queue: Vec<_> = (0..crate::slow_lane::WAITERS_PER_PROGRAM)
-            .map(|_| throttle.slow_lane.join(&program, now).expect("place"))
+            .map(|_| throttle.slow_lane.join(&program, None, now).expect("place"))
             .collect();
         let mut admission = throttle.admit(ip(200), None, at(2)).expect("admitted");
         assert!(throttle.join_program(&mut admission, &program).is_err());
