@@ -366,6 +366,7 @@ impl Program {
     /// #     window: ValidityWindow::new(now, now + Duration::days(1))?,
     /// #     ticket_length: TicketLength::DEFAULT, alphabet: Alphabet::Humane, url_prefix: None,
     /// #     one_active_per_subject: false, code_pattern: None, check_digit: false,
+    /// #     allow_rollback: true,
     /// # };
     /// let program = Program::create(ProgramId::generate(), TenantId::generate(), new, now)?;
     /// let code = program.chosen_code("summer-25")?;

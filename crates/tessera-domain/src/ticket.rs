@@ -257,7 +257,8 @@ impl Ticket {
     /// #     id: TicketId::generate(), tenant_id: TenantId::generate(), program_id: ProgramId::generate(),
     /// #     email: None, subject: None, max_redemptions: None, per_redeemer_limit: None,
     /// #     redemptions: 0, state: TicketState::Active, failed_attempts: 0, payload: None,
-    /// #     last_redeemed_at: None, last_failed_at: None, created_at: now, version: 1,
+    /// #     last_redeemed_at: None, last_failed_at: None, locked_until: None,
+    /// #     created_at: now, version: 1,
     /// # };
     /// ticket.per_redeemer_limit = Some(RedemptionLimit::try_from(1)?);
     /// assert_eq!(ticket.check_redeemer(None), Err(RedemptionFailure::RedeemerRequired));
