@@ -335,11 +335,12 @@ fn concurrent_guessers_cannot_outrun_the_program_budget() {
             .collect::<Vec<_>>()
     });
     let windows = (minute_now() - first_minute + 1) as usize;
-    let slow_lane = 2 * (started.elapsed().as_secs() as usize + 1);
+    // tessera_app::slow_lane::PER_SECOND, with a second of slack at each end.
+    let slow_lane = 3 * (started.elapsed().as_secs() as usize + 2);
     let evaluated = statuses.iter().flatten().filter(|s| **s == 404).count();
     // The program's budget is 10 × 2 = 20 failures; with 40 guesses in flight at
     // once at most twice that are evaluated, per minute the run spans; past it
-    // the slow lane evaluates 2 a second and its full queue refuses the rest.
+    // the slow lane evaluates 3 a second and its full queue refuses the rest.
     assert!(
         (20..=40 * windows + slow_lane).contains(&evaluated),
         "the program budget stops a spread attack: {evaluated}"

@@ -15,7 +15,7 @@ use crate::state::{run, AppState};
 /// address (the peer, or from `X-Forwarded-For` when the peer is a trusted proxy)
 /// and, for attempts that could be a code of it, per program: past the client's
 /// limit → `429 too_many_attempts` with `Retry-After`, and the attempt is not
-/// evaluated; past the program's, public attempts wait their turn (2 a second) and
+/// evaluated; past the program's, public attempts wait their turn (3 a second) and
 /// get `429` only when that queue is full. The answer carries an access token (JWT,
 /// EdDSA) verifiable with `/.well-known/jwks.json`.
 #[utoipa::path(post, path = "/v1/redeem", tag = "redeem",
