@@ -193,3 +193,58 @@ fn holds_and_redemptions_racing_over_two_processes_never_exceed_the_limit() {
     assert_eq!(view["held"].as_u64(), Some(held), "{view}");
     assert_eq!(view["remaining"], 0, "{view}");
 }
+
+/// A redeemer's share comes back with the ticket's use when its hold is released
+/// or its redemption rolled back, whichever process does it: two processes on one
+/// database, the share of one redeemer moved back and forth between them.
+#[test]
+fn a_redeemers_share_comes_back_on_release_and_rollback_across_processes() {
+    let database = TestDatabase::new();
+    let (first, second) = (Server::start(&database), Server::start(&database));
+    let (_, admin_key) = first.create_tenant("Festival");
+    let admin = first.client(Some(&admin_key));
+    let (_, key) = admin.post("/v1/api-keys", json!({"name": "gate", "role": "redeemer"}));
+    let key = key["key"].as_str().expect("a string field");
+    let (one, two) = (first.client(Some(key)), second.client(Some(key)));
+    let (_, program) = admin.post("/v1/programs", program_body(json!({})));
+    let program_id = program["id"].as_str().expect("a string field");
+    let (status, issued) = admin.post(
+        &format!("/v1/programs/{program_id}/tickets"),
+        json!({"code": "FANS-ONLY", "maxRedemptions": 100, "perRedeemerLimit": 1}),
+    );
+    assert_eq!(status, 201, "{issued}");
+    let body = json!({"programId": program_id, "code": "FANS-ONLY", "redeemerId": "fan-1"});
+
+    let (status, hold) = one.post("/v1/holds", body.clone());
+    assert_eq!(status, 201, "{hold}");
+    let (status, refused) = two.post("/v1/redeem", body.clone());
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("redeemer_limit_reached")),
+        "{refused}"
+    );
+    let hold_id = hold["id"].as_str().expect("a string field");
+    assert_eq!(
+        two.send("DELETE", &format!("/v1/holds/{hold_id}"), None).0,
+        204
+    );
+
+    let (status, redeemed) = one.post("/v1/redeem", body.clone());
+    assert_eq!(status, 200, "{redeemed}");
+    assert_eq!(two.post("/v1/redeem", body.clone()).0, 409);
+    let redemption = redeemed["redemptionId"].as_str().expect("a string field");
+    let path = format!("/v1/redemptions/{redemption}/rollback");
+    let (status, back) = two.post(&path, json!({"reason": "refund"}));
+    assert_eq!(status, 200, "{back}");
+    assert_eq!(one.post(&path, json!({})).0, 409);
+
+    // Exactly one use of the share came back: one more redemption, then refused.
+    assert_eq!(one.post("/v1/redeem", body.clone()).0, 200);
+    assert_eq!(two.post("/v1/redeem", body).0, 409);
+    let view = ticket(&admin, issued["ticketId"].as_str().expect("a string field"));
+    assert_eq!(
+        (view["redemptions"].as_u64(), view["held"].as_u64()),
+        (Some(1), Some(0)),
+        "{view}"
+    );
+}

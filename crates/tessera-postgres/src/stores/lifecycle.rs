@@ -145,7 +145,7 @@ fn try_confirm(
              AND t.tenant_id = h.tenant_id AND t.id = h.ticket_id \
              AND p.tenant_id = t.tenant_id AND p.id = t.program_id \
              AND p.state = 'active' AND t.state NOT IN ('revoked', 'disabled') \
-           RETURNING h.ticket_id, h.id AS hold_id \
+           RETURNING h.ticket_id, h.id AS hold_id, h.redeemer_key \
          ), redeemed AS ( \
            UPDATE tickets t SET redemptions = t.redemptions + 1, held = t.held - 1, \
              failed_attempts = 0, last_redeemed_at = $4 \
@@ -153,7 +153,7 @@ fn try_confirm(
            WHERE t.tenant_id = $1 AND t.id = c.ticket_id \
              AND p.tenant_id = t.tenant_id AND p.id = t.program_id \
            RETURNING t.id AS ticket_id, t.program_id, t.payload, p.object_id, p.group_addresses, \
-             GREATEST(0, {LIMIT} - t.redemptions - t.held) AS remaining \
+             GREATEST(0, {LIMIT} - t.redemptions - t.held) AS remaining, c.redeemer_key \
          ), logged AS ( \
            INSERT INTO events (tenant_id, id, type, created_at, program_id, ticket_id, data) \
            SELECT $1, $5, 'ticket.redeemed', $4, r.program_id, r.ticket_id, \
@@ -163,8 +163,8 @@ fn try_confirm(
            SELECT $1, $6, 'ticket.exhausted', $4, r.program_id, r.ticket_id, '{{}}'::jsonb \
            FROM redeemed r WHERE r.remaining = 0 \
          ), recorded AS ( \
-           INSERT INTO redemptions (tenant_id, id, program_id, ticket_id, created_at) \
-           SELECT $1, $3, r.program_id, r.ticket_id, $4 FROM redeemed r \
+           INSERT INTO redemptions (tenant_id, id, program_id, ticket_id, created_at, redeemer_key) \
+           SELECT $1, $3, r.program_id, r.ticket_id, $4, r.redeemer_key FROM redeemed r \
          ) \
          SELECT ticket_id, program_id, payload, object_id, group_addresses, remaining FROM redeemed"
     );
@@ -341,16 +341,21 @@ impl LifecycleStore for PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Result<(), HoldRefusal>> {
         self.with_conn(|conn| {
-            // The hold's row lock decides; the ticket's counter drops in the same
-            // statement, and the event says so only for a hold that was live.
+            // The hold's row lock decides; the ticket's counter (and the redeemer's
+            // share, when the hold claimed one) drops in the same statement, and
+            // the event says so only for a hold that was live.
             let released = sql_query(
                 "WITH released AS ( \
                    UPDATE holds SET state = CASE WHEN expires_at > $3 THEN 'released' ELSE 'expired' END \
                    WHERE tenant_id = $1 AND id = $2 AND state = 'held' \
-                   RETURNING ticket_id, program_id, state \
+                   RETURNING ticket_id, program_id, state, redeemer_key \
                  ), lowered AS ( \
                    UPDATE tickets t SET held = t.held - 1 FROM released r \
                    WHERE t.tenant_id = $1 AND t.id = r.ticket_id \
+                 ), unshared AS ( \
+                   UPDATE redeemer_uses u SET uses = u.uses - 1 FROM released r \
+                   WHERE u.tenant_id = $1 AND u.ticket_id = r.ticket_id \
+                     AND u.redeemer_key = r.redeemer_key AND u.uses > 0 \
                  ), logged AS ( \
                    INSERT INTO events (tenant_id, id, type, created_at, program_id, ticket_id, data) \
                    SELECT $1, $4, 'ticket.hold_released', $3, r.program_id, r.ticket_id, \
@@ -436,14 +441,19 @@ impl LifecycleStore for PgStore {
     ) -> StoreResult<Result<RolledBack, RollbackRefusal>> {
         self.with_conn(|conn| {
             // `rolled_back_at IS NULL`, re-checked under the redemption's row
-            // lock, gives the use back exactly once; the ticket's count drops in
-            // the same statement.
+            // lock, gives the use back exactly once; the ticket's count (and the
+            // redeemer's share, when the redemption claimed one) drops in the
+            // same statement.
             let statement = format!(
                 "WITH undone AS ( \
                    UPDATE redemptions r SET rolled_back_at = $3 FROM programs p \
                    WHERE r.tenant_id = $1 AND r.id = $2 AND r.rolled_back_at IS NULL \
                      AND p.tenant_id = r.tenant_id AND p.id = r.program_id AND p.allow_rollback \
-                   RETURNING r.ticket_id \
+                   RETURNING r.ticket_id, r.redeemer_key \
+                 ), unshared AS ( \
+                   UPDATE redeemer_uses x SET uses = x.uses - 1 FROM undone u \
+                   WHERE x.tenant_id = $1 AND x.ticket_id = u.ticket_id \
+                     AND x.redeemer_key = u.redeemer_key AND x.uses > 0 \
                  ), given AS ( \
                    UPDATE tickets t SET redemptions = t.redemptions - 1 FROM programs p, undone u \
                    WHERE t.tenant_id = $1 AND t.id = u.ticket_id \

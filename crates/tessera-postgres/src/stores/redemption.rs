@@ -265,8 +265,9 @@ const CLASSIFY_ROUNDS: usize = 3;
 /// `retry` is the statement that refused (a redemption, a hold, a validation),
 /// run again when the rows say it should have matched. Holds are the one rule the
 /// domain's check does not see: when it says redeemable (or wrong email, which it
-/// checks after exhaustion), the ticket's expired holds are reaped and its live
-/// ones counted as used before deciding.
+/// checks after exhaustion, or the redeemer's share spent, which an expired hold
+/// may still claim), the ticket's expired holds are reaped and its live ones
+/// counted as used before deciding.
 pub(crate) fn classify<T>(
     conn: &mut PgConnection,
     attempt: &RedemptionAttempt,
@@ -280,13 +281,25 @@ pub(crate) fn classify<T>(
             return Ok(Err(RedemptionFailure::TicketNotFound));
         };
         let email = attempt.email.as_deref();
-        let uses = redeemer_uses(conn, attempt, &view.ticket.id)?;
+        let mut uses = redeemer_uses(conn, attempt, &view.ticket.id)?;
         let mut verdict = view
             .ticket
             .check_redeemable(&program, attempt.now, email)
             .and_then(|()| view.ticket.check_redeemer(uses));
-        if matches!(verdict, Ok(()) | Err(RedemptionFailure::EmailMismatch)) {
+        if matches!(
+            verdict,
+            Ok(())
+                | Err(RedemptionFailure::EmailMismatch | RedemptionFailure::RedeemerLimitReached)
+        ) {
             let held = reap_holds(conn, attempt, &view.ticket.id)?;
+            // Reaping gives expired holds' redeemer shares back too.
+            if verdict == Err(RedemptionFailure::RedeemerLimitReached) {
+                uses = redeemer_uses(conn, attempt, &view.ticket.id)?;
+                verdict = view
+                    .ticket
+                    .check_redeemable(&program, attempt.now, email)
+                    .and_then(|()| view.ticket.check_redeemer(uses));
+            }
             if held > 0 {
                 let mut counted = view.ticket.clone();
                 counted.redemptions = counted.redemptions.saturating_add(held);
