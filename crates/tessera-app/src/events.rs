@@ -224,7 +224,8 @@ pub trait EventStore: Send + Sync {
     /// Creates the partition holding `at` unless it exists; its name if created.
     fn ensure_partition(&self, at: DateTime<Utc>) -> StoreResult<Option<String>>;
     /// Drops the partitions (and default-partition rows) wholly older than
-    /// `before`, with their stats rollups; the dropped partitions' names.
+    /// `before`, with their stats rollups, and deletes the finished (delivered or
+    /// failed) webhook deliveries created before it; the dropped partitions' names.
     fn drop_partitions_before(&self, before: DateTime<Utc>) -> StoreResult<Vec<String>>;
     /// Rolls every tenant's not-yet-counted events up into the stats' hourly
     /// counts; how many rollup rows were written.

@@ -237,6 +237,61 @@ fn retention_drops_old_partitions_and_keeps_current_ones() {
     assert_eq!(all_ids(&pool, &tenant).len(), 1, "the recent event stays");
 }
 
+/// Finished deliveries older than the retention go with their events; a pending
+/// one stays, however old, until it finishes.
+#[test]
+fn retention_deletes_finished_deliveries_past_it_and_keeps_pending_ones() {
+    let f = fixture();
+    let pool = f.db.pool();
+    let tenant = tenant(&f.store);
+    let mut conn = pool.get().unwrap();
+    sql_query(
+        "INSERT INTO webhooks (tenant_id, id, url, triggers, secret_ciphertext, created_at) \
+         VALUES ($1, 'whk_1', 'https://example.com/hook', ARRAY['*'], '\\x00', now())",
+    )
+    .bind::<Text, _>(tenant.as_str())
+    .execute(&mut conn)
+    .unwrap();
+    let old = Utc::now() - Duration::days(200);
+    for (id, state, created) in [
+        ("dlv_old_done", "delivered", old),
+        ("dlv_old_failed", "failed", old),
+        ("dlv_old_pending", "pending", old),
+        ("dlv_new_done", "delivered", Utc::now()),
+    ] {
+        sql_query(
+            "INSERT INTO webhook_deliveries (tenant_id, id, webhook_id, event_id, event_type, \
+               payload, state, next_attempt_at, created_at) \
+             VALUES ($1, $2, 'whk_1', 'evt_x', 'program.created', '{}', $3, \
+               CASE WHEN $3 = 'pending' THEN now() END, $4)",
+        )
+        .bind::<Text, _>(tenant.as_str())
+        .bind::<Text, _>(id)
+        .bind::<Text, _>(state)
+        .bind::<Timestamptz, _>(created)
+        .execute(&mut conn)
+        .unwrap();
+    }
+    f.store
+        .drop_partitions_before(Utc::now() - Duration::days(90))
+        .unwrap();
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
+    let mut left: Vec<String> =
+        sql_query("SELECT id FROM webhook_deliveries WHERE tenant_id = $1 ORDER BY id")
+            .bind::<Text, _>(tenant.as_str())
+            .load::<Id>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|row| row.id)
+            .collect();
+    left.sort();
+    assert_eq!(left, ["dlv_new_done", "dlv_old_pending"]);
+}
+
 #[test]
 fn a_late_partition_takes_the_rows_the_default_one_caught() {
     let f = fixture();

@@ -261,6 +261,10 @@ impl EventStore for PgStore {
                 .execute(conn)?;
             Ok(dropped.into_iter().filter_map(|row| row.name).collect())
         })
+        .and_then(|dropped| {
+            self.prune_finished_deliveries(before)?;
+            Ok(dropped)
+        })
     }
 
     fn roll_up(&self) -> StoreResult<u64> {
@@ -288,7 +292,34 @@ pub struct PoolState {
     pub in_use: u32,
 }
 
+/// Finished deliveries deleted per statement: a short lock each, however long
+/// the history grew.
+const PRUNE_CHUNK: i64 = 10_000;
+
 impl PgStore {
+    /// Deletes the finished (delivered or failed) webhook deliveries created
+    /// before `before`, in chunks, each its own short transaction; pending ones stay
+    /// until they finish. How many went.
+    fn prune_finished_deliveries(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.with_conn(|conn| {
+            let mut pruned = 0u64;
+            loop {
+                let deleted = sql_query(
+                    "DELETE FROM webhook_deliveries WHERE (tenant_id, id) IN ( \
+                       SELECT tenant_id, id FROM webhook_deliveries \
+                       WHERE state <> 'pending' AND created_at < $1 LIMIT $2)",
+                )
+                .bind::<Timestamptz, _>(before)
+                .bind::<BigInt, _>(PRUNE_CHUNK)
+                .execute(conn)?;
+                pruned += deleted as u64;
+                if (deleted as i64) < PRUNE_CHUNK {
+                    return Ok(pruned);
+                }
+            }
+        })
+    }
+
     /// The pool's state now, for the `tessera_db_pool_connections` gauge.
     pub fn pool_state(&self) -> PoolState {
         let state = self.pool.state();
