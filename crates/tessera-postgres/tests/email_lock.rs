@@ -181,3 +181,82 @@ fn the_probe_does_an_unknown_code_s_work_and_leaves_nothing() {
         0
     );
 }
+
+/// A ticket issued to a subject whose ticket is locked supersedes it: the old
+/// lock loses its end, so the subject never has two usable tickets once the old
+/// lock would have run out; re-activating the old one meets the unique index.
+#[test]
+fn a_new_ticket_for_a_locked_out_subject_supersedes_the_locked_one() {
+    let f = fixture();
+    let tenant = common::tenant(&f.store);
+    let program = common::program(&f.store, &tenant, |new| {
+        new.max_redemptions = common::limit(100);
+        new.one_active_per_subject = true;
+        new.window = ValidityWindow::new(at(-100), at(100_000_000)).unwrap();
+    });
+    let old = common::issue(&f.store, &program, "code", |t| {
+        t.email = Some(common::email(RIGHT));
+        t.subject = Some(common::subject("ann"));
+    });
+    lock_at(&f.store, &program, at(0));
+    let fresh = common::issue(&f.store, &program, "fresh", |t| {
+        t.subject = Some(common::subject("ann"))
+    });
+    let superseded = TicketStore::get(&f.store, &tenant, &old).unwrap().ticket;
+    assert_eq!(
+        (superseded.state, superseded.locked_until),
+        (TicketState::Locked, None)
+    );
+    let long_after = at(0) + Duration::seconds(i64::from(EMAIL_LOCK_SECONDS) * 10);
+    assert_eq!(superseded.state_at(long_after), TicketState::Locked);
+    assert_eq!(
+        f.store
+            .redeem(&attempt_at(&program, "code", Some(RIGHT), long_after))
+            .unwrap(),
+        Err(RedemptionFailure::TicketLocked)
+    );
+    assert!(f
+        .store
+        .redeem(&attempt_at(&program, "fresh", None, long_after))
+        .unwrap()
+        .is_ok());
+    assert_eq!(
+        f.store.set_state(
+            &tenant,
+            &old,
+            TicketState::Active,
+            superseded.version,
+            long_after
+        ),
+        Err(tessera_app::ports::StoreError::SubjectHasActiveTicket)
+    );
+    let recorded = count(
+        &f,
+        &format!(
+            "SELECT count(*) AS n FROM events WHERE tenant_id = $1 AND type = 'ticket.updated' \
+             AND ticket_id = '{old}' AND data->>'supersededBy' = '{fresh}'"
+        ),
+        tenant.as_str(),
+    );
+    assert_eq!(recorded, 1);
+}
+
+/// Without a subject (or in a program without the rule) a lock keeps its end.
+#[test]
+fn tickets_of_other_subjects_keep_their_lock_s_end() {
+    let f = fixture();
+    let tenant = common::tenant(&f.store);
+    let program = common::program(&f.store, &tenant, |new| {
+        new.one_active_per_subject = true;
+    });
+    let old = common::issue(&f.store, &program, "code", |t| {
+        t.email = Some(common::email(RIGHT));
+        t.subject = Some(common::subject("ann"));
+    });
+    lock_at(&f.store, &program, at(0));
+    common::issue(&f.store, &program, "other", |t| {
+        t.subject = Some(common::subject("bob"))
+    });
+    let kept = TicketStore::get(&f.store, &tenant, &old).unwrap().ticket;
+    assert!(kept.locked_until.is_some());
+}
