@@ -1,11 +1,11 @@
 # Issue 15's steps of `make bench`, sourced by scripts/bench (which defines the
 # helpers used here: say, die, sql_value, field, mib_of, calc, pass, now, timed,
 # and the variables LOAD, ADDR, BASE, SERVER_PID, TENANT, WORK, JSON, AUTH, ms):
-#   overload_step  512 keep-alive clients against the admission gate;
+#   overload_step  512 keep-alive clients against the admission gate, polite and rude;
 #   memory_step    1,000 connections that stall in the middle of a 60 KB body;
 #   soak_main      `make soak`: 10 minutes of mixed load, RSS and p99 per minute.
-# Each step sets its report variables (OVERLOAD_*, MEMORY_*, SOAK_*);
-# overload_report and memory_report print the report's lines.
+# Each step sets its report variables (OVERLOAD_*, MEMORY_*);
+# overload_report NAME and memory_report print the report's lines.
 
 # bench_program NAME MAX_REDEMPTIONS: a new program of the bench tenant; prints its id.
 bench_program() {
@@ -30,58 +30,71 @@ reset_peak_rss() { echo 5 >"/proc/$SERVER_PID/clear_refs" 2>/dev/null || true; }
 # 512 keep-alive clients (16× the 32 the server is measured at) from 32 loopback
 # addresses — 16 each, under the per-client bound (64) and the throttle's
 # in-flight allowance (40), so the overall bound (TESSERA_MAX_IN_FLIGHT, 256) is
-# what sheds. Closed loop: every client sends again as soon as it is answered, a
-# 503 included. Then the database is asked what was recorded: every acknowledged
-# redemption must be there once, nothing a 503 refused may be, no ticket over its
-# limit. A request whose exchange broke (no answer) may or may not have been
-# recorded, so recorded − acknowledged must lie in [0, broken].
+# what sheds. Closed loop, twice, each on a program of its own: polite clients
+# wait out a 503's Retry-After; rude ones send again at once. Then the database is
+# asked what was recorded: every acknowledged redemption must be there once,
+# nothing a 503 refused may be, no ticket over its limit. A request whose exchange
+# broke (no answer) may or may not have been recorded, so recorded − acknowledged
+# must lie in [0, broken].
 overload_step() {
-  local clients=${BENCH_OVERLOAD_CLIENTS:-512} seconds=${BENCH_OVERLOAD_SECONDS:-10}
-  local tickets=${BENCH_OVERLOAD_TICKETS:-30000} program result
-  program=$(bench_program overload 5)
-  bench_issue "$program" "$tickets" "$WORK/overload.csv"
-  settle
-  say "overload: $clients keep-alive clients from 32 addresses, $seconds s"
-  reset_peak_rss
-  OVERLOAD_RSS_BEFORE=$(mib_of "$SERVER_PID" VmRSS)
-  cpu_begin
-  timed overload "$LOAD" --addr "$ADDR" --program "$program" --codes "$WORK/overload.csv" \
-    --connections "$clients" --sources 32 --duration "$seconds" || {
-    cat "$WORK/overload.err" "$WORK/overload.out" >&2
-    die "tessera-load failed (overload)"
-  }
-  result=$(cat "$WORK/overload.out")
-  cpu_end overload "$(field "$result" seconds)" "$(field "$result" ok)"
-  OVERLOAD_RSS_PEAK=$(mib_of "$SERVER_PID" VmHWM)
-  OVERLOAD=$result
-  OVERLOAD_CLIENTS=$clients
-  OVERLOAD_RECORDED=$(sql_value "SELECT coalesce(sum(redemptions), 0) FROM tickets
-    WHERE tenant_id = '$TENANT' AND program_id = '$program'")
-  OVERLOAD_ROWS=$(sql_value "SELECT count(*) FROM redemptions
-    WHERE tenant_id = '$TENANT' AND program_id = '$program'")
-  OVERLOAD_OVER_LIMIT=$(sql_value "SELECT count(*) FROM tickets t JOIN programs p
-    ON p.tenant_id = t.tenant_id AND p.id = t.program_id
-    WHERE t.tenant_id = '$TENANT' AND t.program_id = '$program'
-      AND t.redemptions > LEAST(COALESCE(t.max_redemptions, p.max_redemptions), p.max_redemptions)")
-  say "overload: $result; recorded $OVERLOAD_RECORDED uses ($OVERLOAD_ROWS redemption rows), $OVERLOAD_OVER_LIMIT tickets over their limit"
+  overload_run polite wait
+  overload_run rude retry
 }
 
+# overload_run NAME ON_503: sets OVERLOAD_<NAME> (tessera-load's JSON) and
+# OVERLOAD_<NAME>_{RSS_BEFORE,RSS_PEAK,RECORDED,ROWS,OVER_LIMIT}.
+overload_run() {
+  local name=$1 on_503=$2 clients=${BENCH_OVERLOAD_CLIENTS:-512} seconds=${BENCH_OVERLOAD_SECONDS:-10}
+  local tickets=${BENCH_OVERLOAD_TICKETS:-30000} program result var=OVERLOAD_${1^^}
+  program=$(bench_program "overload-$name" 5)
+  bench_issue "$program" "$tickets" "$WORK/overload-$name.csv"
+  settle
+  say "overload ($name, on 503: $on_503): $clients keep-alive clients from 32 addresses, $seconds s"
+  reset_peak_rss
+  printf -v "${var}_RSS_BEFORE" %s "$(mib_of "$SERVER_PID" VmRSS)"
+  cpu_begin
+  timed "overload-$name" "$LOAD" --addr "$ADDR" --program "$program" --codes "$WORK/overload-$name.csv" \
+    --connections "$clients" --sources 32 --duration "$seconds" --on-503 "$on_503" || {
+    cat "$WORK/overload-$name.err" "$WORK/overload-$name.out" >&2
+    die "tessera-load failed (overload, $name)"
+  }
+  result=$(cat "$WORK/overload-$name.out")
+  cpu_end "overload-$name" "$(field "$result" seconds)" "$(field "$result" ok)"
+  printf -v "${var}_RSS_PEAK" %s "$(mib_of "$SERVER_PID" VmHWM)"
+  printf -v "$var" %s "$result"
+  printf -v "${var}_RECORDED" %s "$(sql_value "SELECT coalesce(sum(redemptions), 0) FROM tickets
+    WHERE tenant_id = '$TENANT' AND program_id = '$program'")"
+  printf -v "${var}_ROWS" %s "$(sql_value "SELECT count(*) FROM redemptions
+    WHERE tenant_id = '$TENANT' AND program_id = '$program'")"
+  printf -v "${var}_OVER_LIMIT" %s "$(sql_value "SELECT count(*) FROM tickets t JOIN programs p
+    ON p.tenant_id = t.tenant_id AND p.id = t.program_id
+    WHERE t.tenant_id = '$TENANT' AND t.program_id = '$program'
+      AND t.redemptions > LEAST(COALESCE(t.max_redemptions, p.max_redemptions), p.max_redemptions)")"
+  local recorded=${var}_RECORDED rows=${var}_ROWS over=${var}_OVER_LIMIT
+  say "overload ($name): $result; recorded ${!recorded} uses (${!rows} redemption rows), ${!over} tickets over their limit"
+}
+
+# overload_report NAME: the report's lines for one run.
 overload_report() {
+  local var=OVERLOAD_${1^^} what
+  local result=${!var} before=${var}_RSS_BEFORE peak=${var}_RSS_PEAK recorded=${var}_RECORDED
+  local rows=${var}_ROWS over=${var}_OVER_LIMIT
   local ok shed retry broken extra
-  ok=$(field "$OVERLOAD" ok) shed=$(field "$OVERLOAD" shed)
-  retry=$(field "$OVERLOAD" shed_retry_after) broken=$(field "$OVERLOAD" broken)
-  extra=$((OVERLOAD_RECORDED - ok))
+  ok=$(field "$result" ok) shed=$(field "$result" shed)
+  retry=$(field "$result" shed_retry_after) broken=$(field "$result" broken)
+  extra=$((${!recorded} - ok))
+  [[ $1 == polite ]] && what="wait out Retry-After" || what="send again at once after a 503"
   cat <<REPORT
-  overload        $OVERLOAD_CLIENTS keep-alive clients (32 addresses), $(field "$OVERLOAD" seconds) s closed loop: $(field "$OVERLOAD" requests) answers
-                  admitted: $ok redeemed ($(calc "\"%.0f\", $(field "$OVERLOAD" rps)")/s), p50 $(ms_of "$OVERLOAD" ok_p50_ms) ms, p99 $(ms_of "$OVERLOAD" ok_p99_ms) ms, max $(ms_of "$OVERLOAD" ok_max_ms) ms
-                  shed: $shed × 503 ($retry with Retry-After), p50 $(ms_of "$OVERLOAD" shed_p50_ms) ms, p99 $(ms_of "$OVERLOAD" shed_p99_ms) ms, max $(ms_of "$OVERLOAD" shed_max_ms) ms
-                  other errors $(($(field "$OVERLOAD" errors) - broken)), broken exchanges $broken
-                  database: $OVERLOAD_RECORDED uses recorded ($OVERLOAD_ROWS redemption rows) for $ok acknowledged, $OVERLOAD_OVER_LIMIT tickets over their limit
-                  server RSS $OVERLOAD_RSS_BEFORE MiB before, peak $OVERLOAD_RSS_PEAK MiB
-                  CPU: $(cat "$WORK/overload.cpu")
-                  nothing lost or double-counted: $(pass "$extra >= 0 && $extra <= $broken && $OVERLOAD_ROWS == $OVERLOAD_RECORDED && $OVERLOAD_OVER_LIMIT == 0")
+  overload, $1  ${BENCH_OVERLOAD_CLIENTS:-512} keep-alive clients (32 addresses) that $what, $(field "$result" seconds) s closed loop: $(field "$result" requests) answers
+                  admitted: $ok redeemed ($(calc "\"%.0f\", $(field "$result" rps)")/s), p50 $(ms_of "$result" ok_p50_ms) ms, p99 $(ms_of "$result" ok_p99_ms) ms, max $(ms_of "$result" ok_max_ms) ms
+                  shed: $shed × 503 ($retry with Retry-After), p50 $(ms_of "$result" shed_p50_ms) ms, p99 $(ms_of "$result" shed_p99_ms) ms, max $(ms_of "$result" shed_max_ms) ms
+                  other errors $(($(field "$result" errors) - broken)), broken exchanges $broken
+                  database: ${!recorded} uses recorded (${!rows} redemption rows) for $ok acknowledged, ${!over} tickets over their limit
+                  server RSS ${!before} MiB before, peak ${!peak} MiB
+                  CPU: $(cat "$WORK/overload-$1.cpu")
+                  nothing lost or double-counted: $(pass "$extra >= 0 && $extra <= $broken && ${!rows} == ${!recorded} && ${!over} == 0")
                   every 503 with Retry-After: $(pass "$retry == $shed")
-                  targets admitted p99 < 1000 ms: $(pass "$(field "$OVERLOAD" ok_p99_ms) < 1000"), shed p99 < admitted p50: $(pass "$(field "$OVERLOAD" shed_p99_ms) < $(field "$OVERLOAD" ok_p50_ms)"), peak < 256 MiB: $(pass "$OVERLOAD_RSS_PEAK < 256")
+                  targets admitted p99 < 1000 ms: $(pass "$(field "$result" ok_p99_ms) < 1000"), shed p99 < admitted p50: $(pass "$(field "$result" shed_p99_ms) < $(field "$result" ok_p50_ms)"), peak < 256 MiB: $(pass "${!peak} < 256")
 REPORT
 }
 

@@ -56,8 +56,9 @@ pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) status_line: String,
     pub(crate) keep_alive: bool,
-    /// The answer carried a `Retry-After` header.
-    pub(crate) retry_after: bool,
+    /// The seconds of its `Retry-After` header, if it had one (an unreadable
+    /// value counts as 1).
+    pub(crate) retry_after: Option<u64>,
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -109,7 +110,7 @@ impl Connection {
         let mut keep_alive = version == "HTTP/1.1";
         let mut length = None;
         let mut chunked = false;
-        let mut retry_after = false;
+        let mut retry_after = None;
         loop {
             let line = self.read_line()?;
             if line.is_empty() {
@@ -129,7 +130,7 @@ impl Connection {
             } else if name.eq_ignore_ascii_case("connection") {
                 keep_alive = !value.eq_ignore_ascii_case("close");
             } else if name.eq_ignore_ascii_case("retry-after") {
-                retry_after = true;
+                retry_after = Some(value.parse().unwrap_or(1));
             }
         }
         self.body.clear();

@@ -41,6 +41,7 @@ usage: tessera-load --addr 127.0.0.1:PORT --program PROGRAM_ID --codes FILE
                     [--connections N] [--duration SECS] [--rate R]
                     [--limit CODES] [--max-requests N] [--sources N]
                     [--mix KIND=W,...] [--key API_KEY] [--stall BYTES]
+                    [--on-503 retry|wait]
 
   --addr          loopback address of the tessera server (nothing else is accepted)
   --program       the program id sent with every redemption
@@ -57,7 +58,9 @@ usage: tessera-load --addr 127.0.0.1:PORT --program PROGRAM_ID --codes FILE
                   issue=10,hold=5); default: redeem only
   --key           API key sent with issue and hold requests (needed for them)
   --stall BYTES   every connection sends BYTES (at most 60000) of a redemption's
-                  body, then stalls until --duration is over";
+                  body, then stalls until --duration is over
+  --on-503        after a 503: `retry` at once (default: a client that ignores
+                  Retry-After), or `wait` the Retry-After seconds (a polite one)";
 
 const MAX_SECONDS: f64 = 3600.0;
 const MAX_CONNECTIONS: usize = 1024;
@@ -84,6 +87,7 @@ struct Options {
     mix: Mix,
     key: Option<String>,
     stall: Option<usize>,
+    wait_on_503: bool,
 }
 
 /// `value` parsed and within `range`, or the flag's error.
@@ -113,6 +117,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut mix = Mix::default();
     let mut key = None;
     let mut stall = None;
+    let mut wait_on_503 = false;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         if flag == "-h" || flag == "--help" {
@@ -155,6 +160,13 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--mix" => mix = Mix::parse(value).map_err(|e| format!("{flag}: {e}"))?,
             "--key" => key = Some(value.clone()),
             "--stall" => stall = Some(bounded(flag, value, 16..=MAX_STALL_BYTES, "16..=60000 bytes")?),
+            "--on-503" => {
+                wait_on_503 = match value.as_str() {
+                    "retry" => false,
+                    "wait" => true,
+                    _ => return Err(format!("{flag}: retry or wait, not {value:?}")),
+                };
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -178,6 +190,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         mix,
         key,
         stall,
+        wait_on_503,
     })
 }
 
@@ -223,6 +236,8 @@ struct Shared {
     started: AtomicU64,
     max_requests: u64,
     failures_shown: AtomicUsize,
+    /// Closed loop only: sleep for a 503's Retry-After before the next request.
+    wait_on_503: bool,
 }
 
 impl Shared {
@@ -322,8 +337,14 @@ fn run_connection(
                     tally.ok_latencies.push(micros);
                 } else if answer.status == 503 {
                     tally.shed += 1;
-                    tally.shed_retry_after += u64::from(answer.retry_after);
+                    tally.shed_retry_after += u64::from(answer.retry_after.is_some());
                     tally.shed_latencies.push(micros);
+                    if let (true, Pace::Closed, Some(seconds)) =
+                        (shared.wait_on_503, pace, answer.retry_after)
+                    {
+                        let until = (Instant::now() + Duration::from_secs(seconds)).min(deadline);
+                        thread::sleep(until.saturating_duration_since(Instant::now()));
+                    }
                 } else {
                     tally.errors += 1;
                     shared.report_failure(&format!(
@@ -383,6 +404,7 @@ fn run(options: Options) -> Result<ExitCode, String> {
         started: AtomicU64::new(0),
         max_requests: options.max_requests,
         failures_shown: AtomicUsize::new(0),
+        wait_on_503: options.wait_on_503,
     });
     let start = Instant::now() + RAMP;
     let deadline = start + Duration::from_secs_f64(options.duration);
@@ -513,6 +535,7 @@ mod tests {
             ["--sources", "0"],
             ["--sources", "5000"],
             ["--stall", "70000"],
+            ["--on-503", "maybe"],
         ] {
             let mut list = base.clone();
             list.extend(args(&bad));
@@ -543,6 +566,7 @@ mod tests {
             started: AtomicU64::new(0),
             max_requests: 1,
             failures_shown: AtomicUsize::new(0),
+            wait_on_503: false,
         };
         let (mut out, mut body) = (Vec::new(), String::new());
         assert_eq!(shared.request(&mut out, &mut body), Kind::Redeem);
