@@ -189,4 +189,3 @@ impl Connection {
 pub(crate) fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
-

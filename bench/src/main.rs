@@ -12,12 +12,14 @@
 //! sends part of a body and stops (see `stall.rs`).
 //!
 //! The result is one line of JSON on stdout:
-//! `{"requests", "ok", "errors", "shed", "shed_retry_after", "broken", "seconds",
+//! `{"requests", "ok", "errors", "shed", "shed_retry_after", "broken", "unsent", "seconds",
 //! "rps", "p50_ms", "p99_ms", "max_ms", "ok_p50_ms", "ok_p99_ms", "ok_max_ms",
 //! "shed_p50_ms", "shed_p99_ms", "shed_max_ms"}`: `ok` counts the answers with the
 //! status their kind expects (200 for a redemption), `shed` the `503`s (of which
 //! `shed_retry_after` carried `Retry-After`), `errors` every other answer and every
-//! broken exchange (`broken` of them: no answer at all), `rps` is `ok` per second.
+//! broken exchange (`broken` of them: no answer at all), `unsent` the open loop's
+//! requests due before the deadline but never sent (the run ends at its deadline
+//! even when the server fell behind), `rps` is `ok` per second.
 //! It only ever connects to the loopback address it is given, and every run is
 //! bounded in time and in count.
 
@@ -142,7 +144,12 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 connections = bounded(flag, value, 1..=MAX_CONNECTIONS, "1..=1024")?;
             }
             "--duration" => {
-                duration = bounded(flag, value, f64::MIN_POSITIVE..=MAX_SECONDS, "seconds in (0, 3600]")?;
+                duration = bounded(
+                    flag,
+                    value,
+                    f64::MIN_POSITIVE..=MAX_SECONDS,
+                    "seconds in (0, 3600]",
+                )?;
             }
             "--rate" => {
                 rate = Some(bounded(
@@ -159,7 +166,14 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--sources" => sources = bounded(flag, value, 1..=MAX_SOURCES, "1..=4096")?,
             "--mix" => mix = Mix::parse(value).map_err(|e| format!("{flag}: {e}"))?,
             "--key" => key = Some(value.clone()),
-            "--stall" => stall = Some(bounded(flag, value, 16..=MAX_STALL_BYTES, "16..=60000 bytes")?),
+            "--stall" => {
+                stall = Some(bounded(
+                    flag,
+                    value,
+                    16..=MAX_STALL_BYTES,
+                    "16..=60000 bytes",
+                )?)
+            }
             "--on-503" => {
                 wait_on_503 = match value.as_str() {
                     "retry" => false,
@@ -203,7 +217,9 @@ fn source_addresses(sources: usize) -> Vec<Option<IpAddr>> {
     (0..sources)
         .map(|i| {
             let n = u32::try_from(i + 1).unwrap_or(1);
-            Some(IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::LOCALHOST) & 0xff00_0000 | n)))
+            Some(IpAddr::V4(Ipv4Addr::from(
+                u32::from(Ipv4Addr::LOCALHOST) & 0xff00_0000 | n,
+            )))
         })
         .collect()
 }
@@ -266,6 +282,9 @@ struct Tally {
     shed: u64,
     shed_retry_after: u64,
     broken: u64,
+    /// Open loop: requests due before the deadline that were never sent, because
+    /// the connection was still waiting for earlier answers.
+    unsent: u64,
     latencies: Vec<u32>,
     ok_latencies: Vec<u32>,
     shed_latencies: Vec<u32>,
@@ -278,6 +297,7 @@ impl Tally {
         self.shed += other.shed;
         self.shed_retry_after += other.shed_retry_after;
         self.broken += other.broken;
+        self.unsent += other.unsent;
         self.latencies.extend(other.latencies);
         self.ok_latencies.extend(other.ok_latencies);
         self.shed_latencies.extend(other.shed_latencies);
@@ -317,6 +337,15 @@ fn run_connection(
         if scheduled >= deadline
             || shared.started.fetch_add(1, Ordering::Relaxed) >= shared.max_requests
         {
+            break;
+        }
+        // An open loop that fell behind a slow server stops at the deadline too,
+        // with what it could not send counted, so a run lasts what it says.
+        if Instant::now() >= deadline {
+            if let Pace::Open { first, interval } = pace {
+                let due = deadline.saturating_duration_since(first).as_secs_f64() / interval;
+                tally.unsent += (due.ceil() as u64).saturating_sub(k);
+            }
             break;
         }
         if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
@@ -382,7 +411,13 @@ fn percentile_ms(sorted: &[u32], q: f64) -> f64 {
 fn run(options: Options) -> Result<ExitCode, String> {
     let sources = source_addresses(options.sources);
     if let Some(bytes) = options.stall {
-        stall::run_stalled(options.addr, &sources, options.connections, bytes, options.duration)?;
+        stall::run_stalled(
+            options.addr,
+            &sources,
+            options.connections,
+            bytes,
+            options.duration,
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let text = std::fs::read_to_string(&options.codes)
@@ -436,7 +471,11 @@ fn run(options: Options) -> Result<ExitCode, String> {
         );
     }
     let seconds = start.elapsed().as_secs_f64();
-    for list in [&mut total.latencies, &mut total.ok_latencies, &mut total.shed_latencies] {
+    for list in [
+        &mut total.latencies,
+        &mut total.ok_latencies,
+        &mut total.shed_latencies,
+    ] {
         list.sort_unstable();
     }
     println!("{}", result_json(&total, seconds));
@@ -452,12 +491,13 @@ fn result_json(total: &Tally, seconds: f64) -> String {
     let requests = total.ok + total.errors + total.shed;
     let mut out = format!(
         "{{\"requests\": {requests}, \"ok\": {}, \"errors\": {}, \"shed\": {}, \
-         \"shed_retry_after\": {}, \"broken\": {}, \"seconds\": {seconds:.3}, \"rps\": {:.1}",
+         \"shed_retry_after\": {}, \"broken\": {}, \"unsent\": {}, \"seconds\": {seconds:.3}, \"rps\": {:.1}",
         total.ok,
         total.errors,
         total.shed,
         total.shed_retry_after,
         total.broken,
+        total.unsent,
         total.ok as f64 / seconds,
     );
     for (prefix, list) in [
@@ -597,7 +637,10 @@ mod tests {
             ..Tally::default()
         };
         let json = result_json(&total, 1.0);
-        assert!(json.contains("\"requests\": 3, \"ok\": 2, \"errors\": 0, \"shed\": 1"), "{json}");
+        assert!(
+            json.contains("\"requests\": 3, \"ok\": 2, \"errors\": 0, \"shed\": 1"),
+            "{json}"
+        );
         assert!(json.contains("\"ok_max_ms\": 2.000"), "{json}");
         assert!(json.contains("\"shed_p50_ms\": 9.000"), "{json}");
     }

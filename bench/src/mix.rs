@@ -162,7 +162,10 @@ mod tests {
         let mix = Mix::parse("redeem=2,fail=1,hold=1").unwrap();
         let kinds: Vec<Kind> = (0..8).map(|k| mix.kind_of(k)).collect();
         use Kind::*;
-        assert_eq!(kinds, [Redeem, Redeem, Fail, Hold, Redeem, Redeem, Fail, Hold]);
+        assert_eq!(
+            kinds,
+            [Redeem, Redeem, Fail, Hold, Redeem, Redeem, Fail, Hold]
+        );
         assert!(mix.needs_key());
         assert!(!Mix::default().needs_key());
         assert!(Mix::parse("redeem=0").is_err());

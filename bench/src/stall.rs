@@ -97,7 +97,11 @@ pub(crate) fn stall(
             }
             Ok(n) if answer.len() < 64 => answer.extend_from_slice(&buffer[..n]),
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => {
                 seen.closed_by_server = 1;
                 break;
