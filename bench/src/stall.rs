@@ -85,10 +85,7 @@ pub(crate) fn stall(
     // Hold the socket, reading what the server says, until the deadline.
     let mut answer = Vec::new();
     let mut buffer = [0u8; 1024];
-    loop {
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            break;
-        };
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         let _ = stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
         match stream.read(&mut buffer) {
             Ok(0) => {
