@@ -145,3 +145,47 @@ pub(crate) fn run_stalled(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A server that reads the partial body and answers 503, then closes: the
+    /// stalled client counts the body as sent, the 503, and the close.
+    #[test]
+    fn a_stalled_client_sends_its_part_and_sees_the_servers_answer() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut received = Vec::new();
+            let mut buffer = [0u8; 4096];
+            let body_len = |r: &[u8]| {
+                r.windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map_or(0, |i| r.len() - i - 4)
+            };
+            while body_len(&received) < 20_000 {
+                let n = socket.read(&mut buffer).unwrap();
+                assert!(n > 0, "the client closed before sending its part");
+                received.extend_from_slice(&buffer[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\r\n")
+                .unwrap();
+            received
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let seen = stall(addr, None, 20_000, deadline);
+        let received = server.join().unwrap();
+        let text = String::from_utf8_lossy(&received);
+        assert!(text.starts_with("POST /v1/redeem HTTP/1.1\r\n"));
+        assert!(text.contains("Content-Length: 24096\r\n"));
+        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        assert_eq!(body.len(), 20_000);
+        assert_eq!((seen.opened, seen.sent), (1, 1));
+        assert_eq!((seen.answered_503, seen.answered_408), (1, 0));
+        assert_eq!(seen.closed_by_server, 1);
+    }
+}
