@@ -1,7 +1,7 @@
 # Tessera: the two commands are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint fmt db build migrate tenant help bench fuzz
+.PHONY: run test lint fmt db build migrate tenant help bench fuzz soak
 
 help:
 	@echo "make run     start the service on 127.0.0.1:8080 (creates and migrates its database)"
@@ -9,6 +9,7 @@ help:
 	@echo "make lint    rustfmt check and clippy with warnings as errors"
 	@echo "make fmt     format the code"
 	@echo "make fuzz    schemathesis against /openapi.json (no 5xx, answers match the document)"
+	@echo "make bench   the benchmark (docs/performance.md); make soak: 10 minutes of mixed load"
 	@echo "make tenant NAME=acme   create a tenant and print its admin key"
 
 ## Make sure the local PostgreSQL is up (starts the Debian cluster if it is down).
@@ -46,3 +47,7 @@ fuzz: db
 ## Performance: bulk issuance, HTTP redemption vs pgbench, latency, memory (docs/performance.md).
 bench: db
 	scripts/bench
+
+## Stability: 10 minutes of mixed load, RSS and p99 per minute; fails if either grows.
+soak: db
+	scripts/bench --soak

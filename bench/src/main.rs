@@ -2,19 +2,32 @@
 //!
 //! N connections, each a thread holding one keep-alive `TcpStream` that speaks
 //! HTTP/1.1 by hand: `POST /v1/redeem` with a code taken round-robin from a codes file
-//! (the CSV the bulk endpoint streams). Either at full speed for `--duration` seconds,
-//! or open-loop at `--rate` requests per second in total, paced per connection: every
-//! request has a scheduled send time and its latency is measured from that time, so
-//! the queueing a slow server causes is counted, not hidden.
+//! (the CSV the bulk endpoint streams) — or, with `--mix`, a weighted mix of
+//! redemptions, failing redemptions, issuance and holds. Either at full speed for
+//! `--duration` seconds, or open-loop at `--rate` requests per second in total, paced
+//! per connection: every request has a scheduled send time and its latency is
+//! measured from that time, so the queueing a slow server causes is counted, not
+//! hidden. With `--sources N` the connections come from N loopback addresses, so the
+//! server's per-address bounds see N clients; with `--stall BYTES` every connection
+//! sends part of a body and stops (see `stall.rs`).
 //!
 //! The result is one line of JSON on stdout:
-//! `{"requests", "ok", "errors", "seconds", "rps", "p50_ms", "p99_ms", "max_ms"}`,
-//! where `rps` is successful redemptions per second. It only ever connects to the
-//! loopback address it is given, and every run is bounded in time and in count.
+//! `{"requests", "ok", "errors", "shed", "shed_retry_after", "broken", "unsent", "seconds",
+//! "rps", "p50_ms", "p99_ms", "max_ms", "ok_p50_ms", "ok_p99_ms", "ok_max_ms",
+//! "shed_p50_ms", "shed_p99_ms", "shed_max_ms"}`: `ok` counts the answers with the
+//! status their kind expects (200 for a redemption), `shed` the `503`s (of which
+//! `shed_retry_after` carried `Retry-After`), `errors` every other answer and every
+//! broken exchange (`broken` of them: no answer at all), `unsent` the open loop's
+//! requests due before the deadline but never sent (the run ends at its deadline
+//! even when the server fell behind), `rps` is `ok` per second.
+//! It only ever connects to the loopback address it is given, and every run is
+//! bounded in time and in count.
 
-use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod http;
+mod mix;
+mod stall;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,10 +35,15 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use http::Connection;
+use mix::{Kind, Mix, Target};
+
 const USAGE: &str = "\
 usage: tessera-load --addr 127.0.0.1:PORT --program PROGRAM_ID --codes FILE
                     [--connections N] [--duration SECS] [--rate R]
-                    [--limit CODES] [--max-requests N]
+                    [--limit CODES] [--max-requests N] [--sources N]
+                    [--mix KIND=W,...] [--key API_KEY] [--stall BYTES]
+                    [--on-503 retry|wait]
 
   --addr          loopback address of the tessera server (nothing else is accepted)
   --program       the program id sent with every redemption
@@ -35,18 +53,25 @@ usage: tessera-load --addr 127.0.0.1:PORT --program PROGRAM_ID --codes FILE
   --rate          total requests per second, paced per connection (open loop);
                   without it, every connection sends as fast as it is answered
   --limit         use only the first CODES codes of the file
-  --max-requests  stop after this many requests in all (default 10000000)";
+  --max-requests  stop after this many requests in all (default 10000000)
+  --sources       spread the connections over N loopback source addresses
+                  127.0.0.1, 127.0.0.2, ... (default 1, at most 4096)
+  --mix           weights of redeem, fail, issue, hold (e.g. redeem=70,fail=15,
+                  issue=10,hold=5); default: redeem only
+  --key           API key sent with issue and hold requests (needed for them)
+  --stall BYTES   every connection sends BYTES (at most 60000) of a redemption's
+                  body, then stalls until --duration is over
+  --on-503        after a 503: `retry` at once (default: a client that ignores
+                  Retry-After), or `wait` the Retry-After seconds (a polite one)";
 
 const MAX_SECONDS: f64 = 3600.0;
 const MAX_CONNECTIONS: usize = 1024;
+const MAX_SOURCES: usize = 4096;
+const MAX_STALL_BYTES: usize = 60_000;
 const MAX_RATE: f64 = 1_000_000.0;
 const DEFAULT_MAX_REQUESTS: u64 = 10_000_000;
 /// The first few failures are printed to stderr; the rest are only counted.
 const FAILURES_SHOWN: usize = 5;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// Answers larger than this are refused rather than buffered.
-const MAX_BODY: usize = 1 << 20;
 /// Time given to every connection to open before the clock starts.
 const RAMP: Duration = Duration::from_millis(300);
 
@@ -60,6 +85,25 @@ struct Options {
     rate: Option<f64>,
     limit: Option<usize>,
     max_requests: u64,
+    sources: usize,
+    mix: Mix,
+    key: Option<String>,
+    stall: Option<usize>,
+    wait_on_503: bool,
+}
+
+/// `value` parsed and within `range`, or the flag's error.
+fn bounded<T: std::str::FromStr + PartialOrd>(
+    flag: &str,
+    value: &str,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+) -> Result<T, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| format!("{flag}: {what}, not {value:?}"))
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
@@ -71,67 +115,84 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut rate = None;
     let mut limit = None;
     let mut max_requests = DEFAULT_MAX_REQUESTS;
+    let mut sources = 1usize;
+    let mut mix = Mix::default();
+    let mut key = None;
+    let mut stall = None;
+    let mut wait_on_503 = false;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         if flag == "-h" || flag == "--help" {
             return Err(String::new());
         }
         let value = rest.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let bad = |what: &str| format!("{flag}: {what}, not {value:?}");
         match flag.as_str() {
             "--addr" => {
-                let parsed: SocketAddr = value.parse().map_err(|_| bad("an IP:PORT"))?;
+                let parsed: SocketAddr = value
+                    .parse()
+                    .map_err(|_| format!("{flag}: an IP:PORT, not {value:?}"))?;
                 if !parsed.ip().is_loopback() {
-                    return Err(bad("a loopback address (127.0.0.1 or ::1)"));
+                    return Err(format!(
+                        "{flag}: a loopback address (127.0.0.1 or ::1), not {value:?}"
+                    ));
                 }
                 addr = Some(parsed);
             }
             "--program" => program = Some(value.clone()),
             "--codes" => codes = Some(PathBuf::from(value)),
             "--connections" => {
-                connections = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_CONNECTIONS).contains(n))
-                    .ok_or_else(|| bad(&format!("1..={MAX_CONNECTIONS}")))?;
+                connections = bounded(flag, value, 1..=MAX_CONNECTIONS, "1..=1024")?;
             }
             "--duration" => {
-                duration = value
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| *s > 0.0 && *s <= MAX_SECONDS)
-                    .ok_or_else(|| bad(&format!("seconds in (0, {MAX_SECONDS}]")))?;
+                duration = bounded(
+                    flag,
+                    value,
+                    f64::MIN_POSITIVE..=MAX_SECONDS,
+                    "seconds in (0, 3600]",
+                )?;
             }
             "--rate" => {
-                rate = Some(
-                    value
-                        .parse()
-                        .ok()
-                        .filter(|r: &f64| *r > 0.0 && *r <= MAX_RATE)
-                        .ok_or_else(|| bad(&format!("requests per second in (0, {MAX_RATE}]")))?,
-                );
+                rate = Some(bounded(
+                    flag,
+                    value,
+                    f64::MIN_POSITIVE..=MAX_RATE,
+                    "requests per second in (0, 1000000]",
+                )?);
             }
-            "--limit" => {
-                limit = Some(
-                    value
-                        .parse()
-                        .ok()
-                        .filter(|n| *n >= 1)
-                        .ok_or_else(|| bad("a positive count"))?,
-                );
-            }
+            "--limit" => limit = Some(bounded(flag, value, 1..=usize::MAX, "a positive count")?),
             "--max-requests" => {
-                max_requests = value
-                    .parse()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| bad("a positive count"))?;
+                max_requests = bounded(flag, value, 1..=u64::MAX, "a positive count")?;
+            }
+            "--sources" => sources = bounded(flag, value, 1..=MAX_SOURCES, "1..=4096")?,
+            "--mix" => mix = Mix::parse(value).map_err(|e| format!("{flag}: {e}"))?,
+            "--key" => key = Some(value.clone()),
+            "--stall" => {
+                stall = Some(bounded(
+                    flag,
+                    value,
+                    16..=MAX_STALL_BYTES,
+                    "16..=60000 bytes",
+                )?)
+            }
+            "--on-503" => {
+                wait_on_503 = match value.as_str() {
+                    "retry" => false,
+                    "wait" => true,
+                    _ => return Err(format!("{flag}: retry or wait, not {value:?}")),
+                };
             }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
+    let addr: SocketAddr = addr.ok_or("--addr is required")?;
+    if sources > 1 && !addr.is_ipv4() {
+        return Err("--sources needs an IPv4 --addr (127.0.0.0/8 holds the sources)".to_owned());
+    }
+    if mix.needs_key() && key.is_none() {
+        return Err("--mix with issue or hold needs --key".to_owned());
+    }
     Ok(Options {
-        addr: addr.ok_or("--addr is required")?,
+        addr,
         program: program.ok_or("--program is required")?,
         codes: codes.ok_or("--codes is required")?,
         connections,
@@ -139,7 +200,28 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         rate,
         limit,
         max_requests,
+        sources,
+        mix,
+        key,
+        stall,
+        wait_on_503,
     })
+}
+
+/// The source address of every connection: `None` (the kernel's choice) for one
+/// source, else 127.0.0.1, 127.0.0.2, ... round-robin.
+fn source_addresses(sources: usize) -> Vec<Option<IpAddr>> {
+    if sources <= 1 {
+        return vec![None];
+    }
+    (0..sources)
+        .map(|i| {
+            let n = u32::try_from(i + 1).unwrap_or(1);
+            Some(IpAddr::V4(Ipv4Addr::from(
+                u32::from(Ipv4Addr::LOCALHOST) & 0xff00_0000 | n,
+            )))
+        })
+        .collect()
 }
 
 /// The codes of a bulk-issuance CSV: the last field of every row, header skipped.
@@ -160,52 +242,28 @@ fn read_codes(text: &str, limit: Option<usize>) -> Vec<String> {
         .collect()
 }
 
-fn json_string(out: &mut String, value: &str) {
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 /// Everything the connections share.
 #[derive(Debug)]
 struct Shared {
-    addr: SocketAddr,
-    program: String,
+    target: Target,
+    mix: Mix,
     codes: Vec<String>,
-    next_code: AtomicUsize,
+    next_request: AtomicUsize,
     started: AtomicU64,
     max_requests: u64,
     failures_shown: AtomicUsize,
+    /// Closed loop only: sleep for a 503's Retry-After before the next request.
+    wait_on_503: bool,
 }
 
 impl Shared {
-    /// The next request, for the next code round-robin, into `out`.
-    fn request(&self, out: &mut Vec<u8>, body: &mut String) {
-        let index = self.next_code.fetch_add(1, Ordering::Relaxed) % self.codes.len();
-        body.clear();
-        body.push_str("{\"programId\":");
-        json_string(body, &self.program);
-        body.push_str(",\"code\":");
-        json_string(body, &self.codes[index]);
-        body.push('}');
-        out.clear();
-        let _ = write!(
-            VecWriter(out),
-            "POST /v1/redeem HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{}",
-            self.addr,
-            body.len(),
-            body
-        );
+    /// The next request (its kind by the mix, its code round-robin) into `out`.
+    fn request(&self, out: &mut Vec<u8>, body: &mut String) -> Kind {
+        let k = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let kind = self.mix.kind_of(k);
+        let code = &self.codes[k % self.codes.len()];
+        self.target.request(kind, k, code, out, body);
+        kind
     }
 
     fn report_failure(&self, what: &str) {
@@ -215,156 +273,35 @@ impl Shared {
     }
 }
 
-/// `write!` into a `Vec<u8>` without the `io::Write` error plumbing.
-struct VecWriter<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for VecWriter<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
-}
-
-/// The parts of an answer the load generator looks at.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    status_line: String,
-    keep_alive: bool,
-}
-
-/// One keep-alive HTTP/1.1 connection.
-#[derive(Debug)]
-struct Connection {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-    line: String,
-    body: Vec<u8>,
-}
-
-impl Connection {
-    fn open(addr: SocketAddr) -> io::Result<Self> {
-        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        Ok(Self {
-            reader: BufReader::with_capacity(16 * 1024, stream.try_clone()?),
-            writer: stream,
-            line: String::new(),
-            body: Vec::with_capacity(4096),
-        })
-    }
-
-    fn read_line(&mut self) -> io::Result<&str> {
-        self.line.clear();
-        if self.reader.read_line(&mut self.line)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the server closed the connection",
-            ));
-        }
-        Ok(self.line.trim_end_matches(['\r', '\n']))
-    }
-
-    /// Sends one request and reads its whole answer: status line, headers up to the
-    /// empty line, then exactly Content-Length body bytes (or the chunks).
-    fn exchange(&mut self, request: &[u8]) -> io::Result<Answer> {
-        self.writer.write_all(request)?;
-        let status_line = self.read_line()?.to_owned();
-        let mut parts = status_line.split(' ');
-        let version = parts.next().unwrap_or_default();
-        let status = parts
-            .next()
-            .and_then(|s| s.parse::<u16>().ok())
-            .filter(|_| version.starts_with("HTTP/1."))
-            .ok_or_else(|| invalid(format!("not an HTTP/1.x status line: {status_line:?}")))?;
-        let mut keep_alive = version == "HTTP/1.1";
-        let mut length = None;
-        let mut chunked = false;
-        loop {
-            let line = self.read_line()?;
-            if line.is_empty() {
-                break;
-            }
-            let Some((name, value)) = line.split_once(':') else {
-                return Err(invalid(format!("bad header line {line:?}")));
-            };
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                let n: usize = value
-                    .parse()
-                    .map_err(|_| invalid(format!("bad Content-Length {value:?}")))?;
-                length = Some(n);
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.eq_ignore_ascii_case("chunked");
-            } else if name.eq_ignore_ascii_case("connection") {
-                keep_alive = !value.eq_ignore_ascii_case("close");
-            }
-        }
-        self.body.clear();
-        if chunked {
-            self.read_chunks()?;
-        } else if let Some(length) = length {
-            if length > MAX_BODY {
-                return Err(invalid(format!("answer of {length} bytes")));
-            }
-            self.body.resize(length, 0);
-            self.reader.read_exact(&mut self.body)?;
-        } else {
-            // Neither length nor chunks: the body ends with the connection.
-            (&mut self.reader)
-                .take(MAX_BODY as u64)
-                .read_to_end(&mut self.body)?;
-            keep_alive = false;
-        }
-        Ok(Answer {
-            status,
-            status_line,
-            keep_alive,
-        })
-    }
-
-    fn read_chunks(&mut self) -> io::Result<()> {
-        loop {
-            let size_line = self.read_line()?;
-            let size_hex = size_line.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size_hex, 16)
-                .map_err(|_| invalid(format!("bad chunk size {size_line:?}")))?;
-            if size == 0 {
-                // Trailers, if any, then the empty line.
-                while !self.read_line()?.is_empty() {}
-                return Ok(());
-            }
-            if self.body.len() + size > MAX_BODY {
-                return Err(invalid("chunked answer too large".to_owned()));
-            }
-            let start = self.body.len();
-            self.body.resize(start + size, 0);
-            self.reader.read_exact(&mut self.body[start..])?;
-            if !self.read_line()?.is_empty() {
-                return Err(invalid("chunk not followed by CRLF".to_owned()));
-            }
-        }
-    }
-
-    fn body_excerpt(&self) -> String {
-        let text = String::from_utf8_lossy(&self.body);
-        text.chars().take(200).collect()
-    }
-}
-
-fn invalid(message: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message)
-}
-
-/// What one connection measured.
+/// What one connection measured. Latencies are microseconds, from the scheduled
+/// send time to the end of the answer.
 #[derive(Debug, Default)]
 struct Tally {
     ok: u64,
     errors: u64,
-    /// Microseconds, from the scheduled send time to the end of the answer.
+    shed: u64,
+    shed_retry_after: u64,
+    broken: u64,
+    /// Open loop: requests due before the deadline that were never sent, because
+    /// the connection was still waiting for earlier answers.
+    unsent: u64,
     latencies: Vec<u32>,
+    ok_latencies: Vec<u32>,
+    shed_latencies: Vec<u32>,
+}
+
+impl Tally {
+    fn add(&mut self, other: Self) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.shed += other.shed;
+        self.shed_retry_after += other.shed_retry_after;
+        self.broken += other.broken;
+        self.unsent += other.unsent;
+        self.latencies.extend(other.latencies);
+        self.ok_latencies.extend(other.ok_latencies);
+        self.shed_latencies.extend(other.shed_latencies);
+    }
 }
 
 /// When each request of a connection is due.
@@ -376,12 +313,19 @@ enum Pace {
     Open { first: Instant, interval: f64 },
 }
 
-fn run_connection(shared: &Shared, start: Instant, deadline: Instant, pace: Pace) -> Tally {
+fn run_connection(
+    shared: &Shared,
+    source: Option<IpAddr>,
+    start: Instant,
+    deadline: Instant,
+    pace: Pace,
+) -> Tally {
     let mut tally = Tally::default();
     let mut request = Vec::with_capacity(512);
     let mut body = String::with_capacity(256);
+    let addr = shared.target.addr;
     // Connect before the clock starts, so the first latency is not a handshake.
-    let mut connection = Connection::open(shared.addr).ok();
+    let mut connection = Connection::open(addr, source).ok();
     if let Some(wait) = start.checked_duration_since(Instant::now()) {
         thread::sleep(wait);
     }
@@ -395,27 +339,46 @@ fn run_connection(shared: &Shared, start: Instant, deadline: Instant, pace: Pace
         {
             break;
         }
+        // An open loop that fell behind a slow server stops at the deadline too,
+        // with what it could not send counted, so a run lasts what it says.
+        if Instant::now() >= deadline {
+            if let Pace::Open { first, interval } = pace {
+                let due = deadline.saturating_duration_since(first).as_secs_f64() / interval;
+                tally.unsent += (due.ceil() as u64).saturating_sub(k);
+            }
+            break;
+        }
         if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
             thread::sleep(wait);
         }
-        shared.request(&mut request, &mut body);
+        let kind = shared.request(&mut request, &mut body);
         let connected = match connection.take() {
             Some(open) => Ok(open),
-            None => Connection::open(shared.addr),
+            None => Connection::open(addr, source),
         };
         let outcome = connected.and_then(|mut open| open.exchange(&request).map(|a| (open, a)));
-        let elapsed = scheduled.elapsed();
-        tally
-            .latencies
-            .push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
+        let micros = u32::try_from(scheduled.elapsed().as_micros()).unwrap_or(u32::MAX);
+        tally.latencies.push(micros);
         match outcome {
             Ok((open, answer)) => {
-                if answer.status == 200 {
+                if answer.status == kind.expected_status() {
                     tally.ok += 1;
+                    tally.ok_latencies.push(micros);
+                } else if answer.status == 503 {
+                    tally.shed += 1;
+                    tally.shed_retry_after += u64::from(answer.retry_after.is_some());
+                    tally.shed_latencies.push(micros);
+                    if let (true, Pace::Closed, Some(seconds)) =
+                        (shared.wait_on_503, pace, answer.retry_after)
+                    {
+                        let until = (Instant::now() + Duration::from_secs(seconds)).min(deadline);
+                        thread::sleep(until.saturating_duration_since(Instant::now()));
+                    }
                 } else {
                     tally.errors += 1;
                     shared.report_failure(&format!(
-                        "{} {}",
+                        "{:?}: {} {}",
+                        kind,
                         answer.status_line,
                         open.body_excerpt()
                     ));
@@ -426,6 +389,7 @@ fn run_connection(shared: &Shared, start: Instant, deadline: Instant, pace: Pace
             }
             Err(error) => {
                 tally.errors += 1;
+                tally.broken += 1;
                 shared.report_failure(&format!("connection error: {error}"));
                 // Do not spin on a dead server.
                 thread::sleep(Duration::from_millis(10));
@@ -445,6 +409,17 @@ fn percentile_ms(sorted: &[u32], q: f64) -> f64 {
 }
 
 fn run(options: Options) -> Result<ExitCode, String> {
+    let sources = source_addresses(options.sources);
+    if let Some(bytes) = options.stall {
+        stall::run_stalled(
+            options.addr,
+            &sources,
+            options.connections,
+            bytes,
+            options.duration,
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let text = std::fs::read_to_string(&options.codes)
         .map_err(|e| format!("cannot read {}: {e}", options.codes.display()))?;
     let codes = read_codes(&text, options.limit);
@@ -453,13 +428,18 @@ fn run(options: Options) -> Result<ExitCode, String> {
         return Err(format!("no codes in {}", options.codes.display()));
     }
     let shared = Arc::new(Shared {
-        addr: options.addr,
-        program: options.program,
+        target: Target {
+            addr: options.addr,
+            program: options.program,
+            key: options.key,
+        },
+        mix: options.mix,
         codes,
-        next_code: AtomicUsize::new(0),
+        next_request: AtomicUsize::new(0),
         started: AtomicU64::new(0),
         max_requests: options.max_requests,
         failures_shown: AtomicUsize::new(0),
+        wait_on_503: options.wait_on_503,
     });
     let start = Instant::now() + RAMP;
     let deadline = start + Duration::from_secs_f64(options.duration);
@@ -474,39 +454,66 @@ fn run(options: Options) -> Result<ExitCode, String> {
                 },
             };
             let shared = Arc::clone(&shared);
+            let source = sources[i % sources.len()];
             thread::Builder::new()
                 .name(format!("load-{i}"))
-                .spawn(move || run_connection(&shared, start, deadline, pace))
+                .stack_size(256 * 1024)
+                .spawn(move || run_connection(&shared, source, start, deadline, pace))
                 .map_err(|e| format!("cannot start a thread: {e}"))
         })
         .collect::<Result<_, _>>()?;
     let mut total = Tally::default();
     for worker in workers {
-        let tally = worker
-            .join()
-            .map_err(|_| "a connection thread panicked".to_owned())?;
-        total.ok += tally.ok;
-        total.errors += tally.errors;
-        total.latencies.extend(tally.latencies);
+        total.add(
+            worker
+                .join()
+                .map_err(|_| "a connection thread panicked".to_owned())?,
+        );
     }
     let seconds = start.elapsed().as_secs_f64();
-    total.latencies.sort_unstable();
-    let requests = total.ok + total.errors;
-    println!(
-        "{{\"requests\": {requests}, \"ok\": {}, \"errors\": {}, \"seconds\": {seconds:.3}, \
-         \"rps\": {:.1}, \"p50_ms\": {:.3}, \"p99_ms\": {:.3}, \"max_ms\": {:.3}}}",
-        total.ok,
-        total.errors,
-        total.ok as f64 / seconds,
-        percentile_ms(&total.latencies, 0.50),
-        percentile_ms(&total.latencies, 0.99),
-        percentile_ms(&total.latencies, 1.0),
-    );
+    for list in [
+        &mut total.latencies,
+        &mut total.ok_latencies,
+        &mut total.shed_latencies,
+    ] {
+        list.sort_unstable();
+    }
+    println!("{}", result_json(&total, seconds));
     if total.ok == 0 {
         eprintln!("tessera-load: no request succeeded");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one-line result; every latency list sorted.
+fn result_json(total: &Tally, seconds: f64) -> String {
+    let requests = total.ok + total.errors + total.shed;
+    let mut out = format!(
+        "{{\"requests\": {requests}, \"ok\": {}, \"errors\": {}, \"shed\": {}, \
+         \"shed_retry_after\": {}, \"broken\": {}, \"unsent\": {}, \"seconds\": {seconds:.3}, \"rps\": {:.1}",
+        total.ok,
+        total.errors,
+        total.shed,
+        total.shed_retry_after,
+        total.broken,
+        total.unsent,
+        total.ok as f64 / seconds,
+    );
+    for (prefix, list) in [
+        ("", &total.latencies),
+        ("ok_", &total.ok_latencies),
+        ("shed_", &total.shed_latencies),
+    ] {
+        out.push_str(&format!(
+            ", \"{prefix}p50_ms\": {:.3}, \"{prefix}p99_ms\": {:.3}, \"{prefix}max_ms\": {:.3}",
+            percentile_ms(list, 0.50),
+            percentile_ms(list, 0.99),
+            percentile_ms(list, 1.0),
+        ));
+    }
+    out.push('}');
+    out
 }
 
 fn main() -> ExitCode {
@@ -565,6 +572,10 @@ mod tests {
             ["--duration", "100000"],
             ["--connections", "0"],
             ["--rate", "-1"],
+            ["--sources", "0"],
+            ["--sources", "5000"],
+            ["--stall", "70000"],
+            ["--on-503", "maybe"],
         ] {
             let mut list = base.clone();
             list.extend(args(&bad));
@@ -584,20 +595,53 @@ mod tests {
     #[test]
     fn requests_are_well_formed_http() {
         let shared = Shared {
-            addr: "127.0.0.1:9".parse().unwrap(),
-            program: "prg_1".to_owned(),
+            target: Target {
+                addr: "127.0.0.1:9".parse().unwrap(),
+                program: "prg_1".to_owned(),
+                key: None,
+            },
+            mix: Mix::default(),
             codes: vec!["ab\"c".to_owned()],
-            next_code: AtomicUsize::new(0),
+            next_request: AtomicUsize::new(0),
             started: AtomicU64::new(0),
             max_requests: 1,
             failures_shown: AtomicUsize::new(0),
+            wait_on_503: false,
         };
         let (mut out, mut body) = (Vec::new(), String::new());
-        shared.request(&mut out, &mut body);
+        assert_eq!(shared.request(&mut out, &mut body), Kind::Redeem);
         let text = String::from_utf8(out).unwrap();
         let expected_body = r#"{"programId":"prg_1","code":"ab\"c"}"#;
         assert!(text.starts_with("POST /v1/redeem HTTP/1.1\r\n"));
         assert!(text.contains(&format!("Content-Length: {}\r\n", expected_body.len())));
         assert!(text.ends_with(&format!("\r\n\r\n{expected_body}")));
+    }
+
+    #[test]
+    fn sources_are_consecutive_loopback_addresses() {
+        assert_eq!(source_addresses(1), [None]);
+        let three = source_addresses(300);
+        assert_eq!(three[0], Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(three[299], Some("127.0.1.44".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_result_separates_admitted_and_shed_answers() {
+        let total = Tally {
+            ok: 2,
+            shed: 1,
+            shed_retry_after: 1,
+            latencies: vec![1000, 2000, 9000],
+            ok_latencies: vec![1000, 2000],
+            shed_latencies: vec![9000],
+            ..Tally::default()
+        };
+        let json = result_json(&total, 1.0);
+        assert!(
+            json.contains("\"requests\": 3, \"ok\": 2, \"errors\": 0, \"shed\": 1"),
+            "{json}"
+        );
+        assert!(json.contains("\"ok_max_ms\": 2.000"), "{json}");
+        assert!(json.contains("\"shed_p50_ms\": 9.000"), "{json}");
     }
 }
