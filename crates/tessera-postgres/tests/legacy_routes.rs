@@ -22,7 +22,7 @@ fn migrate(conn: &mut PgConnection, before: bool) {
     let mut pending = conn.pending_migrations(MIGRATIONS).unwrap();
     pending.sort_by_key(|m| m.name().to_string());
     for migration in pending {
-        let older = migration.name().to_string() < ROUTED.to_owned();
+        let older = migration.name().to_string().as_str() < ROUTED;
         if older == before {
             conn.run_migration(&*migration).unwrap();
         }
