@@ -380,25 +380,36 @@ impl WebhookStore for PgStore {
         self.with_conn(|conn| {
             // Past the horizon the delivery fails for good; otherwise it is due
             // again after the back-off (which also ends this replica's lease).
-            sql_query(
-                "UPDATE webhook_deliveries \
-                 SET last_status = $3, last_error = $4, \
-                     state = CASE WHEN now() + $5 * interval '1 millisecond' \
-                                       > created_at + $6 * interval '1 millisecond' \
-                                  THEN 'failed' ELSE 'pending' END, \
-                     next_attempt_at = CASE WHEN now() + $5 * interval '1 millisecond' \
-                                                 > created_at + $6 * interval '1 millisecond' \
-                                            THEN NULL \
-                                            ELSE now() + $5 * interval '1 millisecond' END \
-                 WHERE tenant_id = $1 AND id = $2 AND state = 'pending'",
-            )
-            .bind::<Text, _>(tenant.as_str())
-            .bind::<Text, _>(id.as_str())
-            .bind::<Nullable<Integer>, _>(failure.status.map(i32::from))
-            .bind::<Text, _>(truncated(&failure.error))
-            .bind::<BigInt, _>(millis(retry_in))
-            .bind::<BigInt, _>(millis(horizon))
-            .execute(conn)?;
+            // Two conditional statements whose predicates exclude each other,
+            // rather than one with `CASE WHEN now() …`: Citus refuses non-immutable
+            // functions inside CASE.
+            let retry = "now() + $5 * interval '1 millisecond'";
+            let ends = "created_at + $6 * interval '1 millisecond'";
+            let statements = [
+                format!(
+                    "UPDATE webhook_deliveries \
+                     SET last_status = $3, last_error = $4, state = 'failed', next_attempt_at = NULL \
+                     WHERE tenant_id = $1 AND id = $2 AND state = 'pending' AND {retry} > {ends}"
+                ),
+                format!(
+                    "UPDATE webhook_deliveries \
+                     SET last_status = $3, last_error = $4, next_attempt_at = {retry} \
+                     WHERE tenant_id = $1 AND id = $2 AND state = 'pending' AND {retry} <= {ends}"
+                ),
+            ];
+            for statement in statements {
+                let updated = sql_query(statement)
+                    .bind::<Text, _>(tenant.as_str())
+                    .bind::<Text, _>(id.as_str())
+                    .bind::<Nullable<Integer>, _>(failure.status.map(i32::from))
+                    .bind::<Text, _>(truncated(&failure.error))
+                    .bind::<BigInt, _>(millis(retry_in))
+                    .bind::<BigInt, _>(millis(horizon))
+                    .execute(conn)?;
+                if updated > 0 {
+                    break;
+                }
+            }
             Ok(())
         })
     }
