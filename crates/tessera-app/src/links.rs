@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 #[cfg(any(test, feature = "mocks"))]
 use mockall::automock;
-use tessera_domain::{LinkToken, Program, ProgramId, UrlPrefix};
+use tessera_domain::{LinkToken, Program, ProgramId, TenantId, UrlPrefix};
 
 use crate::model::{SecretHash, TicketView};
 use crate::ports::StoreResult;
@@ -32,10 +32,15 @@ pub struct LinkedTicket {
 /// Finding URL tickets by their link.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 pub trait LinkStore: Send + Sync {
-    /// The ticket whose link token hashes to `link_hash`, in whichever tenant
-    /// holds it (the link is all a visitor has), with its program. `None` when no
-    /// ticket has that link. MUST NOT write anything.
-    fn find_by_link(&self, link_hash: SecretHash) -> StoreResult<Option<LinkedTicket>>;
+    /// The ticket whose link token hashes to `link_hash`, with its program, in
+    /// `tenant`: the tenant the token names. `None` for a token made before links
+    /// named their tenant, which the store routes through its directory of such
+    /// links. `None` when no ticket has that link. MUST NOT write anything.
+    fn find_by_link(
+        &self,
+        tenant: Option<TenantId>,
+        link_hash: SecretHash,
+    ) -> StoreResult<Option<LinkedTicket>>;
 }
 
 /// What a link page shows before anything is consumed.

@@ -97,8 +97,15 @@ pub trait AccessStore: Send + Sync {
     ) -> StoreResult<()>;
     /// MUST return `DuplicateSecret` when `key_hash` already exists.
     fn insert_api_key(&self, key: &ApiKey, key_hash: SecretHash) -> StoreResult<()>;
-    /// The key whose secret hashes to `key_hash`, if it exists and is not deleted.
-    fn find_api_key(&self, key_hash: SecretHash) -> StoreResult<Option<ApiKey>>;
+    /// The key whose secret hashes to `key_hash`, if it exists and is not deleted,
+    /// in `tenant`: the tenant the presented key names. `None` for a key made
+    /// before keys named their tenant, which the store routes through its
+    /// directory of such keys.
+    fn find_api_key(
+        &self,
+        tenant: Option<TenantId>,
+        key_hash: SecretHash,
+    ) -> StoreResult<Option<ApiKey>>;
     /// The tenant's keys, oldest first.
     fn list_api_keys(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKey>>;
     /// MUST return `NotFound` when the tenant has no such key.
@@ -112,8 +119,8 @@ pub trait ProgramStore: Send + Sync {
     fn insert(&self, program: &Program) -> StoreResult<()>;
     /// MUST return `NotFound` when the tenant has no such program.
     fn get(&self, tenant: &TenantId, id: &ProgramId) -> StoreResult<Program>;
-    /// The program with this id in whichever tenant holds it: the one lookup not
-    /// scoped by tenant, because a public redemption names only the program.
+    /// The program with this id in whichever tenant holds it: a public redemption
+    /// names only the program, so the store finds its tenant first (a directory).
     fn locate(&self, id: &ProgramId) -> StoreResult<Option<Program>>;
     /// The tenant's programs, oldest first.
     fn list(&self, tenant: &TenantId, page: PageRequest) -> StoreResult<Page<Program>>;

@@ -1,5 +1,3 @@
-use crate::secret::{random_string, BASE58};
-
 /// What an API key may do within its tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -76,9 +74,9 @@ impl ApiKeySecret {
     /// The prefix lets secret scanners recognise a leaked key.
     pub const PREFIX: &'static str = "tsk_";
 
-    /// `tsk_` and 40 base58 characters ≈ 234 random bits.
-    pub fn generate() -> Self {
-        Self(format!("{}{}", Self::PREFIX, random_string(BASE58, 40)))
+    /// Wraps a key `generate` (crate::routing) made.
+    pub(crate) fn from_routed(raw: String) -> Self {
+        Self(raw)
     }
 }
 
@@ -107,10 +105,10 @@ mod tests {
 
     #[test]
     fn secrets_are_prefixed_unique_and_redacted() {
-        let key = ApiKeySecret::generate();
+        let tenant = crate::TenantId::generate();
+        let key = ApiKeySecret::generate(&tenant);
         assert!(key.expose_secret().starts_with("tsk_"));
-        assert_eq!(key.expose_secret().len(), 44);
-        assert_ne!(key, ApiKeySecret::generate());
+        assert_ne!(key, ApiKeySecret::generate(&tenant));
         assert!(!format!("{key:?}").contains(key.expose_secret()));
     }
 }

@@ -17,6 +17,7 @@ mod pattern;
 mod program;
 mod redacted;
 mod redemption;
+mod routing;
 mod secret;
 mod standalone;
 mod ticket;

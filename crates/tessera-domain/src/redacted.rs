@@ -148,7 +148,7 @@ mod tests {
     fn issued_secrets_are_redacted() {
         let code = Code::generate(Alphabet::Alphanumeric, TicketLength::DEFAULT);
         assert_redacted(format!("{code:?}"), code.to_string(), code.expose_secret());
-        let link = LinkToken::generate();
+        let link = LinkToken::generate(&crate::TenantId::generate());
         assert_redacted(format!("{link:?}"), link.to_string(), link.expose_secret());
         let ticket = crate::StandaloneToken::generate();
         assert_redacted(
@@ -156,7 +156,7 @@ mod tests {
             ticket.to_string(),
             ticket.expose_secret(),
         );
-        let key = crate::ApiKeySecret::generate();
+        let key = crate::ApiKeySecret::generate(&crate::TenantId::generate());
         assert_redacted(format!("{key:?}"), key.to_string(), key.expose_secret());
         let operator = OperatorToken::new("an-operator-token-0123");
         assert_redacted(
@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn links_are_redacted() {
-        let token = LinkToken::generate();
+        let token = LinkToken::generate(&crate::TenantId::generate());
         let prefix = UrlPrefix::try_from("https://t.example/r/".to_owned()).expect("a URL");
         let link = TicketLink::join(&prefix, &token);
         assert!(link.expose_secret().starts_with("https://t.example/r/"));

@@ -124,9 +124,9 @@ fn state_and_failure_names_are_the_apis() {
 #[test]
 fn secrets_never_show_in_debug_output() {
     let code = Code::generate(Alphabet::Alphanumeric, TicketLength::DEFAULT);
-    let link = LinkToken::generate();
+    let link = LinkToken::generate(&tessera_domain::TenantId::generate());
     let token = StandaloneToken::generate();
-    let key = ApiKeySecret::generate();
+    let key = ApiKeySecret::generate(&tessera_domain::TenantId::generate());
     for (debug, secret) in [
         (format!("{code:?}"), code.expose_secret()),
         (format!("{link:?}"), link.expose_secret()),

@@ -43,13 +43,14 @@ pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> Failure {
     )))
 }
 
-/// Unique violations are told apart by constraint name (see the migrations).
-/// Only diesel's `message()` is quoted, never `details()`: the details repeat the
-/// conflicting key, which may be a secret's hash.
+/// Unique violations are told apart by constraint name (see the migrations),
+/// without a shard suffix (`base_name`). Only diesel's `message()` is quoted,
+/// never `details()`: the details repeat the conflicting key, which may be a
+/// secret's hash.
 fn classify(error: &DieselError) -> StoreError {
     match error {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-            match info.constraint_name() {
+            match violated_constraint(info.as_ref()).map(base_name) {
                 Some("tickets_code_hash_unique") => StoreError::CodeTaken,
                 Some(name) if name.ends_with("_hash_unique") => StoreError::DuplicateSecret,
                 Some("tickets_one_active_per_subject") => StoreError::SubjectHasActiveTicket,
@@ -82,6 +83,30 @@ fn classify(error: &DieselError) -> StoreError {
     }
 }
 
+/// The violated constraint's name: PostgreSQL sends it as a field of the error,
+/// but Citus re-raises a worker's error on the coordinator with the message alone
+/// (`duplicate key value violates unique constraint "<name>_102114"`), so the
+/// name is read from the message when the field is missing.
+fn violated_constraint(info: &dyn diesel::result::DatabaseErrorInformation) -> Option<&str> {
+    info.constraint_name().or_else(|| {
+        let (_, rest) = info.message().split_once("unique constraint \"")?;
+        rest.split_once('"').map(|(name, _)| name)
+    })
+}
+
+/// The constraint's name as the migrations spell it. Citus reports a violation
+/// by the shard's copy of the constraint, whose name carries the shard id
+/// (`tickets_one_active_per_subject_102114`); none of the migrations' names ends
+/// in `_<digits>`, so dropping such a tail is always safe.
+pub(crate) fn base_name(name: &str) -> &str {
+    match name.rsplit_once('_') {
+        Some((base, shard)) if !shard.is_empty() && shard.bytes().all(|b| b.is_ascii_digit()) => {
+            base
+        }
+        _ => name,
+    }
+}
+
 /// libpq reports a lost server through plain messages rather than a distinct kind.
 fn is_connection_loss(message: &str) -> bool {
     [
@@ -103,6 +128,85 @@ mod tests {
 
     use super::*;
     use crate::testing::TestDatabase;
+
+    /// An error as Citus re-raises it on the coordinator: the message only.
+    struct ReraisedByCitus(&'static str);
+
+    impl diesel::result::DatabaseErrorInformation for ReraisedByCitus {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn reraised(message: &'static str) -> StoreError {
+        classify(&DieselError::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            Box::new(ReraisedByCitus(message)),
+        ))
+    }
+
+    #[test]
+    fn a_violation_reraised_without_its_constraint_field_is_classified_by_its_message() {
+        assert_eq!(
+            reraised("duplicate key value violates unique constraint \"tickets_code_hash_unique_102158\""),
+            StoreError::CodeTaken
+        );
+        assert_eq!(
+            reraised(
+                "duplicate key value violates unique constraint \"tickets_one_active_per_subject_102158\""
+            ),
+            StoreError::SubjectHasActiveTicket
+        );
+        assert_eq!(
+            reraised("duplicate key value violates unique constraint \"api_keys_key_hash_unique_102120\""),
+            StoreError::DuplicateSecret
+        );
+        assert!(matches!(
+            reraised("duplicate key value violates unique constraint \"holds_pkey_102200\""),
+            StoreError::Internal(_)
+        ));
+        assert!(matches!(
+            reraised("something else"),
+            StoreError::Internal(_)
+        ));
+    }
+
+    #[test]
+    fn a_shard_suffix_does_not_change_the_base_name() {
+        assert_eq!(
+            base_name("tickets_one_active_per_subject_102114"),
+            "tickets_one_active_per_subject"
+        );
+        assert_eq!(
+            base_name("tickets_code_hash_unique_7"),
+            "tickets_code_hash_unique"
+        );
+        assert_eq!(
+            base_name("tickets_code_hash_unique"),
+            "tickets_code_hash_unique"
+        );
+        assert_eq!(base_name("api_keys_pkey"), "api_keys_pkey");
+        assert_eq!(base_name("events_2026_12_pkey"), "events_2026_12_pkey");
+        assert_eq!(base_name("trailing_"), "trailing_");
+    }
 
     #[test]
     fn a_statement_timeout_is_unavailable_not_internal() {

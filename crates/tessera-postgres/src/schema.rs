@@ -138,3 +138,26 @@ diesel::allow_tables_to_appear_in_same_query!(
     tenant_counters,
     events,
 );
+
+// The directories route the lookups that start without a tenant (migration
+// 2026-12-01-000200_tenant_routed_lookups); on Citus they are reference tables.
+diesel::table! {
+    program_directory (program_id) {
+        program_id -> Text,
+        tenant_id -> Text,
+    }
+}
+
+diesel::table! {
+    legacy_api_key_directory (key_hash) {
+        key_hash -> Bytea,
+        tenant_id -> Text,
+    }
+}
+
+diesel::table! {
+    legacy_link_directory (link_hash) {
+        link_hash -> Bytea,
+        tenant_id -> Text,
+    }
+}

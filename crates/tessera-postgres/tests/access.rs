@@ -23,12 +23,17 @@ fn the_first_admin_key_is_found_by_its_hash() {
     let tenant = common::tenant(&f.store);
     let found = f
         .store
-        .find_api_key(hash(tenant.as_str()))
+        .find_api_key(Some(tenant.clone()), hash(tenant.as_str()))
         .unwrap()
         .unwrap();
     assert_eq!(found.tenant_id, tenant);
     assert_eq!(found.role, Role::Admin);
-    assert_eq!(f.store.find_api_key(hash("unknown")).unwrap(), None);
+    assert_eq!(
+        f.store
+            .find_api_key(Some(tenant.clone()), hash("unknown"))
+            .unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -48,12 +53,19 @@ fn keys_are_listed_oldest_first_and_deleted_keys_stop_working() {
         .collect();
     assert_eq!(names, ["admin", "early", "late"]);
     assert_eq!(
-        f.store.find_api_key(hash("late")).unwrap(),
+        f.store
+            .find_api_key(Some(tenant.clone()), hash("late"))
+            .unwrap(),
         Some(late.clone())
     );
 
     f.store.delete_api_key(&tenant, &late.id).unwrap();
-    assert_eq!(f.store.find_api_key(hash("late")).unwrap(), None);
+    assert_eq!(
+        f.store
+            .find_api_key(Some(tenant.clone()), hash("late"))
+            .unwrap(),
+        None
+    );
     assert_eq!(
         f.store.delete_api_key(&tenant, &late.id),
         Err(StoreError::NotFound)
@@ -61,19 +73,40 @@ fn keys_are_listed_oldest_first_and_deleted_keys_stop_working() {
 }
 
 #[test]
-fn a_duplicate_key_hash_is_a_duplicate_secret() {
+fn a_duplicate_key_hash_is_a_duplicate_secret_within_its_tenant() {
     let f = fixture();
     let tenant = common::tenant(&f.store);
     let other = common::tenant(&f.store);
-    f.store
-        .insert_api_key(&key(&tenant, "a", Role::Admin, 1), hash("same"))
-        .unwrap();
-    // Key hashes are unique across tenants: a key alone names its tenant.
+    let first = key(&tenant, "a", Role::Admin, 1);
+    f.store.insert_api_key(&first, hash("same")).unwrap();
     assert_eq!(
         f.store
-            .insert_api_key(&key(&other, "b", Role::Admin, 1), hash("same")),
+            .insert_api_key(&key(&tenant, "b", Role::Admin, 1), hash("same")),
         Err(StoreError::DuplicateSecret)
     );
+    // A key names its tenant (and its hash covers that name), so the index is
+    // per tenant; the same hash elsewhere finds only that tenant's key.
+    let elsewhere = key(&other, "c", Role::Issuer, 1);
+    f.store.insert_api_key(&elsewhere, hash("same")).unwrap();
+    assert_eq!(
+        f.store
+            .find_api_key(Some(tenant.clone()), hash("same"))
+            .unwrap(),
+        Some(first)
+    );
+    assert_eq!(
+        f.store
+            .find_api_key(Some(other.clone()), hash("same"))
+            .unwrap(),
+        Some(elsewhere)
+    );
+    // A routed lookup never falls back to another tenant or the legacy directory.
+    let third = common::tenant(&f.store);
+    assert_eq!(
+        f.store.find_api_key(Some(third), hash("same")).unwrap(),
+        None
+    );
+    assert_eq!(f.store.find_api_key(None, hash("same")).unwrap(), None);
 }
 
 #[test]

@@ -28,9 +28,12 @@ fn linked_ticket(
 /// What a link page's button does: resolve the link, then redeem its code hash.
 fn redeem_by_link(
     store: &PgStore,
+    tenant: &tessera_domain::TenantId,
     link: &str,
 ) -> Option<Result<tessera_app::model::Grant, RedemptionFailure>> {
-    let linked = store.find_by_link(hash(link)).unwrap()?;
+    let linked = store
+        .find_by_link(Some(tenant.clone()), hash(link))
+        .unwrap()?;
     let attempt = RedemptionAttempt {
         tenant_id: linked.program.tenant_id.clone(),
         program_id: linked.program.id.clone(),
@@ -56,13 +59,35 @@ fn a_link_finds_its_ticket_program_and_code_hash_and_nothing_else() {
         .issue(&new_ticket(&program, "code-2", |_| {}), now())
         .unwrap();
 
-    let found = f.store.find_by_link(hash("link-1")).unwrap().unwrap();
+    let found = f
+        .store
+        .find_by_link(Some(tenant.clone()), hash("link-1"))
+        .unwrap()
+        .unwrap();
     assert_eq!(found.view.ticket, new.ticket);
     assert_eq!(found.view.remaining(), 3);
     assert_eq!(found.program.id, program.id);
     assert_eq!(found.code_hash, hash("code-1"));
-    assert_eq!(f.store.find_by_link(hash("link-2")).unwrap(), None);
-    assert_eq!(f.store.find_by_link(hash("code-1")).unwrap(), None);
+    assert_eq!(
+        f.store
+            .find_by_link(Some(tenant.clone()), hash("link-2"))
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        f.store
+            .find_by_link(Some(tenant.clone()), hash("code-1"))
+            .unwrap(),
+        None
+    );
+    // Routed by tenant: another tenant, or the directory of older links, has no
+    // such link.
+    let other = common::tenant(&f.store);
+    assert_eq!(
+        f.store.find_by_link(Some(other), hash("link-1")).unwrap(),
+        None
+    );
+    assert_eq!(f.store.find_by_link(None, hash("link-1")).unwrap(), None);
 }
 
 #[test]
@@ -76,9 +101,16 @@ fn finding_a_link_writes_nothing() {
     let count_events = "SELECT count(*) AS n FROM events WHERE tenant_id = $1";
     let before = scalar(&f.db.pool(), count_events, &tenant);
     for _ in 0..3 {
-        f.store.find_by_link(hash("l")).unwrap().unwrap();
+        f.store
+            .find_by_link(Some(tenant.clone()), hash("l"))
+            .unwrap()
+            .unwrap();
     }
-    let found = f.store.find_by_link(hash("l")).unwrap().unwrap();
+    let found = f
+        .store
+        .find_by_link(Some(tenant.clone()), hash("l"))
+        .unwrap()
+        .unwrap();
     assert_eq!(found.view.ticket.redemptions, 0);
     assert_eq!(found.view.ticket.version, 1);
     assert_eq!(scalar(&f.db.pool(), count_events, &tenant), before);
@@ -96,10 +128,10 @@ fn a_single_use_link_is_redeemed_once_by_32_threads() {
     let barrier = Arc::new(Barrier::new(32));
     let results: Vec<_> = (0..32)
         .map(|_| {
-            let (store, barrier) = (store.clone(), barrier.clone());
+            let (store, barrier, tenant) = (store.clone(), barrier.clone(), tenant.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                redeem_by_link(&store, "link").unwrap()
+                redeem_by_link(&store, &tenant, "link").unwrap()
             })
         })
         .collect::<Vec<_>>()
@@ -154,10 +186,13 @@ fn replacing_revokes_the_subjects_active_ticket_in_the_same_transaction() {
         1
     );
     assert_eq!(
-        redeem_by_link(&f.store, "l1"),
+        redeem_by_link(&f.store, &tenant, "l1"),
         Some(Err(RedemptionFailure::TicketRevoked))
     );
-    assert!(matches!(redeem_by_link(&f.store, "l2"), Some(Ok(_))));
+    assert!(matches!(
+        redeem_by_link(&f.store, &tenant, "l2"),
+        Some(Ok(_))
+    ));
     // Another subject's ticket is left alone.
     let bob = new_ticket(&program, "c3", |t| t.subject = Some(subject("bob")));
     f.store.issue_replacing(&bob, now()).unwrap();

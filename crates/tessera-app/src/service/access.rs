@@ -17,7 +17,7 @@ impl Tessera {
             role,
             created_at: self.ports.clock.now(),
         };
-        (key, ApiKeySecret::generate())
+        (key, ApiKeySecret::generate(tenant_id))
     }
 }
 
@@ -30,7 +30,7 @@ impl AccessUseCases for Tessera {
         let key = self
             .ports
             .access
-            .find_api_key(hash)?
+            .find_api_key(presented_key.tenant(), hash)?
             .ok_or(AppError::Unauthorized)?;
         Ok(Principal {
             tenant_id: key.tenant_id,

@@ -13,7 +13,7 @@ impl Tessera {
         Ok(self
             .ports
             .links
-            .find_by_link(self.ports.hasher.link_hash(token))?)
+            .find_by_link(token.tenant(), self.ports.hasher.link_hash(token))?)
     }
 }
 

@@ -38,7 +38,10 @@ impl TicketUseCases for Tessera {
             .transpose()?;
         for _ in 0..SECRET_ATTEMPTS {
             let code = chosen.clone().unwrap_or_else(|| program.generate_code());
-            let link_token = program.url_prefix.as_ref().map(|_| LinkToken::generate());
+            let link_token = program
+                .url_prefix
+                .as_ref()
+                .map(|_| LinkToken::generate(tenant));
             let spec = NewTicketSpec {
                 email: request.email.clone(),
                 subject: request.subject.clone(),

@@ -26,7 +26,7 @@ fn created_tenant() -> CreatedTenant {
         },
         admin_key: CreatedKey {
             key: api_key(Role::Admin),
-            secret: ApiKeySecret::generate(),
+            secret: ApiKeySecret::generate(&tessera_domain::TenantId::generate()),
         },
     }
 }
@@ -119,7 +119,7 @@ async fn api_keys_are_created_with_their_secret_once() {
         .returning(|_, _, _| {
             Ok(CreatedKey {
                 key: api_key(Role::Issuer),
-                secret: ApiKeySecret::generate(),
+                secret: ApiKeySecret::generate(&tessera_domain::TenantId::generate()),
             })
         });
     let reply = send(

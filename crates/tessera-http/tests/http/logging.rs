@@ -88,7 +88,7 @@ fn secrets_logged_at_debug_are_redacted_by_their_types() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let code = Code::generate(Alphabet::Alphanumeric, TicketLength::try_from(12).unwrap());
-    let token = LinkToken::generate();
+    let token = LinkToken::generate(&tessera_domain::TenantId::generate());
     let prefix = UrlPrefix::try_from("https://t.example/r/".to_owned()).unwrap();
     let signed = SignedCode::join(&code, "c2lnbmF0dXJlLXBhcnQ");
     let issued = IssuedTicket {
@@ -122,7 +122,7 @@ fn secrets_logged_at_debug_are_redacted_by_their_types() {
         },
         access_token: AccessToken::new("eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln".to_owned(), 60),
     };
-    let key = ApiKeySecret::generate();
+    let key = ApiKeySecret::generate(&tessera_domain::TenantId::generate());
     let presented = PresentedApiKey::new(key.expose_secret());
     tracing::debug!(?request, ?issued, ?redemption, "whole values");
     tracing::debug!(code = %code, link = %token, signed = %signed, key = %key, presented = %presented, "fields");

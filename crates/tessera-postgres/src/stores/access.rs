@@ -3,6 +3,7 @@ use tessera_app::model::{ApiKey, SecretHash, Tenant};
 use tessera_app::ports::{AccessStore, StoreError, StoreResult};
 use tessera_domain::{ApiKeyId, TenantId};
 
+use super::directory;
 use crate::error::Outcome;
 use crate::models::ApiKeyRow;
 use crate::schema::{api_keys, tenants};
@@ -45,10 +46,21 @@ impl AccessStore for PgStore {
         self.with_conn(|conn| insert_key(conn, key, key_hash))
     }
 
-    fn find_api_key(&self, key_hash: SecretHash) -> StoreResult<Option<ApiKey>> {
+    fn find_api_key(
+        &self,
+        tenant: Option<TenantId>,
+        key_hash: SecretHash,
+    ) -> StoreResult<Option<ApiKey>> {
         self.with_conn(|conn| {
-            // Tenant-less by necessity: the presented key is what names the tenant.
+            let tenant = match tenant {
+                Some(tenant) => tenant,
+                None => match directory::legacy_key_tenant(conn, key_hash)? {
+                    Some(tenant) => tenant,
+                    None => return Ok(None),
+                },
+            };
             api_keys::table
+                .filter(api_keys::tenant_id.eq(tenant.as_str()))
                 .filter(api_keys::key_hash.eq(&key_hash.0[..]))
                 .select(ApiKeyRow::as_select())
                 .get_result(conn)
@@ -72,17 +84,19 @@ impl AccessStore for PgStore {
     }
 
     fn delete_api_key(&self, tenant: &TenantId, id: &ApiKeyId) -> StoreResult<()> {
-        self.with_conn(|conn| {
-            let deleted = diesel::delete(
+        self.in_transaction(|conn| {
+            let deleted: Option<Vec<u8>> = diesel::delete(
                 api_keys::table
                     .filter(api_keys::tenant_id.eq(tenant.as_str()))
                     .filter(api_keys::id.eq(id.as_str())),
             )
-            .execute(conn)?;
-            if deleted == 0 {
+            .returning(api_keys::key_hash)
+            .get_result(conn)
+            .optional()?;
+            let Some(hash) = deleted else {
                 return Err(StoreError::NotFound.into());
-            }
-            Ok(())
+            };
+            directory::forget_legacy_key(conn, tenant, &hash)
         })
     }
 }

@@ -7,7 +7,7 @@
 //! secret hash already exists (or repeats one earlier in the chunk); the rows it
 //! returns tell which were inserted, the rest are reported for a retry.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
@@ -26,7 +26,7 @@ use super::programs::find as find_program;
 use crate::error::Outcome;
 use crate::events::{record, Event};
 use crate::models::ProgramRow;
-use crate::schema::tickets;
+use crate::schema::{programs, tickets};
 
 /// Raises the counter by `count` iff all of them fit: the predicate, not Rust,
 /// enforces `maxTickets` under concurrency. Classifies a refusal by a read.
@@ -116,28 +116,25 @@ struct Inserted {
 }
 
 /// One chunk as one statement, `{conflict}` being the `ON CONFLICT` target.
-/// `exclusive_subject` is derived in SQL from the program's
-/// `one_active_per_subject`, exactly as single issuance sets it; the lookup runs
-/// only for rows with a subject (none in a batch).
+/// `exclusive_subject` comes bound like every other column (see
+/// `exclusive_subjects`): a subquery correlated with the rows of `unnest` is what
+/// Citus refuses to plan ("correlated subqueries are not supported when the FROM
+/// clause contains a set returning function").
 fn insert_chunk_sql(conflict: &str) -> String {
     format!(
         "INSERT INTO tickets (tenant_id, id, program_id, code_hash, link_hash, email, \
          email_normalized, subject, exclusive_subject, max_redemptions, redemptions, state, \
          failed_attempts, payload, last_redeemed_at, last_failed_at, created_at, version) \
          SELECT s.tenant_id, s.id, s.program_id, s.code_hash, s.link_hash, s.email, \
-         s.email_normalized, s.subject, \
-         CASE WHEN s.subject IS NULL THEN NULL \
-         WHEN EXISTS (SELECT 1 FROM programs p WHERE p.tenant_id = s.tenant_id \
-         AND p.id = s.program_id AND p.one_active_per_subject) THEN s.subject END, \
-         s.max_redemptions, s.redemptions, s.state, s.failed_attempts, s.payload, \
+         s.email_normalized, s.subject, s.exclusive_subject, s.max_redemptions, s.redemptions, s.state, s.failed_attempts, s.payload, \
          s.last_redeemed_at, s.last_failed_at, s.created_at, s.version \
          FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], \
          $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], \
          $12::bigint[], $13::text[], $14::timestamptz[], $15::timestamptz[], \
-         $16::timestamptz[], $17::bigint[]) \
+         $16::timestamptz[], $17::bigint[], $18::text[]) \
          AS s(tenant_id, id, program_id, code_hash, link_hash, email, email_normalized, \
          subject, max_redemptions, redemptions, state, failed_attempts, payload, \
-         last_redeemed_at, last_failed_at, created_at, version) \
+         last_redeemed_at, last_failed_at, created_at, version, exclusive_subject) \
          ON CONFLICT {conflict} DO NOTHING \
          RETURNING id, code_hash"
     )
@@ -190,6 +187,7 @@ pub(crate) fn insert_reserved(
     let failed_at: Vec<Option<DateTime<Utc>>> = column(tickets, |n| n.ticket.last_failed_at);
     let created_at: Vec<DateTime<Utc>> = column(tickets, |n| n.ticket.created_at);
     let versions: Vec<i64> = column(tickets, |n| n.ticket.version);
+    let exclusive = exclusive_subjects(conn, tickets)?;
 
     let code_only = tickets
         .iter()
@@ -214,6 +212,7 @@ pub(crate) fn insert_reserved(
         .bind::<Array<Nullable<Timestamptz>>, _>(failed_at)
         .bind::<Array<Timestamptz>, _>(created_at)
         .bind::<Array<BigInt>, _>(versions)
+        .bind::<Array<Nullable<Text>>, _>(exclusive)
         .load::<Inserted>(conn)?;
     // A returned (id, code hash) accounts for exactly one input row, the first
     // with that pair: a later identical row can only have clashed with it.
@@ -243,13 +242,52 @@ pub(crate) fn insert_reserved(
     Ok(skipped)
 }
 
+/// Each row's `exclusive_subject`: its subject iff its program is
+/// one-active-per-subject, exactly as single issuance sets it. The flag is fixed
+/// when a program is made (no update changes it), so reading it first decides
+/// nothing a concurrent writer could change; it is read once per program, and
+/// only for rows with a subject (none in a batch or an import).
+fn exclusive_subjects(
+    conn: &mut PgConnection,
+    tickets: &[NewTicket],
+) -> Outcome<Vec<Option<String>>> {
+    let mut flags: HashMap<(&str, &str), bool> = HashMap::new();
+    let mut exclusive = Vec::with_capacity(tickets.len());
+    for new in tickets {
+        let Some(subject) = &new.ticket.subject else {
+            exclusive.push(None);
+            continue;
+        };
+        let key = (
+            new.ticket.tenant_id.as_str(),
+            new.ticket.program_id.as_str(),
+        );
+        let flag = match flags.get(&key) {
+            Some(&flag) => flag,
+            None => {
+                let flag = programs::table
+                    .filter(programs::tenant_id.eq(key.0))
+                    .filter(programs::id.eq(key.1))
+                    .select(programs::one_active_per_subject)
+                    .get_result::<bool>(conn)
+                    .optional()?
+                    .unwrap_or(false);
+                flags.insert(key, flag);
+                flag
+            }
+        };
+        exclusive.push(flag.then(|| subject.as_str().to_owned()));
+    }
+    Ok(exclusive)
+}
+
 /// Whether the ticket's code hash (in its tenant) or link hash is already stored.
 fn secret_exists(conn: &mut PgConnection, new: &NewTicket) -> Outcome<bool> {
     let code = tickets::table
         .filter(tickets::tenant_id.eq(new.ticket.tenant_id.as_str()))
         .filter(tickets::code_hash.eq(&new.code_hash.0[..]));
-    // Tenant-less by necessity, as the link's unique index: a link names no tenant.
-    let link =
-        tickets::table.filter(tickets::link_hash.eq(new.link_hash.as_ref().map(|h| &h.0[..])));
+    let link = tickets::table
+        .filter(tickets::tenant_id.eq(new.ticket.tenant_id.as_str()))
+        .filter(tickets::link_hash.eq(new.link_hash.as_ref().map(|h| &h.0[..])));
     Ok(diesel::select(exists(code).or(exists(link))).get_result(conn)?)
 }

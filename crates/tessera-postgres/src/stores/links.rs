@@ -5,6 +5,9 @@ use tessera_app::links::{LinkStore, LinkedTicket};
 use tessera_app::model::SecretHash;
 use tessera_app::ports::StoreResult;
 
+use tessera_domain::TenantId;
+
+use super::directory;
 use super::programs::find as find_program;
 use super::tickets::ticket_views;
 use crate::error::corrupt;
@@ -13,12 +16,23 @@ use crate::schema::tickets;
 use crate::PgStore;
 
 impl LinkStore for PgStore {
-    fn find_by_link(&self, link_hash: SecretHash) -> StoreResult<Option<LinkedTicket>> {
-        // One of the three tenant-less lookups (the unique index on link_hash):
-        // a link carries nothing but its token. Read-only; the redemption that
-        // may follow is the code path's conditional statement.
+    fn find_by_link(
+        &self,
+        tenant: Option<TenantId>,
+        link_hash: SecretHash,
+    ) -> StoreResult<Option<LinkedTicket>> {
+        // Read-only; the redemption that may follow is the code path's
+        // conditional statement.
         self.with_conn(|conn| {
+            let tenant = match tenant {
+                Some(tenant) => tenant,
+                None => match directory::legacy_link_tenant(conn, link_hash)? {
+                    Some(tenant) => tenant,
+                    None => return Ok(None),
+                },
+            };
             let found: Option<(TicketRow, Vec<u8>)> = ticket_views()
+                .filter(tickets::tenant_id.eq(tenant.as_str()))
                 .filter(tickets::link_hash.eq(&link_hash.0[..]))
                 .select((TicketRow::as_select(), tickets::code_hash))
                 .get_result(conn)

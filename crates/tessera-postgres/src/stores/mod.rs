@@ -2,6 +2,7 @@
 
 mod access;
 mod batch;
+mod directory;
 mod event_feed;
 mod health;
 mod idempotency;

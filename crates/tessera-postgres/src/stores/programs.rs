@@ -7,7 +7,7 @@ use tessera_app::model::Page;
 use tessera_app::ports::{ProgramStore, StoreError, StoreResult};
 use tessera_domain::{EventType, PageRequest, Program, ProgramId, TenantId};
 
-use super::limit_offset;
+use super::{directory, limit_offset};
 use crate::error::Outcome;
 use crate::events::{record, Event};
 use crate::models::{total, ProgramRow};
@@ -78,6 +78,7 @@ impl ProgramStore for PgStore {
     fn insert(&self, program: &Program) -> StoreResult<()> {
         self.in_transaction(|conn| {
             insert_program(conn, program)?;
+            directory::add_program(conn, &program.tenant_id, &program.id)?;
             record(
                 conn,
                 Event {
@@ -98,15 +99,11 @@ impl ProgramStore for PgStore {
 
     fn locate(&self, id: &ProgramId) -> StoreResult<Option<Program>> {
         self.with_conn(|conn| {
-            // Tenant-less by necessity (unique index programs_id_unique): a public
-            // redemption names only the program.
-            programs::table
-                .filter(programs::id.eq(id.as_str()))
-                .select(ProgramRow::as_select())
-                .get_result(conn)
-                .optional()?
-                .map(ProgramRow::into_domain)
-                .transpose()
+            // A public redemption names only the program: its tenant comes first.
+            match directory::program_tenant(conn, id)? {
+                Some(tenant) => find(conn, &tenant, id),
+                None => Ok(None),
+            }
         })
     }
 
@@ -191,6 +188,7 @@ impl ProgramStore for PgStore {
             if deleted == 0 {
                 return Err(StoreError::NotFound.into());
             }
+            directory::remove_program(conn, tenant, id)?;
             record(
                 conn,
                 Event {

@@ -2,6 +2,7 @@
 //! `events_webhook_outbox` trigger (migration `webhooks`), in the transaction of
 //! the change whose event they carry; this file reads and advances them.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -97,6 +98,45 @@ impl DeliveryRow {
             created_at: self.created_at,
         })
     }
+}
+
+#[derive(Debug, QueryableByName)]
+struct DueKey {
+    #[diesel(sql_type = Text)]
+    tenant_id: String,
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+/// Claims those of `ids` that are still due, in one tenant, by one conditional
+/// UPDATE: the predicate decides. A replica that claims a row first moves its
+/// `next_attempt_at` (the lease); another one's UPDATE of that row waits for the
+/// row lock, re-checks `next_attempt_at <= now()` against the moved value and
+/// leaves it. The row locks last only while the statement runs.
+fn claim_in_tenant(
+    conn: &mut diesel::PgConnection,
+    tenant: &str,
+    ids: &[String],
+    lease: Duration,
+) -> Outcome<Vec<DueDelivery>> {
+    sql_query(
+        "UPDATE webhook_deliveries d \
+         SET attempts = d.attempts + 1, \
+             next_attempt_at = now() + $3 * interval '1 millisecond' \
+         FROM webhooks w \
+         WHERE d.tenant_id = $1 AND d.id = ANY ($2) \
+           AND d.state = 'pending' AND d.next_attempt_at <= now() \
+           AND w.tenant_id = d.tenant_id AND w.id = d.webhook_id \
+         RETURNING d.tenant_id, d.id, w.url, d.payload::text AS payload, d.attempts, \
+                   w.secret_ciphertext",
+    )
+    .bind::<Text, _>(tenant)
+    .bind::<Array<Text>, _>(ids)
+    .bind::<BigInt, _>(millis(lease))
+    .load::<DueRow>(conn)?
+    .into_iter()
+    .map(DueRow::into_model)
+    .collect()
 }
 
 #[derive(Debug, QueryableByName)]
@@ -291,33 +331,25 @@ impl WebhookStore for PgStore {
 
     fn claim_due(&self, limit: u32, lease: Duration) -> StoreResult<Vec<DueDelivery>> {
         self.with_conn(|conn| {
-            // Cross-tenant by nature: one worker serves every tenant, so this
-            // statement alone is not scoped by tenant (it reads the
-            // webhook_deliveries_pending index). One statement, so its row locks
-            // last only while it runs: SKIP LOCKED keeps two replicas off the same
-            // rows, and the moved `next_attempt_at` is the lease that keeps them
-            // off afterwards, until the attempt is recorded or the lease ends.
-            sql_query(
-                "WITH due AS ( \
-                     SELECT tenant_id, id FROM webhook_deliveries \
-                     WHERE state = 'pending' AND next_attempt_at <= now() \
-                     ORDER BY next_attempt_at LIMIT $1 \
-                     FOR UPDATE SKIP LOCKED) \
-                 UPDATE webhook_deliveries d \
-                 SET attempts = d.attempts + 1, \
-                     next_attempt_at = now() + $2 * interval '1 millisecond' \
-                 FROM due, webhooks w \
-                 WHERE d.tenant_id = due.tenant_id AND d.id = due.id \
-                   AND w.tenant_id = d.tenant_id AND w.id = d.webhook_id \
-                 RETURNING d.tenant_id, d.id, w.url, d.payload::text AS payload, d.attempts, \
-                           w.secret_ciphertext",
+            // Cross-tenant by nature: one worker serves every tenant, so the
+            // candidates are read without a tenant (the webhook_deliveries_pending
+            // index) and without a lock: Citus plans no FOR UPDATE across shards.
+            let candidates = sql_query(
+                "SELECT tenant_id, id FROM webhook_deliveries \
+                 WHERE state = 'pending' AND next_attempt_at <= now() \
+                 ORDER BY next_attempt_at LIMIT $1",
             )
             .bind::<BigInt, _>(i64::from(limit))
-            .bind::<BigInt, _>(millis(lease))
-            .load::<DueRow>(conn)?
-            .into_iter()
-            .map(DueRow::into_model)
-            .collect()
+            .load::<DueKey>(conn)?;
+            let mut by_tenant: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for key in candidates {
+                by_tenant.entry(key.tenant_id).or_default().push(key.id);
+            }
+            let mut claimed = Vec::new();
+            for (tenant, ids) in by_tenant {
+                claimed.extend(claim_in_tenant(conn, &tenant, &ids, lease)?);
+            }
+            Ok(claimed)
         })
     }
 
@@ -348,25 +380,36 @@ impl WebhookStore for PgStore {
         self.with_conn(|conn| {
             // Past the horizon the delivery fails for good; otherwise it is due
             // again after the back-off (which also ends this replica's lease).
-            sql_query(
-                "UPDATE webhook_deliveries \
-                 SET last_status = $3, last_error = $4, \
-                     state = CASE WHEN now() + $5 * interval '1 millisecond' \
-                                       > created_at + $6 * interval '1 millisecond' \
-                                  THEN 'failed' ELSE 'pending' END, \
-                     next_attempt_at = CASE WHEN now() + $5 * interval '1 millisecond' \
-                                                 > created_at + $6 * interval '1 millisecond' \
-                                            THEN NULL \
-                                            ELSE now() + $5 * interval '1 millisecond' END \
-                 WHERE tenant_id = $1 AND id = $2 AND state = 'pending'",
-            )
-            .bind::<Text, _>(tenant.as_str())
-            .bind::<Text, _>(id.as_str())
-            .bind::<Nullable<Integer>, _>(failure.status.map(i32::from))
-            .bind::<Text, _>(truncated(&failure.error))
-            .bind::<BigInt, _>(millis(retry_in))
-            .bind::<BigInt, _>(millis(horizon))
-            .execute(conn)?;
+            // Two conditional statements whose predicates exclude each other,
+            // rather than one with `CASE WHEN now() …`: Citus refuses non-immutable
+            // functions inside CASE.
+            let retry = "now() + $5 * interval '1 millisecond'";
+            let ends = "created_at + $6 * interval '1 millisecond'";
+            let statements = [
+                format!(
+                    "UPDATE webhook_deliveries \
+                     SET last_status = $3, last_error = $4, state = 'failed', next_attempt_at = NULL \
+                     WHERE tenant_id = $1 AND id = $2 AND state = 'pending' AND {retry} > {ends}"
+                ),
+                format!(
+                    "UPDATE webhook_deliveries \
+                     SET last_status = $3, last_error = $4, next_attempt_at = {retry} \
+                     WHERE tenant_id = $1 AND id = $2 AND state = 'pending' AND {retry} <= {ends}"
+                ),
+            ];
+            for statement in statements {
+                let updated = sql_query(statement)
+                    .bind::<Text, _>(tenant.as_str())
+                    .bind::<Text, _>(id.as_str())
+                    .bind::<Nullable<Integer>, _>(failure.status.map(i32::from))
+                    .bind::<Text, _>(truncated(&failure.error))
+                    .bind::<BigInt, _>(millis(retry_in))
+                    .bind::<BigInt, _>(millis(horizon))
+                    .execute(conn)?;
+                if updated > 0 {
+                    break;
+                }
+            }
             Ok(())
         })
     }

@@ -29,9 +29,9 @@ fn authenticate_finds_the_key_by_the_hash_of_the_presented_secret() {
     let found = key.clone();
     h.access
         .expect_find_api_key()
-        .with(eq(api_key_hash_of("tsk_presented")))
+        .with(eq(None), eq(api_key_hash_of("tsk_presented")))
         .times(1)
-        .returning(move |_| Ok(Some(found.clone())));
+        .returning(move |_, _| Ok(Some(found.clone())));
     let principal = h
         .build()
         .authenticate(&PresentedApiKey::new("tsk_presented"));
@@ -46,12 +46,33 @@ fn authenticate_finds_the_key_by_the_hash_of_the_presented_secret() {
 }
 
 #[test]
+fn authenticate_looks_a_routed_key_up_in_the_tenant_it_names() {
+    let key = stored_key(Role::Admin);
+    let secret = tessera_domain::ApiKeySecret::generate(&key.tenant_id);
+    let mut h = Harness::new();
+    let found = key.clone();
+    h.access
+        .expect_find_api_key()
+        .with(
+            eq(Some(key.tenant_id.clone())),
+            eq(api_key_hash_of(secret.expose_secret())),
+        )
+        .times(1)
+        .returning(move |_, _| Ok(Some(found.clone())));
+    let principal = h
+        .build()
+        .authenticate(&PresentedApiKey::new(secret.expose_secret()))
+        .expect("authenticated");
+    assert_eq!(principal.tenant_id, key.tenant_id);
+}
+
+#[test]
 fn authenticate_refuses_an_unknown_key_as_unauthorized() {
     let mut h = Harness::new();
     h.access
         .expect_find_api_key()
         .times(1)
-        .returning(|_| Ok(None));
+        .returning(|_, _| Ok(None));
     assert_eq!(
         h.build().authenticate(&PresentedApiKey::new("tsk_unknown")),
         Err(AppError::Unauthorized)
@@ -63,7 +84,7 @@ fn authenticate_reports_an_unreachable_database_as_unavailable() {
     let mut h = Harness::new();
     h.access
         .expect_find_api_key()
-        .returning(|_| Err(StoreError::Unavailable("down".to_owned())));
+        .returning(|_, _| Err(StoreError::Unavailable("down".to_owned())));
     assert_eq!(
         h.build().authenticate(&PresentedApiKey::new("tsk_x")),
         Err(AppError::Unavailable)
@@ -94,6 +115,11 @@ fn create_tenant_stores_an_admin_key_whose_secret_hashes_to_the_stored_hash() {
     assert_eq!(stored_key.tenant_id, created.tenant.id);
     assert_eq!(stored_key.name.as_str(), "admin");
     assert!(created.admin_key.secret.expose_secret().starts_with("tsk_"));
+    assert_eq!(
+        PresentedApiKey::new(created.admin_key.secret.expose_secret()).tenant(),
+        Some(created.tenant.id.clone()),
+        "the key routes to its tenant"
+    );
     assert_eq!(
         stored_hash,
         api_key_hash_of(created.admin_key.secret.expose_secret())

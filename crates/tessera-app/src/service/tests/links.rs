@@ -32,8 +32,8 @@ fn linked(program: &Program) -> LinkedTicket {
 fn expect_link(h: &mut Harness, token: &LinkToken, found: LinkedTicket) {
     h.links
         .expect_find_by_link()
-        .with(eq(link_hash_of(token.expose_secret())))
-        .returning(move |_| Ok(Some(found.clone())));
+        .with(eq(token.tenant()), eq(link_hash_of(token.expose_secret())))
+        .returning(move |_, _| Ok(Some(found.clone())));
 }
 
 fn press(token: &LinkToken) -> LinkRedeemRequest {
@@ -47,7 +47,7 @@ fn press(token: &LinkToken) -> LinkRedeemRequest {
 #[test]
 fn viewing_a_link_shows_what_it_grants_and_touches_no_redemption() {
     let program = url_program();
-    let token = LinkToken::generate();
+    let token = LinkToken::generate(&program.tenant_id);
     let mut h = Harness::new();
     let mut found = linked(&program);
     found.view.ticket.redemptions = 40;
@@ -65,9 +65,9 @@ fn viewing_a_link_shows_what_it_grants_and_touches_no_redemption() {
 #[test]
 fn unknown_revoked_used_up_and_ended_links_are_not_found() {
     let program = url_program();
-    let token = LinkToken::generate();
+    let token = LinkToken::generate(&program.tenant_id);
     let mut h = Harness::new();
-    h.links.expect_find_by_link().returning(|_| Ok(None));
+    h.links.expect_find_by_link().returning(|_, _| Ok(None));
     assert_eq!(h.build().view_link(&token), Err(AppError::NotFound));
 
     let mut revoked = linked(&program);
@@ -94,7 +94,7 @@ fn unknown_revoked_used_up_and_ended_links_are_not_found() {
 #[test]
 fn a_locked_or_not_yet_valid_link_still_shows_its_page() {
     let program = url_program();
-    let token = LinkToken::generate();
+    let token = LinkToken::generate(&program.tenant_id);
     let mut locked = linked(&program);
     locked.view.ticket.state = TicketState::Locked;
     let mut early = linked(&program);
@@ -112,7 +112,7 @@ fn a_locked_or_not_yet_valid_link_still_shows_its_page() {
 #[test]
 fn pressing_the_button_redeems_the_linked_code_hash_with_the_typed_email() {
     let program = url_program();
-    let token = LinkToken::generate();
+    let token = LinkToken::generate(&program.tenant_id);
     let mut h = Harness::new();
     let found = linked(&program);
     let code_hash: SecretHash = found.code_hash;
@@ -135,7 +135,7 @@ fn pressing_the_button_redeems_the_linked_code_hash_with_the_typed_email() {
 #[test]
 fn every_failure_of_a_link_is_an_invalid_code() {
     let program = url_program();
-    let token = LinkToken::generate();
+    let token = LinkToken::generate(&program.tenant_id);
     for reason in EVERY_FAILURE {
         let mut h = Harness::new();
         expect_link(&mut h, &token, linked(&program));
@@ -150,12 +150,12 @@ fn every_failure_of_a_link_is_an_invalid_code() {
 
 #[test]
 fn an_unknown_or_malformed_link_fails_without_a_redemption() {
-    let token = LinkToken::generate();
+    let token = LinkToken::generate(&tessera_domain::TenantId::generate());
     let mut h = Harness::new();
     h.links
         .expect_find_by_link()
         .times(1)
-        .returning(|_| Ok(None));
+        .returning(|_, _| Ok(None));
     let app = h.build();
     assert_eq!(app.redeem_link(press(&token)), Err(AppError::InvalidCode));
     let malformed = LinkRedeemRequest {
@@ -168,7 +168,7 @@ fn an_unknown_or_malformed_link_fails_without_a_redemption() {
 #[test]
 fn link_failures_count_towards_the_throttle_and_then_nothing_is_evaluated() {
     let program = url_program();
-    let token = LinkToken::generate();
+    let token = LinkToken::generate(&program.tenant_id);
     let mut h = Harness::new();
     h.limits = Limits {
         redeem_failures_per_minute: 3,
@@ -193,13 +193,13 @@ fn link_failures_count_towards_the_throttle_and_then_nothing_is_evaluated() {
 
 #[test]
 fn unknown_links_count_against_the_client_too() {
-    let token = LinkToken::generate();
+    let token = LinkToken::generate(&tessera_domain::TenantId::generate());
     let mut h = Harness::new();
     h.limits = Limits {
         redeem_failures_per_minute: 2,
         ..Limits::default()
     };
-    h.links.expect_find_by_link().returning(|_| Ok(None));
+    h.links.expect_find_by_link().returning(|_, _| Ok(None));
     let app = h.build();
     for _ in 0..2 {
         assert_eq!(app.redeem_link(press(&token)), Err(AppError::InvalidCode));
