@@ -292,30 +292,42 @@ pub struct PoolState {
     pub in_use: u32,
 }
 
-/// Finished deliveries deleted per statement: a short lock each, however long
-/// the history grew.
-const PRUNE_CHUNK: i64 = 10_000;
+/// Finished deliveries are deleted an hour of creation time per statement: a
+/// short lock each, however long the history grew, and a plain delete by time,
+/// which Citus runs on every shard (a `LIMIT` subquery it would refuse).
+const PRUNE_SLICE: chrono::Duration = chrono::Duration::hours(1);
+
+#[derive(diesel::QueryableByName)]
+struct Oldest {
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    oldest: Option<DateTime<Utc>>,
+}
 
 impl PgStore {
     /// Deletes the finished (delivered or failed) webhook deliveries created
-    /// before `before`, in chunks, each its own short transaction; pending ones stay
-    /// until they finish. How many went.
+    /// before `before`, oldest hour first, each slice its own short transaction;
+    /// pending ones stay until they finish. How many went.
     fn prune_finished_deliveries(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         self.with_conn(|conn| {
             let mut pruned = 0u64;
             loop {
-                let deleted = sql_query(
-                    "DELETE FROM webhook_deliveries WHERE (tenant_id, id) IN ( \
-                       SELECT tenant_id, id FROM webhook_deliveries \
-                       WHERE state <> 'pending' AND created_at < $1 LIMIT $2)",
+                let oldest = sql_query(
+                    "SELECT min(created_at) AS oldest FROM webhook_deliveries \
+                     WHERE state <> 'pending' AND created_at < $1",
                 )
                 .bind::<Timestamptz, _>(before)
-                .bind::<BigInt, _>(PRUNE_CHUNK)
+                .get_result::<Oldest>(conn)?
+                .oldest;
+                let Some(oldest) = oldest else {
+                    return Ok(pruned);
+                };
+                let slice_end = (oldest + PRUNE_SLICE).min(before);
+                let deleted = sql_query(
+                    "DELETE FROM webhook_deliveries WHERE state <> 'pending' AND created_at < $1",
+                )
+                .bind::<Timestamptz, _>(slice_end)
                 .execute(conn)?;
                 pruned += deleted as u64;
-                if (deleted as i64) < PRUNE_CHUNK {
-                    return Ok(pruned);
-                }
             }
         })
     }
