@@ -83,7 +83,7 @@ fn classify(error: &DieselError) -> StoreError {
 }
 
 /// libpq reports a lost server through plain messages rather than a distinct kind.
-fn is_connection_loss(message: &str) -> bool {
+pub(crate) fn is_connection_loss(message: &str) -> bool {
     [
         "server closed the connection",
         "terminating connection",
