@@ -318,6 +318,7 @@ fn metrics_hold_the_listed_names_by_route_pattern_and_no_secret() {
         "tessera_redemptions_total{outcome=\"ticket_not_found\"} 1",
         "tessera_db_pool_connections{state=\"idle\"}",
         "tessera_db_pool_connections{state=\"in_use\"}",
+        "tessera_group_commit_batch_size_count{kind=\"redemptions\"}",
         "tessera_webhook_deliveries_pending 0",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",

@@ -132,3 +132,107 @@ fn what_was_acknowledged_survives_a_restart() {
         "keys survive too"
     );
 }
+
+/// One public redemption that may meet a dead server: `None` when no answer came.
+fn try_redeem(base_url: &str, program_id: &str, code: &str) -> Option<(u16, serde_json::Value)> {
+    let body = json!({"programId": program_id, "code": code}).to_string();
+    let answer = ureq::post(&format!("{base_url}/v1/redeem"))
+        .timeout(std::time::Duration::from_secs(30))
+        .set("Content-Type", "application/json")
+        .send_string(&body);
+    let response = match answer {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+        Err(_) => return None,
+    };
+    let status = response.status();
+    let text = response.into_string().ok()?;
+    Some((status, serde_json::from_str(&text).unwrap_or_default()))
+}
+
+#[test]
+fn a_kill_under_batched_load_loses_no_acknowledged_redemption() {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    const LIMIT: i64 = 100_000;
+    let database = TestDatabase::new();
+    // Group commit on, batches of up to 16 over two executors.
+    let env = [
+        ("TESSERA_GROUP_COMMIT_EXECUTORS", "2"),
+        ("TESSERA_GROUP_COMMIT_MAX_BATCH", "16"),
+    ];
+    let server = Server::start_with(&database, &env);
+    let (_, admin_key) = server.create_tenant("Kill");
+    let admin = server.client(Some(&admin_key));
+    let (_, program) = admin.post(
+        "/v1/programs",
+        program_body(json!({"maxRedemptions": LIMIT})),
+    );
+    let program_id = program["id"].as_str().unwrap().to_owned();
+    let codes: Vec<String> = (0..8)
+        .map(|_| {
+            let (status, issued) =
+                admin.post(&format!("/v1/programs/{program_id}/tickets"), json!({}));
+            assert_eq!(status, 201, "{issued}");
+            issued["code"].as_str().unwrap().to_owned()
+        })
+        .collect();
+
+    // 32 clients redeem until the server dies; each 200 is an acknowledgement.
+    let acknowledged: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let dead = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..32)
+        .map(|client| {
+            let (base, program_id, codes) =
+                (server.base_url.clone(), program_id.clone(), codes.clone());
+            let (acknowledged, answered, dead) =
+                (acknowledged.clone(), answered.clone(), dead.clone());
+            std::thread::spawn(move || {
+                let mut n = client;
+                while !dead.load(Ordering::SeqCst) {
+                    n += 1;
+                    match try_redeem(&base, &program_id, &codes[n % codes.len()]) {
+                        Some((200, body)) => {
+                            acknowledged.lock().unwrap().push(body);
+                            answered.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Some((status, body)) => panic!("{status}: {body}"),
+                        None => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    while answered.load(Ordering::SeqCst) < 300 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop(server); // SIGKILL mid-load: batches in flight die with it
+    dead.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().unwrap();
+    }
+
+    let restarted = Server::start_with(&database, &env);
+    let admin = restarted.client(Some(&admin_key));
+    let mut lowest_remaining: HashMap<String, (i64, usize)> = HashMap::new();
+    for body in acknowledged.lock().unwrap().iter() {
+        let ticket = body["ticketId"].as_str().unwrap().to_owned();
+        let remaining = body["remaining"].as_i64().unwrap();
+        let entry = lowest_remaining.entry(ticket).or_insert((LIMIT, 0));
+        *entry = (entry.0.min(remaining), entry.1 + 1);
+    }
+    assert!(lowest_remaining.len() > 1, "the load spread over tickets");
+    for (ticket, (remaining, acks)) in lowest_remaining {
+        let (status, view) = admin.get(&format!("/v1/tickets/{ticket}"));
+        assert_eq!(status, 200, "{view}");
+        let redemptions = view["redemptions"].as_i64().unwrap();
+        // The acknowledgement that left `remaining` uses was the
+        // (LIMIT - remaining)-th use: all of them, at least, are in the database.
+        assert!(
+            redemptions >= LIMIT - remaining && redemptions >= acks as i64,
+            "{ticket}: {redemptions} in the database, {acks} acknowledged, lowest remaining {remaining}"
+        );
+    }
+}

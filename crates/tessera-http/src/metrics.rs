@@ -22,6 +22,7 @@ pub const HTTP_REQUESTS: &str = "tessera_http_requests_total";
 pub const HTTP_DURATION: &str = "tessera_http_request_duration_seconds";
 pub const REDEMPTIONS: &str = "tessera_redemptions_total";
 pub const DB_POOL: &str = "tessera_db_pool_connections";
+pub const GROUP_COMMIT_BATCH: &str = "tessera_group_commit_batch_size";
 pub const WEBHOOK_PENDING: &str = "tessera_webhook_deliveries_pending";
 pub const CPU_SECONDS: &str = "process_cpu_seconds_total";
 pub const RESIDENT_BYTES: &str = "process_resident_memory_bytes";
@@ -41,6 +42,10 @@ const FAILURES: [RedemptionFailure; 9] = [
     RedemptionFailure::ProgramEnded,
 ];
 
+/// The batch kinds the persistence adapter reports (`tessera_postgres::BatchKind`).
+const BATCH_KINDS: [&str; 2] = ["redemptions", "standalone_uses"];
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 const DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -51,6 +56,7 @@ pub type PoolSampler = Arc<dyn Fn() -> (u32, u32) + Send + Sync>;
 struct Installed {
     handle: PrometheusHandle,
     outcomes: HashMap<&'static str, Counter>,
+    batches: HashMap<&'static str, Histogram>,
 }
 
 static INSTALLED: OnceLock<Option<Installed>> = OnceLock::new();
@@ -62,6 +68,8 @@ fn installed() -> Option<&'static Installed> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), DURATION_BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(Matcher::Full(GROUP_COMMIT_BATCH.to_owned()), BATCH_BUCKETS)
                 .ok()?;
             let handle = match builder.install_recorder() {
                 Ok(handle) => handle,
@@ -77,6 +85,10 @@ fn installed() -> Option<&'static Installed> {
                 "Redemptions by outcome (redeemed or the failure reason)"
             );
             metrics::describe_gauge!(DB_POOL, "Database pool connections by state");
+            metrics::describe_histogram!(
+                GROUP_COMMIT_BATCH,
+                "Members per group commit statement, by kind (redemptions, standalone uses)"
+            );
             metrics::describe_gauge!(
                 WEBHOOK_PENDING,
                 "Webhook deliveries waiting to be delivered"
@@ -96,7 +108,20 @@ fn installed() -> Option<&'static Installed> {
             for state in ["idle", "in_use"] {
                 metrics::gauge!(DB_POOL, "state" => state).set(0.0);
             }
-            Some(Installed { handle, outcomes })
+            let batches = BATCH_KINDS
+                .into_iter()
+                .map(|kind| {
+                    (
+                        kind,
+                        metrics::histogram!(GROUP_COMMIT_BATCH, "kind" => kind),
+                    )
+                })
+                .collect();
+            Some(Installed {
+                handle,
+                outcomes,
+                batches,
+            })
         })
         .as_ref()
 }
@@ -139,6 +164,13 @@ pub fn record_redemption(outcome: Result<(), RedemptionFailure>) {
     };
     if let Some(counter) = installed().and_then(|m| m.outcomes.get(label)) {
         counter.increment(1);
+    }
+}
+
+/// Records the size of one group commit batch of `kind` (the executors call it).
+pub fn record_group_commit_batch(kind: &str, size: usize) {
+    if let Some(histogram) = installed().and_then(|m| m.batches.get(kind)) {
+        histogram.record(size as f64);
     }
 }
 

@@ -108,7 +108,7 @@ pub(crate) fn base_name(name: &str) -> &str {
 }
 
 /// libpq reports a lost server through plain messages rather than a distinct kind.
-fn is_connection_loss(message: &str) -> bool {
+pub(crate) fn is_connection_loss(message: &str) -> bool {
     [
         "server closed the connection",
         "terminating connection",

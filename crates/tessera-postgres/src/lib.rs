@@ -7,6 +7,7 @@
 
 mod error;
 mod events;
+mod group_commit;
 mod models;
 mod schema;
 mod setup;
@@ -14,6 +15,7 @@ mod stores;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+pub use group_commit::{BatchKind, BatchObserver, GroupCommit, GroupCommitSettings};
 pub use setup::{
     connect, connect_with_timeout, ensure_database, run_migrations, SetupError,
     DEFAULT_STATEMENT_TIMEOUT, MIGRATIONS,

@@ -9,7 +9,7 @@ use tessera_crypto::envelope::{self, OpenedWith, RootStatus};
 use tessera_crypto::{load_or_create_master_key, Keyring, MasterKey, Signer, WebhookKeys};
 use tessera_domain::TenantName;
 use tessera_http::{AppState, HttpSettings};
-use tessera_postgres::{PgPool, PgStore};
+use tessera_postgres::{BatchKind, GroupCommit, GroupCommitSettings, PgPool, PgStore};
 use thiserror::Error;
 
 use crate::clock::SystemClock;
@@ -249,16 +249,46 @@ fn spawn_pending_gauge(webhooks: Arc<WebhookService>) {
     }
 }
 
+/// The executors that group concurrent redemptions and standalone uses into one
+/// statement and commit, on connections of their own; `None` when turned off.
+fn group_commit(settings: &Settings) -> Result<Option<Arc<GroupCommit>>, CommandError> {
+    if settings.group_commit_executors == 0 {
+        return Ok(None);
+    }
+    let pool = tessera_postgres::connect_with_timeout(
+        &settings.database_url,
+        settings.group_commit_executors,
+        std::time::Duration::from_millis(u64::from(settings.statement_timeout_ms)),
+    )?;
+    let group = GroupCommit::start(
+        pool,
+        GroupCommitSettings {
+            executors: settings.group_commit_executors as usize,
+            max_batch: settings.group_commit_max_batch as usize,
+            queue_capacity: settings.group_commit_queue as usize,
+        },
+        Some(Arc::new(|kind: BatchKind, size| {
+            tessera_http::metrics::record_group_commit_batch(kind.as_str(), size);
+        })),
+    )
+    .map_err(|error| CommandError::Failed(format!("cannot start the group commit: {error}")))?;
+    Ok(Some(Arc::new(group)))
+}
+
 pub fn serve(settings: Settings) -> Result<(), CommandError> {
     let pool = prepared_pool(&settings)?;
-    let store = Arc::new(PgStore::new(pool.clone()));
+    tessera_http::metrics::install();
+    let store = match group_commit(&settings)? {
+        Some(group) => PgStore::new(pool.clone()).with_group_commit(group),
+        None => PgStore::new(pool.clone()),
+    };
+    let store = Arc::new(store);
     let root = open_root_key(&settings, &store)?;
     let webhooks = Arc::new(webhooks(&settings, pool, &root)?);
     let (tessera, signer) = tessera_on(&settings, store.clone(), &root)?;
     let idempotency = crate::kept_responses::idempotency(store.clone(), &root);
     crate::kept_responses::spawn_purge(idempotency.clone());
     let tessera = Arc::new(tessera);
-    tessera_http::metrics::install();
     let events = crate::history::event_service(&settings, Arc::new(SystemClock), store.clone());
     crate::history::spawn_maintenance(
         events.clone(),
@@ -324,6 +354,8 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
             webhook_allow_private = settings.webhook_allow_private,
             client_ipv6_prefix = settings.client_ipv6_prefix,
             email_lock_seconds = settings.email_lock_seconds,
+            group_commit_executors = settings.group_commit_executors,
+            group_commit_max_batch = settings.group_commit_max_batch,
             "tessera is serving"
         );
         server

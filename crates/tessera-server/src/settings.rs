@@ -58,6 +58,13 @@ pub struct Settings {
     pub db_pool_size: u32,
     /// Every statement is cancelled after this long (PostgreSQL `statement_timeout`).
     pub statement_timeout_ms: u32,
+    /// Group commit executors (one connection each, on top of the pool); 0 turns
+    /// group commit off. Default: a quarter of the pool, 1 to 4.
+    pub group_commit_executors: u32,
+    /// Redemptions (or standalone uses) one statement and commit carries at most.
+    pub group_commit_max_batch: u32,
+    /// Requests waiting for an executor at most; past it, `503` at once.
+    pub group_commit_queue: u32,
     /// Requests in flight at once; past it, `503` at once (load shedding).
     pub max_in_flight: u32,
     /// Requests in flight at once from one client address.
@@ -157,6 +164,7 @@ impl Settings {
             })
             .transpose()?
             .unwrap_or_default();
+        let db_pool_size = number(get, "TESSERA_DB_POOL_SIZE", 16, 1..=1000)?;
 
         Ok(Self {
             database_url,
@@ -189,7 +197,15 @@ impl Settings {
             )?)
             .unwrap_or(64),
             email_lock_seconds: number(get, "TESSERA_EMAIL_LOCK_SECONDS", 900, 1..=31_536_000)?,
-            db_pool_size: number(get, "TESSERA_DB_POOL_SIZE", 16, 1..=1000)?,
+            db_pool_size,
+            group_commit_executors: number(
+                get,
+                "TESSERA_GROUP_COMMIT_EXECUTORS",
+                (db_pool_size / 4).clamp(1, 4),
+                0..=64,
+            )?,
+            group_commit_max_batch: number(get, "TESSERA_GROUP_COMMIT_MAX_BATCH", 16, 1..=256)?,
+            group_commit_queue: number(get, "TESSERA_GROUP_COMMIT_QUEUE", 1024, 1..=1_000_000)?,
             statement_timeout_ms: number(
                 get,
                 "TESSERA_STATEMENT_TIMEOUT_MS",
@@ -302,6 +318,23 @@ mod tests {
         assert_eq!(s.email_lock_seconds, 900);
 
         assert_eq!(s.webhook_retry_base_ms, 5000);
+        assert_eq!(
+            (
+                s.group_commit_executors,
+                s.group_commit_max_batch,
+                s.group_commit_queue
+            ),
+            (4, 16, 1024)
+        );
+    }
+
+    #[test]
+    fn group_commit_executors_follow_the_pool_unless_set() {
+        let small = settings(&[("TESSERA_DB_POOL_SIZE", "2")]).expect("valid");
+        assert_eq!(small.group_commit_executors, 1);
+        let off = settings(&[("TESSERA_GROUP_COMMIT_EXECUTORS", "0")]).expect("valid");
+        assert_eq!(off.group_commit_executors, 0, "0 turns group commit off");
+        assert!(settings(&[("TESSERA_GROUP_COMMIT_MAX_BATCH", "0")]).is_err());
     }
 
     #[test]

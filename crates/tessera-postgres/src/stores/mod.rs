@@ -18,19 +18,25 @@ mod standalone;
 mod tickets;
 mod webhooks;
 
+use std::sync::Arc;
+
 use diesel::r2d2::{ConnectionManager, PooledConnection};
 use diesel::{Connection, PgConnection};
 use tessera_app::ports::StoreResult;
 
 use crate::error::Outcome;
+use crate::group_commit::GroupCommit;
 use crate::PgPool;
 
 pub use event_feed::PoolState;
+pub(crate) use redemption::into_grant;
 
 /// Every store port over one connection pool. Cheap to clone: the pool is shared.
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// When set, redemptions and standalone uses go through its batches.
+    group_commit: Option<Arc<GroupCommit>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -45,7 +51,19 @@ impl std::fmt::Debug for PgStore {
 
 impl PgStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            group_commit: None,
+        }
+    }
+
+    /// The same store, with redemptions and standalone uses grouped into shared
+    /// statements and commits by `group_commit` (see `crate::group_commit`).
+    pub fn with_group_commit(self, group_commit: Arc<GroupCommit>) -> Self {
+        Self {
+            group_commit: Some(group_commit),
+            ..self
+        }
     }
 
     fn connection(&self) -> Outcome<PooledConnection<ConnectionManager<PgConnection>>> {

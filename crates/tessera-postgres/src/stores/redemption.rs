@@ -344,21 +344,37 @@ pub(crate) fn classify<T>(
 
 impl RedemptionStore for PgStore {
     fn redeem(&self, attempt: &RedemptionAttempt) -> StoreResult<Result<Grant, RedemptionFailure>> {
+        let refused = |conn: &mut PgConnection| {
+            diesel::Connection::transaction(conn, |conn| {
+                classify(conn, attempt, |conn| try_redeem(conn, attempt))
+            })
+        };
+        if let Some(group) = &self.group_commit {
+            // The hot path, grouped: one statement and commit shared with
+            // concurrent attempts; a refusal is classified on a pooled connection.
+            if let Some(redeemed) = group.redeem(attempt)? {
+                return Ok(Ok(redeemed));
+            }
+            return self.with_conn(refused);
+        }
         self.with_conn(|conn| {
             // The hot path: one statement, committed on its own.
             if let Some(redeemed) = try_redeem(conn, attempt)? {
                 return Ok(Ok(redeemed));
             }
-            diesel::Connection::transaction(conn, |conn| {
-                classify(conn, attempt, |conn| try_redeem(conn, attempt))
-            })
+            refused(conn)
         })
     }
 
     fn probe(&self, attempt: &RedemptionAttempt) -> StoreResult<()> {
+        // What `redeem` does for an unknown code, step by step (through the
+        // group commit too when it is on, so the probe waits as an attempt does).
+        let matched = match &self.group_commit {
+            Some(group) => group.redeem(attempt)?.is_some(),
+            None => false,
+        };
         self.with_conn(|conn| {
-            // What `redeem` does for an unknown code, step by step.
-            if try_redeem(conn, attempt)?.is_some() {
+            if matched || (self.group_commit.is_none() && try_redeem(conn, attempt)?.is_some()) {
                 return Err(StoreError::Internal("a probe matched a ticket".to_owned()).into());
             }
             diesel::Connection::transaction(conn, |conn| {

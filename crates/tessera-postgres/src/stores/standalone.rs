@@ -115,6 +115,10 @@ impl StandaloneStore for PgStore {
         token_hash: SecretHash,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<StandaloneUse>> {
+        if let Some(group) = &self.group_commit {
+            // Grouped with concurrent uses into one statement and commit.
+            return Ok(group.use_ticket(tenant, token_hash, now)?);
+        }
         self.in_transaction(|conn| {
             // Hand-written: the standalone use is one conditional UPDATE (expiry
             // and uses left as predicates); NULL - 1 is NULL, so an unlimited

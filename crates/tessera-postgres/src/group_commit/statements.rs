@@ -1,0 +1,156 @@
+//! The batched statements: one statement, hence one commit, for a whole batch.
+//!
+//! Each calls the single-member SQL function once per member over
+//! `unnest(...) WITH ORDINALITY`, in the members' order. The functions are
+//! VOLATILE PL/pgSQL, so each of their statements takes a fresh snapshot and sees
+//! what the earlier calls of the same outer statement wrote: the same ticket twice
+//! in a batch is judged the second time against the first call's write, exactly as
+//! two statements in a row would be (`tests::the_same_code_twice_in_one_batch_*`).
+//!
+//! Both are written as query fragments with a static query id rather than
+//! `sql_query`, so diesel prepares each once per connection and reuses it.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz};
+use diesel::{PgConnection, QueryResult, RunQueryDsl};
+
+/// One batch of redemptions, column by column (one entry per member).
+#[derive(Debug, Default)]
+pub(crate) struct RedeemColumns<'a> {
+    pub tenant_id: Vec<&'a str>,
+    pub code_hash: Vec<&'a [u8]>,
+    pub program_id: Vec<&'a str>,
+    pub now: Vec<DateTime<Utc>>,
+    pub email: Vec<Option<&'a str>>,
+    pub redeemed_event_id: Vec<&'a str>,
+    pub exhausted_event_id: Vec<&'a str>,
+    pub redemption_id: Vec<&'a str>,
+    pub redeemer_key: Vec<Option<&'a [u8]>>,
+}
+
+/// What the batched redemption returns per success: the member's 1-based position,
+/// then `tessera_redeem`'s row (ticket id, payload, object id, groups, remaining).
+pub(crate) type RedeemedMember = (i64, (String, Option<String>, String, Vec<String>, i64));
+
+/// `tessera_redeem` (the latest body is in migration `email_lock_expiry`) once per
+/// member, wrapped, not rewritten: a refused member has no row.
+struct RedeemBatch<'q, 'a>(&'q RedeemColumns<'a>);
+
+/// The static query id both batches are cached under.
+struct RedeemBatchId;
+struct UseBatchId;
+
+impl QueryId for RedeemBatch<'_, '_> {
+    type QueryId = RedeemBatchId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for RedeemBatch<'_, '_> {
+    type SqlType = (BigInt, (Text, Nullable<Text>, Text, Array<Text>, BigInt));
+}
+
+impl QueryFragment<Pg> for RedeemBatch<'_, '_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let c = self.0;
+        out.push_sql(
+            "SELECT m.ord, r.ticket_id, r.payload, r.object_id, r.group_addresses, r.remaining \
+             FROM unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&c.tenant_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Bytea>, _>(&c.code_hash)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&c.program_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamptz>, _>(&c.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&c.email)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&c.redeemed_event_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&c.exhausted_event_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&c.redemption_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Bytea>>, _>(&c.redeemer_key)?;
+        out.push_sql(
+            ") WITH ORDINALITY AS m(tenant_id, code_hash, program_id, at, email, \
+                 redeemed_event_id, exhausted_event_id, redemption_id, redeemer_key, ord) \
+             CROSS JOIN LATERAL tessera_redeem(m.tenant_id, m.code_hash, m.program_id, m.at, \
+                 m.email, m.redeemed_event_id, m.exhausted_event_id, m.redemption_id, \
+                 m.redeemer_key) AS r",
+        );
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<PgConnection> for RedeemBatch<'_, '_> {}
+
+/// Runs the batch as one statement (committed on its own: no transaction is open).
+pub(crate) fn redeem_batch(
+    conn: &mut PgConnection,
+    columns: &RedeemColumns<'_>,
+) -> QueryResult<Vec<RedeemedMember>> {
+    RedeemBatch(columns).load(conn)
+}
+
+/// One batch of standalone uses, column by column.
+#[derive(Debug, Default)]
+pub(crate) struct UseColumns<'a> {
+    pub tenant_id: Vec<&'a str>,
+    pub token_hash: Vec<&'a [u8]>,
+    pub now: Vec<DateTime<Utc>>,
+}
+
+/// Per success: the member's position, uses left (`None`: unlimited), payload.
+pub(crate) type UsedMember = (i64, Option<i64>, Option<String>);
+
+/// `tessera_use_standalone_member` (migration `group_commit_standalone`) once per member,
+/// then the tenants' live-ticket counters lowered once each for the tickets the
+/// batch used up. The counter UPDATE aggregates over every call, so it runs after
+/// the loop has locked all the batch's ticket rows: counters are always locked
+/// last, whichever batch or `delete` takes them.
+struct UseBatch<'q, 'a>(&'q UseColumns<'a>);
+
+impl QueryId for UseBatch<'_, '_> {
+    type QueryId = UseBatchId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for UseBatch<'_, '_> {
+    type SqlType = (BigInt, Nullable<BigInt>, Nullable<Text>);
+}
+
+impl QueryFragment<Pg> for UseBatch<'_, '_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let c = self.0;
+        out.push_sql("WITH used AS MATERIALIZED (SELECT m.ord, m.tenant_id, u.uses_left, u.payload, u.removed FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(&c.tenant_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Bytea>, _>(&c.token_hash)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamptz>, _>(&c.now)?;
+        out.push_sql(
+            ") WITH ORDINALITY AS m(tenant_id, token_hash, at, ord) \
+             CROSS JOIN LATERAL tessera_use_standalone_member(m.tenant_id, m.token_hash, m.at) AS u), \
+             counted AS (UPDATE tenant_counters c \
+                 SET live_standalone = c.live_standalone - g.removed \
+                 FROM (SELECT tenant_id, count(*) AS removed FROM used WHERE removed \
+                       GROUP BY tenant_id) g \
+                 WHERE c.tenant_id = g.tenant_id) \
+             SELECT ord, uses_left, payload FROM used",
+        );
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<PgConnection> for UseBatch<'_, '_> {}
+
+pub(crate) fn use_batch(
+    conn: &mut PgConnection,
+    columns: &UseColumns<'_>,
+) -> QueryResult<Vec<UsedMember>> {
+    UseBatch(columns).load(conn)
+}
