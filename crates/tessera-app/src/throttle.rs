@@ -1,18 +1,23 @@
 //! The failed-redemption throttle: a fixed one-minute window of failures per
-//! client address and per program, kept in this process.
+//! client network and per program.
 //!
-//! In-process state is exact for one replica. With several replicas each keeps its
-//! own windows, so a client spread over n replicas by the load balancer gets up to
-//! n × the budget; docs/security.md explains why that is the trade chosen.
+//! Admission reads only this process' windows, so a success costs no round trip.
+//! With a [`FailureLedger`] (the replicas' shared counts) every *failure* is also
+//! added there, and the window adopts the count of all replicas that the same
+//! call returns: a client spread over n replicas by the load balancer then gets
+//! the budget plus at most n − 1 (and what it has in flight), not n × the budget.
+//! docs/security.md gives the arithmetic and why the counts live in PostgreSQL.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tessera_domain::ProgramId;
 
+use crate::ports::FailureLedger;
 use crate::slow_lane::SlowLane;
 
 /// The client of a request whose origin cannot be told (a trusted proxy forwarded
@@ -34,11 +39,25 @@ pub const PROGRAM_BUDGET_FACTOR: u32 = 10;
 /// the map has doubled, so pruning stays amortised O(1) per attempt.
 const PRUNE_THRESHOLD: usize = 100_000;
 
+/// What a failure budget is kept for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Subject {
+pub enum FailureSubject {
+    /// A client network, as [`client_network`] groups addresses.
     Client(IpAddr),
     Program(ProgramId),
 }
+
+impl FailureSubject {
+    /// The subject's name in a shared store: `client:<network>` or `program:<id>`.
+    pub fn key(&self) -> String {
+        match self {
+            FailureSubject::Client(network) => format!("client:{network}"),
+            FailureSubject::Program(program) => format!("program:{program}"),
+        }
+    }
+}
+
+use FailureSubject as Subject;
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
@@ -70,6 +89,11 @@ pub struct FailureThrottle {
     ipv6_prefix: u8,
     windows: Mutex<Windows>,
     slow_lane: SlowLane,
+    /// The replicas' shared counts; `None`: this process counts alone.
+    ledger: Option<Arc<dyn FailureLedger>>,
+    /// The ledger holds no minute before this one (this replica asked it to forget
+    /// them): the first failure of each minute does, once per replica.
+    ledger_pruned_to: AtomicI64,
 }
 
 /// The network a client address budgets as: an IPv4 address is its own, an IPv6
@@ -142,7 +166,16 @@ impl FailureThrottle {
                 prune_at: PRUNE_THRESHOLD,
             }),
             slow_lane: SlowLane::default(),
+            ledger: None,
+            ledger_pruned_to: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// The throttle, adding every failure to `ledger` and adopting the count of
+    /// all replicas it returns.
+    pub fn with_ledger(mut self, ledger: Arc<dyn FailureLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// The throttle, grouping IPv6 clients by `prefix` bits instead of 64.
@@ -267,21 +300,63 @@ impl FailureThrottle {
 
     fn settle(&self, subjects: &[Subject], now: DateTime<Utc>, failed: bool) {
         let minute = minute_of(now);
-        let mut windows = self.lock();
-        for subject in subjects {
-            if let Some(window) = windows.by_subject.get_mut(subject) {
-                window.in_flight = window.in_flight.saturating_sub(1);
-                if failed {
-                    if window.minute != minute {
-                        window.minute = minute;
-                        window.failures = 0;
+        {
+            let mut windows = self.lock();
+            for subject in subjects {
+                if let Some(window) = windows.by_subject.get_mut(subject) {
+                    window.in_flight = window.in_flight.saturating_sub(1);
+                    if failed {
+                        if window.minute != minute {
+                            window.minute = minute;
+                            window.failures = 0;
+                        }
+                        window.failures = window.failures.saturating_add(1);
                     }
-                    window.failures = window.failures.saturating_add(1);
                 }
+            }
+        }
+        if failed {
+            self.share_failure(subjects, minute);
+        }
+    }
+
+    /// Adds a failure of `subjects` to the ledger and adopts the replicas' counts
+    /// it returns (never lowering a local one). Without the lock held: the
+    /// ledger is a round trip. When the ledger fails, the local count stands —
+    /// the throttle then holds per replica, as it would without a ledger.
+    fn share_failure(&self, subjects: &[Subject], minute: i64) {
+        let Some(ledger) = &self.ledger else {
+            return;
+        };
+        if subjects.is_empty() {
+            return;
+        }
+        if self.ledger_pruned_to.fetch_max(minute, Ordering::Relaxed) < minute {
+            if let Err(error) = ledger.forget_before(minute) {
+                tracing::warn!(%error, "could not prune the shared throttle counts");
+            }
+        }
+        match ledger.add_failures(subjects, minute) {
+            Ok(counts) => {
+                let mut windows = self.lock();
+                for (subject, count) in subjects.iter().zip(counts) {
+                    if let Some(window) = windows.by_subject.get_mut(subject) {
+                        if window.minute == minute {
+                            window.failures = window.failures.max(count);
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "shared throttle counts unavailable: this replica counts alone");
             }
         }
     }
 }
+
+#[cfg(test)]
+#[path = "throttle_shared_tests.rs"]
+mod shared_tests;
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,7 @@ mod redemption;
 mod refill;
 mod replace;
 mod standalone;
+mod throttle;
 mod tickets;
 mod webhooks;
 
