@@ -57,8 +57,6 @@ impl FailureSubject {
     }
 }
 
-use FailureSubject as Subject;
-
 #[derive(Debug, Clone, Copy)]
 struct Window {
     /// The minute (seconds since the epoch / 60) `failures` counts.
@@ -70,7 +68,7 @@ struct Window {
 
 #[derive(Debug)]
 struct Windows {
-    by_subject: HashMap<Subject, Window>,
+    by_subject: HashMap<FailureSubject, Window>,
     prune_at: usize,
 }
 
@@ -127,7 +125,7 @@ fn retry_after(now: DateTime<Utc>) -> u32 {
 #[must_use = "an admission dropped at once counts as a failure"]
 pub struct Admission<'a> {
     throttle: &'a FailureThrottle,
-    subjects: Vec<Subject>,
+    subjects: Vec<FailureSubject>,
     now: DateTime<Utc>,
     settled: bool,
 }
@@ -184,18 +182,18 @@ impl FailureThrottle {
         self
     }
 
-    fn subjects(&self, client: Option<IpAddr>, program: Option<&ProgramId>) -> Vec<Subject> {
+    fn subjects(&self, client: Option<IpAddr>, program: Option<&ProgramId>) -> Vec<FailureSubject> {
         client
-            .map(|client| Subject::Client(client_network(client, self.ipv6_prefix)))
+            .map(|client| FailureSubject::Client(client_network(client, self.ipv6_prefix)))
             .into_iter()
-            .chain(program.cloned().map(Subject::Program))
+            .chain(program.cloned().map(FailureSubject::Program))
             .collect()
     }
 
-    fn budget(&self, subject: &Subject) -> u32 {
+    fn budget(&self, subject: &FailureSubject) -> u32 {
         match subject {
-            Subject::Client(_) => self.per_client,
-            Subject::Program(_) => self.per_program,
+            FailureSubject::Client(_) => self.per_client,
+            FailureSubject::Program(_) => self.per_program,
         }
     }
 
@@ -244,13 +242,13 @@ impl FailureThrottle {
         admission: &mut Admission<'_>,
         program: &ProgramId,
     ) -> Result<(), u32> {
-        let subject = Subject::Program(program.clone());
+        let subject = FailureSubject::Program(program.clone());
         let minute = minute_of(admission.now);
         let over = self.over_budget(&self.lock(), &subject, minute);
         if over {
             let client = admission.subjects.iter().find_map(|subject| match subject {
-                Subject::Client(network) => Some(*network),
-                Subject::Program(_) => None,
+                FailureSubject::Client(network) => Some(*network),
+                FailureSubject::Program(_) => None,
             });
             let place = self
                 .slow_lane
@@ -265,11 +263,11 @@ impl FailureThrottle {
 
     /// Whether `program` is past its budget (its public attempts take the slow lane).
     pub fn program_over_budget(&self, program: &ProgramId, now: DateTime<Utc>) -> bool {
-        let subject = Subject::Program(program.clone());
+        let subject = FailureSubject::Program(program.clone());
         self.over_budget(&self.lock(), &subject, minute_of(now))
     }
 
-    fn over_budget(&self, windows: &Windows, subject: &Subject, minute: i64) -> bool {
+    fn over_budget(&self, windows: &Windows, subject: &FailureSubject, minute: i64) -> bool {
         windows.by_subject.get(subject).is_some_and(|window| {
             let budget = self.budget(subject);
             let failures = if window.minute == minute {
@@ -281,7 +279,7 @@ impl FailureThrottle {
         })
     }
 
-    fn enter(windows: &mut Windows, subjects: &[Subject], minute: i64) {
+    fn enter(windows: &mut Windows, subjects: &[FailureSubject], minute: i64) {
         if windows.by_subject.len() >= windows.prune_at {
             windows
                 .by_subject
@@ -298,7 +296,7 @@ impl FailureThrottle {
         }
     }
 
-    fn settle(&self, subjects: &[Subject], now: DateTime<Utc>, failed: bool) {
+    fn settle(&self, subjects: &[FailureSubject], now: DateTime<Utc>, failed: bool) {
         let minute = minute_of(now);
         {
             let mut windows = self.lock();
@@ -324,7 +322,7 @@ impl FailureThrottle {
     /// it returns (never lowering a local one). Without the lock held: the
     /// ledger is a round trip. When the ledger fails, the local count stands —
     /// the throttle then holds per replica, as it would without a ledger.
-    fn share_failure(&self, subjects: &[Subject], minute: i64) {
+    fn share_failure(&self, subjects: &[FailureSubject], minute: i64) {
         let Some(ledger) = &self.ledger else {
             return;
         };
