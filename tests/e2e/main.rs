@@ -15,6 +15,7 @@ mod lifecycle;
 mod overload;
 mod pages;
 mod redemption_lifecycle;
+mod replicas;
 mod rotation;
 mod secrets;
 mod security;

@@ -18,6 +18,7 @@ use crate::model::{
     AccessToken, ApiKey, Grant, ImportOutcome, ImportSource, NewTicket, Page, RedemptionAttempt,
     SecretHash, StandaloneDeletion, StandaloneUse, Tenant, TicketChanges, TicketView,
 };
+use crate::throttle::FailureSubject;
 
 /// How a store failed. Each method's documentation says which variants it MUST
 /// use for which situation; anything else is `Unavailable` or `Internal`.
@@ -429,4 +430,24 @@ pub trait KeyEnvelopeStore: Send + Sync {
     /// Whether any tenant exists: a database with data and no envelope predates
     /// envelopes, and its keys were derived from the master key itself.
     fn holds_data(&self) -> StoreResult<bool>;
+}
+
+/// The failed-redemption counts every replica shares, so that one budget holds
+/// across them (see [`crate::throttle`]). Written only when an attempt fails:
+/// a successful redemption never reaches it.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait FailureLedger: Send + Sync {
+    /// Adds one failure to each of `subjects` in `minute` (seconds since the epoch
+    /// / 60) and returns, in the order of `subjects`, each one's failures in that
+    /// minute over all replicas — in one atomic statement, so concurrent failures
+    /// on several replicas are all counted and each sees a count including its own.
+    fn add_failures(&self, subjects: &[FailureSubject], minute: i64) -> StoreResult<Vec<u32>>;
+    /// Forgets every count of a minute before `minute`; returns how many went.
+    fn forget_before(&self, minute: i64) -> StoreResult<u64>;
+}
+
+impl std::fmt::Debug for dyn FailureLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FailureLedger")
+    }
 }

@@ -1,18 +1,23 @@
 //! The failed-redemption throttle: a fixed one-minute window of failures per
-//! client address and per program, kept in this process.
+//! client network and per program.
 //!
-//! In-process state is exact for one replica. With several replicas each keeps its
-//! own windows, so a client spread over n replicas by the load balancer gets up to
-//! n × the budget; docs/security.md explains why that is the trade chosen.
+//! Admission reads only this process' windows, so a success costs no round trip.
+//! With a [`FailureLedger`] (the replicas' shared counts) every *failure* is also
+//! added there, and the window adopts the count of all replicas that the same
+//! call returns: a client spread over n replicas by the load balancer then gets
+//! the budget plus at most n − 1 (and what it has in flight), not n × the budget.
+//! docs/security.md gives the arithmetic and why the counts live in PostgreSQL.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tessera_domain::ProgramId;
 
+use crate::ports::FailureLedger;
 use crate::slow_lane::SlowLane;
 
 /// The client of a request whose origin cannot be told (a trusted proxy forwarded
@@ -34,10 +39,22 @@ pub const PROGRAM_BUDGET_FACTOR: u32 = 10;
 /// the map has doubled, so pruning stays amortised O(1) per attempt.
 const PRUNE_THRESHOLD: usize = 100_000;
 
+/// What a failure budget is kept for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Subject {
+pub enum FailureSubject {
+    /// A client network, as [`client_network`] groups addresses.
     Client(IpAddr),
     Program(ProgramId),
+}
+
+impl FailureSubject {
+    /// The subject's name in a shared store: `client:<network>` or `program:<id>`.
+    pub fn key(&self) -> String {
+        match self {
+            FailureSubject::Client(network) => format!("client:{network}"),
+            FailureSubject::Program(program) => format!("program:{program}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -51,7 +68,7 @@ struct Window {
 
 #[derive(Debug)]
 struct Windows {
-    by_subject: HashMap<Subject, Window>,
+    by_subject: HashMap<FailureSubject, Window>,
     prune_at: usize,
 }
 
@@ -70,6 +87,11 @@ pub struct FailureThrottle {
     ipv6_prefix: u8,
     windows: Mutex<Windows>,
     slow_lane: SlowLane,
+    /// The replicas' shared counts; `None`: this process counts alone.
+    ledger: Option<Arc<dyn FailureLedger>>,
+    /// The ledger holds no minute before this one (this replica asked it to forget
+    /// them): the first failure of each minute does, once per replica.
+    ledger_pruned_to: AtomicI64,
 }
 
 /// The network a client address budgets as: an IPv4 address is its own, an IPv6
@@ -103,7 +125,7 @@ fn retry_after(now: DateTime<Utc>) -> u32 {
 #[must_use = "an admission dropped at once counts as a failure"]
 pub struct Admission<'a> {
     throttle: &'a FailureThrottle,
-    subjects: Vec<Subject>,
+    subjects: Vec<FailureSubject>,
     now: DateTime<Utc>,
     settled: bool,
 }
@@ -142,7 +164,16 @@ impl FailureThrottle {
                 prune_at: PRUNE_THRESHOLD,
             }),
             slow_lane: SlowLane::default(),
+            ledger: None,
+            ledger_pruned_to: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// The throttle, adding every failure to `ledger` and adopting the count of
+    /// all replicas it returns.
+    pub fn with_ledger(mut self, ledger: Arc<dyn FailureLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// The throttle, grouping IPv6 clients by `prefix` bits instead of 64.
@@ -151,18 +182,18 @@ impl FailureThrottle {
         self
     }
 
-    fn subjects(&self, client: Option<IpAddr>, program: Option<&ProgramId>) -> Vec<Subject> {
+    fn subjects(&self, client: Option<IpAddr>, program: Option<&ProgramId>) -> Vec<FailureSubject> {
         client
-            .map(|client| Subject::Client(client_network(client, self.ipv6_prefix)))
+            .map(|client| FailureSubject::Client(client_network(client, self.ipv6_prefix)))
             .into_iter()
-            .chain(program.cloned().map(Subject::Program))
+            .chain(program.cloned().map(FailureSubject::Program))
             .collect()
     }
 
-    fn budget(&self, subject: &Subject) -> u32 {
+    fn budget(&self, subject: &FailureSubject) -> u32 {
         match subject {
-            Subject::Client(_) => self.per_client,
-            Subject::Program(_) => self.per_program,
+            FailureSubject::Client(_) => self.per_client,
+            FailureSubject::Program(_) => self.per_program,
         }
     }
 
@@ -211,13 +242,13 @@ impl FailureThrottle {
         admission: &mut Admission<'_>,
         program: &ProgramId,
     ) -> Result<(), u32> {
-        let subject = Subject::Program(program.clone());
+        let subject = FailureSubject::Program(program.clone());
         let minute = minute_of(admission.now);
         let over = self.over_budget(&self.lock(), &subject, minute);
         if over {
             let client = admission.subjects.iter().find_map(|subject| match subject {
-                Subject::Client(network) => Some(*network),
-                Subject::Program(_) => None,
+                FailureSubject::Client(network) => Some(*network),
+                FailureSubject::Program(_) => None,
             });
             let place = self
                 .slow_lane
@@ -232,11 +263,11 @@ impl FailureThrottle {
 
     /// Whether `program` is past its budget (its public attempts take the slow lane).
     pub fn program_over_budget(&self, program: &ProgramId, now: DateTime<Utc>) -> bool {
-        let subject = Subject::Program(program.clone());
+        let subject = FailureSubject::Program(program.clone());
         self.over_budget(&self.lock(), &subject, minute_of(now))
     }
 
-    fn over_budget(&self, windows: &Windows, subject: &Subject, minute: i64) -> bool {
+    fn over_budget(&self, windows: &Windows, subject: &FailureSubject, minute: i64) -> bool {
         windows.by_subject.get(subject).is_some_and(|window| {
             let budget = self.budget(subject);
             let failures = if window.minute == minute {
@@ -248,7 +279,7 @@ impl FailureThrottle {
         })
     }
 
-    fn enter(windows: &mut Windows, subjects: &[Subject], minute: i64) {
+    fn enter(windows: &mut Windows, subjects: &[FailureSubject], minute: i64) {
         if windows.by_subject.len() >= windows.prune_at {
             windows
                 .by_subject
@@ -265,23 +296,65 @@ impl FailureThrottle {
         }
     }
 
-    fn settle(&self, subjects: &[Subject], now: DateTime<Utc>, failed: bool) {
+    fn settle(&self, subjects: &[FailureSubject], now: DateTime<Utc>, failed: bool) {
         let minute = minute_of(now);
-        let mut windows = self.lock();
-        for subject in subjects {
-            if let Some(window) = windows.by_subject.get_mut(subject) {
-                window.in_flight = window.in_flight.saturating_sub(1);
-                if failed {
-                    if window.minute != minute {
-                        window.minute = minute;
-                        window.failures = 0;
+        {
+            let mut windows = self.lock();
+            for subject in subjects {
+                if let Some(window) = windows.by_subject.get_mut(subject) {
+                    window.in_flight = window.in_flight.saturating_sub(1);
+                    if failed {
+                        if window.minute != minute {
+                            window.minute = minute;
+                            window.failures = 0;
+                        }
+                        window.failures = window.failures.saturating_add(1);
                     }
-                    window.failures = window.failures.saturating_add(1);
                 }
+            }
+        }
+        if failed {
+            self.share_failure(subjects, minute);
+        }
+    }
+
+    /// Adds a failure of `subjects` to the ledger and adopts the replicas' counts
+    /// it returns (never lowering a local one). Without the lock held: the
+    /// ledger is a round trip. When the ledger fails, the local count stands —
+    /// the throttle then holds per replica, as it would without a ledger.
+    fn share_failure(&self, subjects: &[FailureSubject], minute: i64) {
+        let Some(ledger) = &self.ledger else {
+            return;
+        };
+        if subjects.is_empty() {
+            return;
+        }
+        if self.ledger_pruned_to.fetch_max(minute, Ordering::Relaxed) < minute {
+            if let Err(error) = ledger.forget_before(minute) {
+                tracing::warn!(%error, "could not prune the shared throttle counts");
+            }
+        }
+        match ledger.add_failures(subjects, minute) {
+            Ok(counts) => {
+                let mut windows = self.lock();
+                for (subject, count) in subjects.iter().zip(counts) {
+                    if let Some(window) = windows.by_subject.get_mut(subject) {
+                        if window.minute == minute {
+                            window.failures = window.failures.max(count);
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "shared throttle counts unavailable: this replica counts alone");
             }
         }
     }
 }
+
+#[cfg(test)]
+#[path = "throttle_shared_tests.rs"]
+mod shared_tests;
 
 #[cfg(test)]
 mod tests {

@@ -129,6 +129,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    throttle_windows (subject, minute) {
+        subject -> Text,
+        minute -> Int8,
+        failures -> Int4,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,

@@ -13,7 +13,7 @@ use tessera_postgres::{BatchKind, GroupCommit, GroupCommitSettings, PgPool, PgSt
 use thiserror::Error;
 
 use crate::clock::SystemClock;
-use crate::settings::Settings;
+use crate::settings::{Settings, ThrottleScope};
 
 #[derive(Debug, Error)]
 pub enum CommandError {
@@ -109,7 +109,7 @@ fn tessera_on(
         lifecycle: store.clone(),
         standalone: store.clone(),
         health: store.clone(),
-        links: store,
+        links: store.clone(),
     };
     let limits = Limits {
         max_standalone_tickets: settings.max_standalone_tickets,
@@ -117,7 +117,12 @@ fn tessera_on(
         client_ipv6_prefix: settings.client_ipv6_prefix,
         email_lock_seconds: settings.email_lock_seconds,
     };
-    Ok((Tessera::new(ports, limits), signer))
+    let tessera = Tessera::new(ports, limits);
+    let tessera = match settings.throttle_scope {
+        ThrottleScope::Shared => tessera.with_failure_ledger(store),
+        ThrottleScope::Process => tessera,
+    };
+    Ok((tessera, signer))
 }
 
 pub(crate) fn tessera(
@@ -349,6 +354,7 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
             signing_key_version = settings.signing_key_version,
             signing_kid = signer.current_kid(),
             redeem_failures_per_minute = settings.redeem_failures_per_minute,
+            throttle_scope = ?settings.throttle_scope,
             trusted_proxies = ?settings.trusted_proxies,
             webhook_workers = settings.webhook_workers,
             webhook_allow_private = settings.webhook_allow_private,

@@ -32,6 +32,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where the failure throttle counts (`TESSERA_THROTTLE_SCOPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleScope {
+    /// Every failure is also counted in PostgreSQL, so all replicas share one
+    /// budget per client network and program.
+    Shared,
+    /// Each process counts alone: n replicas give n budgets. For one replica, it
+    /// saves the failure path its write.
+    Process,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: String,
@@ -49,6 +60,7 @@ pub struct Settings {
     /// Rotate by bumping it, no more often than every `TESSERA_TOKEN_TTL`.
     pub signing_key_version: u32,
     pub redeem_failures_per_minute: u32,
+    pub throttle_scope: ThrottleScope,
     pub max_standalone_tickets: u32,
     pub trusted_proxies: Vec<IpAddr>,
     /// IPv6 clients share one failure budget per network of this prefix.
@@ -182,6 +194,16 @@ impl Settings {
                 20,
                 1..=1_000_000,
             )?,
+            throttle_scope: match get("TESSERA_THROTTLE_SCOPE") {
+                None | Some("shared") => ThrottleScope::Shared,
+                Some("process") => ThrottleScope::Process,
+                Some(_) => {
+                    return Err(invalid(
+                        "TESSERA_THROTTLE_SCOPE",
+                        "must be shared or process",
+                    ))
+                }
+            },
             max_standalone_tickets: number(
                 get,
                 "TESSERA_MAX_STANDALONE_TICKETS",
@@ -316,6 +338,7 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.client_ipv6_prefix, 64);
         assert_eq!(s.email_lock_seconds, 900);
+        assert_eq!(s.throttle_scope, ThrottleScope::Shared);
 
         assert_eq!(s.webhook_retry_base_ms, 5000);
         assert_eq!(
@@ -335,6 +358,14 @@ mod tests {
         let off = settings(&[("TESSERA_GROUP_COMMIT_EXECUTORS", "0")]).expect("valid");
         assert_eq!(off.group_commit_executors, 0, "0 turns group commit off");
         assert!(settings(&[("TESSERA_GROUP_COMMIT_MAX_BATCH", "0")]).is_err());
+    }
+
+    #[test]
+    fn the_throttle_scope_is_shared_or_process() {
+        let process = settings(&[("TESSERA_THROTTLE_SCOPE", "process")]).expect("valid");
+        assert_eq!(process.throttle_scope, ThrottleScope::Process);
+        let error = settings(&[("TESSERA_THROTTLE_SCOPE", "redis")]).unwrap_err();
+        assert_eq!(error.variable, "TESSERA_THROTTLE_SCOPE");
     }
 
     #[test]

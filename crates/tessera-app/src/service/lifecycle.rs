@@ -18,7 +18,7 @@ impl LifecycleUseCases for Tessera {
                 prepared.admission.succeeded();
                 Ok(validation)
             }
-            Err(reason) => Err(prepared.fail(reason)),
+            Err(reason) => Err(self.refusal(&prepared, reason)?),
         }
     }
 
@@ -41,7 +41,7 @@ impl LifecycleUseCases for Tessera {
                 prepared.admission.succeeded();
                 Ok(hold)
             }
-            Err(reason) => Err(prepared.fail(reason)),
+            Err(reason) => Err(self.refusal(&prepared, reason)?),
         }
     }
 

@@ -124,6 +124,13 @@ impl Tessera {
             program_facts: RwLock::new(HashMap::new()),
         }
     }
+
+    /// Shares the failure throttle's counts with the other replicas through
+    /// `ledger` (see [`crate::throttle`]); without it each process counts alone.
+    pub fn with_failure_ledger(mut self, ledger: Arc<dyn crate::ports::FailureLedger>) -> Self {
+        self.throttle = self.throttle.with_ledger(ledger);
+        self
+    }
 }
 
 impl Tessera {

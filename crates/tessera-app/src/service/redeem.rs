@@ -43,6 +43,27 @@ impl Tessera {
             cache.remove(id);
         }
     }
+
+    /// The error the store's refusal `reason` answers. `ticket_not_found` tells a
+    /// detailed caller that the program exists, and the facts that let the attempt
+    /// reach the store may come from this process' cache while the program was
+    /// deleted through another replica; so that answer is first confirmed against
+    /// the store (a deleted program answers `invalid_code`, as an unknown one
+    /// does). Public callers see `invalid_code` either way, in unchanged time.
+    pub(super) fn refusal(
+        &self,
+        prepared: &Prepared<'_>,
+        reason: RedemptionFailure,
+    ) -> AppResult<AppError> {
+        if prepared.detailed && reason == RedemptionFailure::TicketNotFound {
+            let program = &prepared.attempt.program_id;
+            self.forget_program(program);
+            if self.program_facts(program)?.is_none() {
+                return Ok(failure(false, program.as_str(), reason));
+            }
+        }
+        Ok(prepared.fail(reason))
+    }
 }
 
 /// Splits a `signedCode` (`code.signature`) into its parts; a plain code has no
@@ -214,7 +235,7 @@ impl RedeemUseCases for Tessera {
         let prepared = self.prepare(caller.as_ref(), request)?;
         let grant = match self.ports.redemptions.redeem(&prepared.attempt)? {
             Ok(grant) => grant,
-            Err(reason) => return Err(prepared.fail(reason)),
+            Err(reason) => return Err(self.refusal(&prepared, reason)?),
         };
         let now = prepared.attempt.now;
         prepared.admission.succeeded();

@@ -481,3 +481,49 @@ fn a_deleted_program_is_forgotten_by_the_redemption_cache() {
     // Without the delete, this redemption would be served from the cache.
     assert_eq!(redeem(), Err(AppError::InvalidCode));
 }
+
+/// Another replica deleted the program: this process still has its facts cached,
+/// the store finds no ticket, and a detailed caller must not be told
+/// `ticket_not_found` (that the program exists) — the answer is an unknown
+/// program's, and the stale facts are dropped.
+#[test]
+fn a_program_deleted_through_another_replica_answers_as_unknown_to_detailed_callers() {
+    let program = program();
+    let id = program.id.clone();
+    let mut h = Harness::new();
+    let located = program.clone();
+    let lookups = std::sync::atomic::AtomicUsize::new(0);
+    h.programs
+        .expect_locate()
+        .with(eq(id.clone()))
+        .times(2)
+        // The first lookup fills the cache; by the second the program is gone.
+        .returning(move |_| {
+            let first = lookups.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            Ok(first.then(|| located.clone()))
+        });
+    h.redemptions
+        .expect_redeem()
+        .times(1)
+        .returning(|_| Ok(Err(RedemptionFailure::TicketNotFound)));
+    let probes = h.probes.clone();
+    let app = h.build();
+    let redeem = || {
+        app.redeem(
+            Some(redeemer()),
+            RedeemRequest {
+                program_id: Some(id.clone()),
+                tenant_id: None,
+                code: PresentedCode::new("aB3dE6"),
+                email: None,
+                redeemer_id: None,
+                client: None,
+            },
+        )
+    };
+    assert_eq!(redeem(), Err(AppError::InvalidCode));
+    assert_eq!(probes.all().len(), 0, "the first attempt reached the store");
+    // The cache now says "no such program": no lookup, only the equal-time probe.
+    assert_eq!(redeem(), Err(AppError::InvalidCode));
+    assert_eq!(probes.all().len(), 1);
+}
