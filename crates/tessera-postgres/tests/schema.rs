@@ -21,6 +21,10 @@ const NOT_TENANT_OWNED: &[(&str, &str)] = &[
         "distributed by `scope` (a tenant id, or the program id of a public redemption); joins nothing",
     ),
     (
+        "throttle_windows",
+        "failure counts per client network and program for one minute, shared by replicas; a local (unlogged) table of the coordinator",
+    ),
+    (
         "__diesel_schema_migrations",
         "diesel's bookkeeping: stays a local table on the coordinator",
     ),
