@@ -14,6 +14,7 @@ mod redemption;
 mod refill;
 mod replace;
 mod standalone;
+mod statistics;
 mod tickets;
 mod webhooks;
 
