@@ -449,14 +449,32 @@ fn recording_a_batch_analyses_the_tickets_it_grew() {
     let program = common::program(&f.store, &tenant, |_| {});
     assert!(known_tickets(&f) < 0.0, "the template is never analysed");
     f.store.reserve(&tenant, &program.id, 300, now()).unwrap();
-    assert!(f.store.insert_reserved(&chunk(&program, "a", 200)).unwrap().is_empty());
-    f.store.record_batch(&tenant, &program.id, 200, now()).unwrap();
+    assert!(f
+        .store
+        .insert_reserved(&chunk(&program, "a", 200))
+        .unwrap()
+        .is_empty());
+    f.store
+        .record_batch(&tenant, &program.id, 200, now())
+        .unwrap();
     assert_eq!(known_tickets(&f), 200.0);
     // 10 more on 200 known (5 %) leaves the statistics as they are; 100 refreshes.
-    assert!(f.store.insert_reserved(&chunk(&program, "b", 10)).unwrap().is_empty());
-    f.store.record_batch(&tenant, &program.id, 10, now()).unwrap();
+    assert!(f
+        .store
+        .insert_reserved(&chunk(&program, "b", 10))
+        .unwrap()
+        .is_empty());
+    f.store
+        .record_batch(&tenant, &program.id, 10, now())
+        .unwrap();
     assert_eq!(known_tickets(&f), 200.0);
-    assert!(f.store.insert_reserved(&chunk(&program, "c", 90)).unwrap().is_empty());
-    f.store.record_batch(&tenant, &program.id, 90, now()).unwrap();
+    assert!(f
+        .store
+        .insert_reserved(&chunk(&program, "c", 90))
+        .unwrap()
+        .is_empty());
+    f.store
+        .record_batch(&tenant, &program.id, 90, now())
+        .unwrap();
     assert_eq!(known_tickets(&f), 300.0);
 }

@@ -141,7 +141,10 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
     let stats: Stats = sql_query("SELECT reltuples FROM pg_class WHERE relname = 'tickets'")
         .get_result(&mut conn)
         .unwrap();
-    assert!(stats.reltuples < 0.0, "tickets must never have been analysed");
+    assert!(
+        stats.reltuples < 0.0,
+        "tickets must never have been analysed"
+    );
     sql_query("SET plan_cache_mode = force_generic_plan")
         .execute(&mut conn)
         .unwrap();
@@ -239,9 +242,11 @@ fn a_newer_index_that_ties_would_take_the_redemption() {
     let db = TestDatabase::new();
     let mut conn = PgConnection::establish(db.url()).unwrap();
     // Created on the empty table, so the bulk insert below stays unanalysed.
-    sql_query("CREATE INDEX tickets_by_program_again ON tickets (tenant_id, program_id, created_at, id)")
-        .execute(&mut conn)
-        .unwrap();
+    sql_query(
+        "CREATE INDEX tickets_by_program_again ON tickets (tenant_id, program_id, created_at, id)",
+    )
+    .execute(&mut conn)
+    .unwrap();
     fresh_bulk(&mut conn);
     sql_query("SET plan_cache_mode = force_generic_plan")
         .execute(&mut conn)

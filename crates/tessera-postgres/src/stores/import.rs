@@ -72,7 +72,8 @@ impl PgStore {
     ) -> StoreResult<ImportOutcome> {
         let mut taken = Vec::new();
         let result = self.with_conn(|conn| {
-            let count = conn.transaction(|conn| run(conn, tenant, program, now, next, &mut taken))?;
+            let count =
+                conn.transaction(|conn| run(conn, tenant, program, now, next, &mut taken))?;
             super::statistics::refresh_tickets(conn, u64::from(count));
             Ok(count)
         });
