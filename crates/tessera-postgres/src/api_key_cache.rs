@@ -6,7 +6,7 @@
 //! `api_key_notify` NOTIFYs `tessera_api_keys` when a transaction that deleted or
 //! changed keys commits; each process holds one listener connection, and any
 //! notice empties its cache. "At once" is exact, not "soon": before a lookup
-//! trusts the cache, the listener completes a round trip (`SELECT 1`) that began
+//! trusts the cache, the listener completes a round trip (`SELECT $1`) that began
 //! after the lookup did. PostgreSQL signals the listening backends inside the
 //! deleting commit and a backend sends what it was signalled before it answers
 //! the next query, so every delete acknowledged before the lookup began is in
@@ -24,7 +24,8 @@ use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use diesel::{sql_query, Connection, PgConnection, RunQueryDsl};
+use diesel::sql_types::Integer;
+use diesel::{sql_query, Connection, IntoSql, PgConnection, RunQueryDsl};
 use tessera_app::model::{ApiKey, SecretHash, Tenant};
 use tessera_app::ports::{AccessStore, StoreResult};
 use tessera_domain::{ApiKeyId, TenantId};
@@ -90,8 +91,10 @@ fn round_trip(
             }
         };
     };
-    // Hand-written: the empty query whose answer comes after every notice due.
-    if let Err(error) = sql_query("SELECT 1").execute(&mut conn) {
+    // `SELECT $1` through the query builder, which diesel prepares once and
+    // caches (a `sql_query` string is parsed every time): its answer comes after
+    // every notice due.
+    if let Err(error) = diesel::select(1.into_sql::<Integer>()).get_result::<i32>(&mut conn) {
         tracing::warn!(%error, "the API-key listener is lost; the cache is off until it is back");
         return (None, Round::Lost);
     }
