@@ -1,5 +1,6 @@
 //! The per-process API-key cache (issue 12): hits, misses, a delete seen at once by
 //! another process, and a lost listener that turns the cache off.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use common::{fixture, hash};

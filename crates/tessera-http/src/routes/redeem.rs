@@ -37,9 +37,7 @@ pub(crate) async fn redeem(
     body: JsonBody<RedeemRequestBody>,
 ) -> Result<HttpResponse, ApiError> {
     let client = client_address(&req, &state.settings.trusted_proxies);
-    let resolved = body
-        .into_inner()
-        .and_then(|body| Ok(ResolvedRedeem::try_from(body)?));
+    let resolved = body.into_inner().and_then(ResolvedRedeem::try_from);
     // One blocking-pool hop: the key (as before, an unknown key is refused before
     // a malformed body is), then the redemption.
     let (redemption, include_program_id) = run(move || {
