@@ -11,6 +11,7 @@ mod hostile;
 mod idempotency;
 mod invariants;
 mod isolation;
+mod key_cache;
 mod lifecycle;
 mod overload;
 mod pages;

@@ -76,6 +76,46 @@ impl FromRequest for OptionalCaller {
     }
 }
 
+/// The presented key, not yet resolved: for the hot routes (redeem, standalone
+/// use), which resolve it in the same blocking-pool hop as the work itself
+/// ([`resolve`]) instead of one hop for the key and one for the work. Absent →
+/// `401 unauthorized` at once.
+pub(crate) struct PresentedKey(pub PresentedApiKey);
+
+impl FromRequest for PresentedKey {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
+        std::future::ready(
+            bearer(req)
+                .map(PresentedKey)
+                .ok_or_else(ApiError::unauthorized),
+        )
+    }
+}
+
+/// [`PresentedKey`] for a route that may be called without one (redeem).
+pub(crate) struct OptionalPresentedKey(pub Option<PresentedApiKey>);
+
+impl FromRequest for OptionalPresentedKey {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
+        std::future::ready(Ok(OptionalPresentedKey(bearer(req))))
+    }
+}
+
+/// Resolves a presented key inside a use case's closure (on the blocking pool):
+/// an unknown key is `401 unauthorized`, as for [`Caller`].
+pub(crate) fn resolve(
+    state: &AppState,
+    key: &PresentedApiKey,
+) -> tessera_app::AppResult<Principal> {
+    state.access.authenticate(key)
+}
+
 /// Checks the operator token: the route does not exist (`404`) when no token is
 /// configured; a missing or different token is `401`. Constant-time comparison.
 pub(crate) fn require_operator(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {

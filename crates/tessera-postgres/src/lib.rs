@@ -5,6 +5,7 @@
 //! conditional statements and constraints in the database, never by a read and a
 //! decision in Rust.
 
+mod api_key_cache;
 mod error;
 mod events;
 mod group_commit;
@@ -15,6 +16,7 @@ mod stores;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+pub use api_key_cache::{CachedAccess, LISTENER_NAME};
 pub use group_commit::{BatchKind, BatchObserver, GroupCommit, GroupCommitSettings};
 pub use setup::{
     connect, connect_with_timeout, ensure_database, run_migrations, SetupError,

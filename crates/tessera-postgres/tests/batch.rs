@@ -425,3 +425,56 @@ fn probe_insert_rate() {
     );
     assert_eq!(tickets_of(&f.db.pool(), &tenant), inserted as i64);
 }
+
+#[derive(QueryableByName)]
+struct Known {
+    #[diesel(sql_type = diesel::sql_types::Float)]
+    reltuples: f32,
+}
+
+fn known_tickets(f: &common::Fixture) -> f32 {
+    let mut conn = f.db.pool().get().unwrap();
+    sql_query("SELECT reltuples FROM pg_class WHERE relname = 'tickets'")
+        .get_result::<Known>(&mut conn)
+        .unwrap()
+        .reltuples
+}
+
+/// Issue 12: the crowd redeems right after a batch, so recording it refreshes the
+/// planner's statistics (a table never analysed, or grown by a tenth or more).
+#[test]
+fn recording_a_batch_analyses_the_tickets_it_grew() {
+    let f = fixture();
+    let tenant = common::tenant(&f.store);
+    let program = common::program(&f.store, &tenant, |_| {});
+    assert!(known_tickets(&f) < 0.0, "the template is never analysed");
+    f.store.reserve(&tenant, &program.id, 300, now()).unwrap();
+    assert!(f
+        .store
+        .insert_reserved(&chunk(&program, "a", 200))
+        .unwrap()
+        .is_empty());
+    f.store
+        .record_batch(&tenant, &program.id, 200, now())
+        .unwrap();
+    assert_eq!(known_tickets(&f), 200.0);
+    // 10 more on 200 known (5 %) leaves the statistics as they are; 100 refreshes.
+    assert!(f
+        .store
+        .insert_reserved(&chunk(&program, "b", 10))
+        .unwrap()
+        .is_empty());
+    f.store
+        .record_batch(&tenant, &program.id, 10, now())
+        .unwrap();
+    assert_eq!(known_tickets(&f), 200.0);
+    assert!(f
+        .store
+        .insert_reserved(&chunk(&program, "c", 90))
+        .unwrap()
+        .is_empty());
+    f.store
+        .record_batch(&tenant, &program.id, 90, now())
+        .unwrap();
+    assert_eq!(known_tickets(&f), 300.0);
+}

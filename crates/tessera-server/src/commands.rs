@@ -9,7 +9,9 @@ use tessera_crypto::envelope::{self, OpenedWith, RootStatus};
 use tessera_crypto::{load_or_create_master_key, Keyring, MasterKey, Signer, WebhookKeys};
 use tessera_domain::TenantName;
 use tessera_http::{AppState, HttpSettings};
-use tessera_postgres::{BatchKind, GroupCommit, GroupCommitSettings, PgPool, PgStore};
+use tessera_postgres::{
+    BatchKind, CachedAccess, GroupCommit, GroupCommitSettings, PgPool, PgStore,
+};
 use thiserror::Error;
 
 use crate::clock::SystemClock;
@@ -102,7 +104,9 @@ fn tessera_on(
         clock: Arc::new(SystemClock),
         hasher: Arc::new(Keyring::derive(root)),
         signer: signer.clone(),
-        access: store.clone(),
+        // Authenticated requests resolve their key without a statement once it
+        // is known; deletes reach every replica's cache (docs/architecture.md).
+        access: Arc::new(CachedAccess::new((*store).clone(), &settings.database_url)),
         programs: store.clone(),
         tickets: store.clone(),
         redemptions: Arc::new(crate::history::MeteredRedemptions(store.clone())),

@@ -2,7 +2,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::json;
-use crate::auth::OptionalCaller;
+use crate::auth::{resolve, OptionalPresentedKey};
 use crate::client_addr::client_address;
 use crate::dto::redeem::{RedeemRequestBody, RedeemResponse, ResolvedRedeem};
 use crate::error::{ApiError, ErrorBody};
@@ -33,13 +33,27 @@ use crate::state::{run, AppState};
 pub(crate) async fn redeem(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: OptionalCaller,
+    key: OptionalPresentedKey,
     body: JsonBody<RedeemRequestBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut resolved = ResolvedRedeem::try_from(body.into_inner()?)?;
-    resolved.request.client = client_address(&req, &state.settings.trusted_proxies);
-    let include_program_id = resolved.include_program_id;
-    let redemption = run(move || state.redeem.redeem(caller.0, resolved.request)).await?;
+    let client = client_address(&req, &state.settings.trusted_proxies);
+    let resolved = body.into_inner().and_then(ResolvedRedeem::try_from);
+    // One blocking-pool hop: the key (as before, an unknown key is refused before
+    // a malformed body is), then the redemption.
+    let (redemption, include_program_id) = run(move || {
+        let caller = key.0.map(|key| resolve(&state, &key)).transpose()?;
+        let mut resolved = match resolved {
+            Ok(resolved) => resolved,
+            Err(error) => return Ok(Err(error)),
+        };
+        resolved.request.client = client;
+        let include_program_id = resolved.include_program_id;
+        Ok(Ok((
+            state.redeem.redeem(caller, resolved.request)?,
+            include_program_id,
+        )))
+    })
+    .await??;
     Ok(json(
         StatusCode::OK,
         &RedeemResponse::new(redemption, include_program_id),

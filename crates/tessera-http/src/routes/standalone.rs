@@ -5,7 +5,7 @@ use tessera_app::AppError;
 use tessera_domain::PageRequest;
 
 use super::json;
-use crate::auth::Caller;
+use crate::auth::{resolve, Caller, PresentedKey};
 use crate::dto::common::{page_bounds, PageQuery};
 use crate::dto::standalone::{
     CreateStandaloneRequest, CreatedStandaloneResponse, DeletedStandaloneResponse, StandaloneList,
@@ -51,18 +51,25 @@ pub(crate) async fn create_standalone(
     security(("apiKey" = [])))]
 pub(crate) async fn use_standalone(
     state: web::Data<AppState>,
-    caller: Caller,
+    key: PresentedKey,
     body: JsonBody<StandaloneTicketRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let presented = body.into_inner()?.ticket;
-    let used = run(
-        move || match state.standalone.use_standalone(&caller.0, &presented) {
-            Ok(used) => Ok(Some(used)),
-            Err(AppError::NotFound) => Ok(None),
+    let presented = body.into_inner();
+    // One blocking-pool hop: the key (an unknown key is refused before a
+    // malformed body is), then the use.
+    let used = run(move || {
+        let caller = resolve(&state, &key.0)?;
+        let presented = match presented {
+            Ok(body) => body.ticket,
+            Err(error) => return Ok(Err(error)),
+        };
+        match state.standalone.use_standalone(&caller, &presented) {
+            Ok(used) => Ok(Ok(Some(used))),
+            Err(AppError::NotFound) => Ok(Ok(None)),
             Err(other) => Err(other),
-        },
-    )
-    .await?
+        }
+    })
+    .await??
     // Authen's answer for an unknown, expired or used-up ticket.
     .ok_or_else(|| {
         ApiError::new(

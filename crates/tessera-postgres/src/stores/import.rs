@@ -72,7 +72,10 @@ impl PgStore {
     ) -> StoreResult<ImportOutcome> {
         let mut taken = Vec::new();
         let result = self.with_conn(|conn| {
-            conn.transaction(|conn| run(conn, tenant, program, now, next, &mut taken))
+            let count =
+                conn.transaction(|conn| run(conn, tenant, program, now, next, &mut taken))?;
+            super::statistics::refresh_tickets(conn, u64::from(count));
+            Ok(count)
         });
         match result {
             Ok(count) => Ok(ImportOutcome::Imported(count)),

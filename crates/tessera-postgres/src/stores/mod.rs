@@ -15,6 +15,7 @@ mod redemption;
 mod refill;
 mod replace;
 mod standalone;
+mod statistics;
 mod throttle;
 mod tickets;
 mod webhooks;

@@ -14,6 +14,16 @@ use crate::models::{total, StandaloneRow, StandaloneUseRow};
 use crate::schema::{standalone_tickets, tenant_counters};
 use crate::PgStore;
 
+diesel::define_sql_function! {
+    /// The standalone use (migration `standalone_use_function`): uses left (NULL:
+    /// unlimited) and payload, or no row when nothing live matches.
+    fn tessera_use_standalone(
+        tenant_id: Text,
+        token_hash: Bytea,
+        now: Timestamptz,
+    ) -> Record<(Nullable<BigInt>, Nullable<Text>)>;
+}
+
 /// The tenant's counter row always equals its number of standalone_tickets rows:
 /// every insert raises it and every delete lowers it in the same transaction.
 fn adjust_counter(conn: &mut PgConnection, tenant: &TenantId, delta: i64) -> Outcome<()> {
@@ -119,35 +129,22 @@ impl StandaloneStore for PgStore {
             // Grouped with concurrent uses into one statement and commit.
             return Ok(group.use_ticket(tenant, token_hash, now)?);
         }
-        self.in_transaction(|conn| {
-            // Hand-written: the standalone use is one conditional UPDATE (expiry
-            // and uses left as predicates); NULL - 1 is NULL, so an unlimited
-            // ticket stays unlimited.
-            let used = sql_query(
-                "UPDATE standalone_tickets SET uses_left = uses_left - 1 \
-                 WHERE tenant_id = $1 AND token_hash = $2 \
-                 AND (expires_at IS NULL OR expires_at > $3) \
-                 AND (uses_left IS NULL OR uses_left > 0) \
-                 RETURNING uses_left, payload",
-            )
-            .bind::<Text, _>(tenant.as_str())
-            .bind::<Bytea, _>(&token_hash.0[..])
-            .bind::<Timestamptz, _>(now)
-            .get_result::<StandaloneUseRow>(conn)
+        self.with_conn(|conn| {
+            // One prepared statement, committed on its own (no BEGIN/COMMIT round
+            // trips): the function spends the use by a conditional UPDATE and, on
+            // the last one, deletes the row and frees its place, atomically.
+            let used = diesel::select(tessera_use_standalone(
+                tenant.as_str(),
+                &token_hash.0[..],
+                now,
+            ))
+            .get_result::<(Option<i64>, Option<String>)>(conn)
             .optional()?;
-            let Some(used) = used else {
+            let Some((uses_left, payload)) = used else {
                 return Ok(None);
             };
+            let used = StandaloneUseRow { uses_left, payload };
             let uses_left = used.uses_left()?;
-            if uses_left == Some(0) {
-                diesel::delete(
-                    standalone_tickets::table
-                        .filter(standalone_tickets::tenant_id.eq(tenant.as_str()))
-                        .filter(standalone_tickets::token_hash.eq(&token_hash.0[..])),
-                )
-                .execute(conn)?;
-                adjust_counter(conn, tenant, -1)?;
-            }
             Ok(Some(StandaloneUse {
                 uses_left: uses_left.map_or(UsesLeft::Unlimited, UsesLeft::Left),
                 payload: used.into_payload()?,

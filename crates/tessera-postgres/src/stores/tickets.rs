@@ -344,6 +344,10 @@ impl TicketStore for PgStore {
         count: u32,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        self.with_conn(|conn| batch::record_batch(conn, tenant, program, count, now))
+        self.with_conn(|conn| {
+            batch::record_batch(conn, tenant, program, count, now)?;
+            super::statistics::refresh_tickets(conn, u64::from(count));
+            Ok(())
+        })
     }
 }

@@ -1,0 +1,1 @@
+DROP FUNCTION tessera_use_standalone(text, bytea, timestamptz);
