@@ -213,14 +213,38 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
         &["standalone_tickets_token_hash_unique"],
     );
 
-    // The API-key lookup.
+    // The API-key lookup: by the tenant the key names, and its hash.
     let key = generic_plan(
         &mut conn,
-        "bytea",
-        "SELECT * FROM api_keys WHERE key_hash = $1",
-        "sha256('key'::bytea)",
+        "text, bytea",
+        "SELECT * FROM api_keys WHERE tenant_id = $1 AND key_hash = $2",
+        "'ten_a', sha256('key'::bytea)",
     );
     assert_probes(&key, "api_keys", &["api_keys_key_hash_unique"]);
+
+    // The directories a tenant-less identifier is routed through.
+    let program_route = generic_plan(
+        &mut conn,
+        "text",
+        "SELECT tenant_id FROM program_directory WHERE program_id = $1",
+        "'prg_a'",
+    );
+    assert_probes(
+        &program_route,
+        "program_directory",
+        &["program_directory_pkey"],
+    );
+    let legacy_key_route = generic_plan(
+        &mut conn,
+        "bytea",
+        "SELECT tenant_id FROM legacy_api_key_directory WHERE key_hash = $1",
+        "sha256('key'::bytea)",
+    );
+    assert_probes(
+        &legacy_key_route,
+        "legacy_api_key_directory",
+        &["legacy_api_key_directory_pkey"],
+    );
 
     // Issuance: the program's counter.
     let issue = generic_plan(
