@@ -120,7 +120,7 @@ impl ProgramRow {
 
 /// A ticket joined with its program's limit, which `remaining` depends on. Selected
 /// from `tickets` joined with `programs` (see `stores::tickets::ticket_views`), or
-/// read by name from a statement listing [`TICKET_VIEW_COLUMNS`].
+/// read by name from a statement listing [`ticket_view_columns`].
 #[derive(Debug, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = tickets, check_for_backend(Pg))]
 pub(crate) struct TicketRow {
@@ -203,13 +203,19 @@ impl TicketRow {
 
 /// Columns of a ticket in the order `TicketRow` reads them, prefixed by `t.`, with
 /// the program's limit from `p.`: for the hand-written statements that return a
-/// view.
-pub(crate) const TICKET_VIEW_COLUMNS: &str = "t.tenant_id, t.id, t.program_id, t.email, \
-    t.subject, t.max_redemptions, t.redemptions, t.state, t.failed_attempts, t.payload, \
-    t.last_redeemed_at, t.last_failed_at, t.created_at, t.version, t.per_redeemer_limit, \
-    t.locked_until, p.max_redemptions AS program_max_redemptions, \
-    (SELECT count(*) FROM holds h WHERE h.tenant_id = t.tenant_id AND h.ticket_id = t.id \
-     AND h.state = 'held' AND h.expires_at > now()) AS held";
+/// view. `now_param` is the statement's placeholder number for the request's
+/// instant: live holds are counted against that bound value, not `now()`, because
+/// Citus refuses non-IMMUTABLE functions in a RETURNING clause.
+pub(crate) fn ticket_view_columns(now_param: usize) -> String {
+    format!(
+        "t.tenant_id, t.id, t.program_id, t.email, \
+         t.subject, t.max_redemptions, t.redemptions, t.state, t.failed_attempts, t.payload, \
+         t.last_redeemed_at, t.last_failed_at, t.created_at, t.version, t.per_redeemer_limit, \
+         t.locked_until, p.max_redemptions AS program_max_redemptions, \
+         (SELECT count(*) FROM holds h WHERE h.tenant_id = t.tenant_id AND h.ticket_id = t.id \
+         AND h.state = 'held' AND h.expires_at > ${now_param}::timestamptz) AS held"
+    )
+}
 
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = standalone_tickets, check_for_backend(Pg))]

@@ -2,7 +2,7 @@
 //! versioned statement.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel::{sql_query, OptionalExtension, PgConnection, RunQueryDsl};
 use serde_json::json;
 use tessera_app::model::{TicketChanges, TicketView};
@@ -12,7 +12,7 @@ use tessera_domain::{EventType, TenantId, TicketId};
 use super::tickets::find;
 use crate::error::Outcome;
 use crate::events::{record, Event};
-use crate::models::{TicketRow, TICKET_VIEW_COLUMNS};
+use crate::models::{ticket_view_columns, TicketRow};
 
 pub(crate) fn update(
     conn: &mut PgConnection,
@@ -34,13 +34,15 @@ pub(crate) fn update(
          FROM programs p \
          WHERE t.tenant_id = $1 AND t.id = $2 AND t.version = $4 \
          AND p.tenant_id = t.tenant_id AND p.id = t.program_id \
-         RETURNING {TICKET_VIEW_COLUMNS}"
+         RETURNING {}",
+        ticket_view_columns(6)
     ))
     .bind::<Text, _>(tenant.as_str())
     .bind::<Text, _>(id.as_str())
     .bind::<Nullable<Text>, _>(state)
     .bind::<BigInt, _>(expected_version)
     .bind::<Nullable<BigInt>, _>(limit)
+    .bind::<Timestamptz, _>(now)
     .get_result::<TicketRow>(conn)
     .optional()?;
     let Some(changed) = changed else {

@@ -15,7 +15,7 @@ use super::programs::find as find_program;
 use super::{batch, limit_offset};
 use crate::error::Outcome;
 use crate::events::{record, Event};
-use crate::models::{total, TicketRow, TICKET_VIEW_COLUMNS};
+use crate::models::{ticket_view_columns, total, TicketRow};
 use crate::schema::{programs, tickets};
 use crate::PgStore;
 
@@ -224,12 +224,14 @@ impl TicketStore for PgStore {
                  FROM programs p \
                  WHERE t.tenant_id = $1 AND t.id = $2 AND t.version = $4 \
                  AND p.tenant_id = t.tenant_id AND p.id = t.program_id \
-                 RETURNING {TICKET_VIEW_COLUMNS}"
+                 RETURNING {}",
+                ticket_view_columns(5)
             ))
             .bind::<Text, _>(tenant.as_str())
             .bind::<Text, _>(id.as_str())
             .bind::<Text, _>(state.as_str())
             .bind::<BigInt, _>(expected_version)
+            .bind::<Timestamptz, _>(now)
             .get_result::<TicketRow>(conn)
             .optional()?;
             let Some(changed) = changed else {
