@@ -1,4 +1,4 @@
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use diesel::{
     sql_query, ExpressionMethods, OptionalExtension, PgConnection, QueryDsl, RunQueryDsl,
     SelectableHelper,
@@ -176,6 +176,17 @@ struct CountedFailure {
 /// (900 s × 65536 ≈ 1.9 years: a ceiling nobody reaches by accident).
 const MAX_LOCK_DOUBLINGS: i32 = 16;
 
+/// The lock ends a wrong email can set, `now + email_lock_seconds × 2^k` for
+/// k = 0..=MAX_LOCK_DOUBLINGS: the statement picks the one for the ticket's
+/// earlier locks (element k + 1, arrays start at 1).
+fn lock_ends(attempt: &RedemptionAttempt) -> Vec<chrono::DateTime<chrono::Utc>> {
+    (0..=MAX_LOCK_DOUBLINGS)
+        .map(|doublings| {
+            attempt.now + chrono::Duration::seconds(i64::from(attempt.email_lock_seconds) << doublings)
+        })
+        .collect()
+}
+
 /// Counts one more consecutive wrong email on a ticket that is active (or whose
 /// lock has expired: then the count starts over at one), locking it at the limit
 /// until `now + email_lock_seconds × 2^(earlier locks)`, in one conditional
@@ -187,13 +198,15 @@ fn count_email_mismatch(
     ticket: &TicketId,
 ) -> Outcome<bool> {
     // Hand-written: one conditional UPDATE counts and locks, exact under
-    // concurrency. `n` is the new count; SET expressions see the old row.
+    // concurrency. `n` is the new count; SET expressions see the old row. The
+    // lock's end is picked from the precomputed ends by subscript: Citus refuses
+    // timestamptz + interval (STABLE) on columns and in CASE.
     const N: &str = "((CASE WHEN state = 'locked' THEN 0 ELSE failed_attempts END) + 1)";
     let counted = sql_query(format!(
         "UPDATE tickets SET failed_attempts = {N}, last_failed_at = $3, \
          state = CASE WHEN {N} >= $4 THEN 'locked' ELSE 'active' END, \
-         locked_until = CASE WHEN {N} >= $4 THEN $3 + make_interval(secs => \
-             $5::float8 * power(2::float8, LEAST(email_locks, $6)::float8)) ELSE NULL END, \
+         locked_until = CASE WHEN {N} >= $4 \
+             THEN ($5::timestamptz[])[LEAST(email_locks, $6) + 1] ELSE NULL END, \
          email_locks = email_locks + CASE WHEN {N} >= $4 THEN 1 ELSE 0 END, \
          version = version + CASE WHEN {N} >= $4 OR state = 'locked' THEN 1 ELSE 0 END \
          WHERE tenant_id = $1 AND id = $2 \
@@ -204,7 +217,7 @@ fn count_email_mismatch(
     .bind::<Text, _>(ticket.as_str())
     .bind::<Timestamptz, _>(attempt.now)
     .bind::<BigInt, _>(i64::from(EMAIL_MISMATCHES_BEFORE_LOCK))
-    .bind::<BigInt, _>(i64::from(attempt.email_lock_seconds))
+    .bind::<Array<Timestamptz>, _>(lock_ends(attempt))
     .bind::<diesel::sql_types::Integer, _>(MAX_LOCK_DOUBLINGS)
     .get_result::<CountedFailure>(conn)
     .optional()?;
