@@ -382,19 +382,23 @@ impl WebhookStore for PgStore {
             // again after the back-off (which also ends this replica's lease).
             // Two conditional statements whose predicates exclude each other,
             // rather than one with `CASE WHEN now() …`: Citus refuses non-immutable
-            // functions inside CASE.
+            // functions inside CASE. "now + retry > created_at + horizon" is asked
+            // as `created_at < cutoff`, the cutoff computed from now() alone: Citus
+            // refuses STABLE arithmetic (timestamptz + interval) on a column in an
+            // UPDATE, but evaluates a column-free now() expression itself. The
+            // database's clock stays the one clock, as for the claim's lease.
             let retry = "now() + $5 * interval '1 millisecond'";
-            let ends = "created_at + $6 * interval '1 millisecond'";
+            let cutoff = "now() + ($5 - $6) * interval '1 millisecond'";
             let statements = [
                 format!(
                     "UPDATE webhook_deliveries \
                      SET last_status = $3, last_error = $4, state = 'failed', next_attempt_at = NULL \
-                     WHERE tenant_id = $1 AND id = $2 AND state = 'pending' AND {retry} > {ends}"
+                     WHERE tenant_id = $1 AND id = $2 AND state = 'pending' AND created_at < {cutoff}"
                 ),
                 format!(
                     "UPDATE webhook_deliveries \
                      SET last_status = $3, last_error = $4, next_attempt_at = {retry} \
-                     WHERE tenant_id = $1 AND id = $2 AND state = 'pending' AND {retry} <= {ends}"
+                     WHERE tenant_id = $1 AND id = $2 AND state = 'pending' AND created_at >= {cutoff}"
                 ),
             ];
             for statement in statements {
