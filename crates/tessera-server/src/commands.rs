@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use actix_web::{App, HttpServer};
+use tessera_app::ports::AccessStore;
 use tessera_app::usecases::AccessUseCases;
 use tessera_app::{DeliverySettings, Limits, Tessera, TesseraPorts, WebhookPorts, WebhookService};
 use tessera_crypto::envelope::{self, OpenedWith, RootStatus};
@@ -92,6 +93,19 @@ fn signer(settings: &Settings, master: &MasterKey) -> Signer {
     )
 }
 
+/// How API keys are resolved. With the cache, authenticated requests resolve
+/// their key without a statement once it is known, and deletes reach every
+/// replica's cache through the api_keys trigger's notices (docs/architecture.md).
+/// Without it (`TESSERA_API_KEY_CACHE=off`, for Citus, where those notices never
+/// reach the coordinator), every request asks the database.
+fn access_store(settings: &Settings, store: &Arc<PgStore>) -> Arc<dyn AccessStore> {
+    if settings.api_key_cache {
+        Arc::new(CachedAccess::new((**store).clone(), &settings.database_url))
+    } else {
+        store.clone()
+    }
+}
+
 /// Every use case, over the database `store` and keys derived from the master key,
 /// and the signer they sign with (whose JWKS the HTTP adapter serves).
 fn tessera_on(
@@ -104,9 +118,7 @@ fn tessera_on(
         clock: Arc::new(SystemClock),
         hasher: Arc::new(Keyring::derive(root)),
         signer: signer.clone(),
-        // Authenticated requests resolve their key without a statement once it
-        // is known; deletes reach every replica's cache (docs/architecture.md).
-        access: Arc::new(CachedAccess::new((*store).clone(), &settings.database_url)),
+        access: access_store(settings, &store),
         programs: store.clone(),
         tickets: store.clone(),
         redemptions: Arc::new(crate::history::MeteredRedemptions(store.clone())),

@@ -61,6 +61,10 @@ pub struct Settings {
     pub signing_key_version: u32,
     pub redeem_failures_per_minute: u32,
     pub throttle_scope: ThrottleScope,
+    /// `TESSERA_API_KEY_CACHE`: resolve known API keys in process, kept right by
+    /// the api_keys trigger's notices. Off on Citus, where the trigger fires on a
+    /// worker and the coordinator's listeners never hear it (docs/operations.md).
+    pub api_key_cache: bool,
     pub max_standalone_tickets: u32,
     pub trusted_proxies: Vec<IpAddr>,
     /// IPv6 clients share one failure budget per network of this prefix.
@@ -204,6 +208,12 @@ impl Settings {
                     ))
                 }
             },
+            api_key_cache: match get("TESSERA_API_KEY_CACHE") {
+                None => true,
+                Some(raw) if raw.eq_ignore_ascii_case("on") => true,
+                Some(raw) if raw.eq_ignore_ascii_case("off") => false,
+                Some(_) => return Err(invalid("TESSERA_API_KEY_CACHE", "must be on or off")),
+            },
             max_standalone_tickets: number(
                 get,
                 "TESSERA_MAX_STANDALONE_TICKETS",
@@ -339,6 +349,7 @@ mod tests {
         assert_eq!(s.client_ipv6_prefix, 64);
         assert_eq!(s.email_lock_seconds, 900);
         assert_eq!(s.throttle_scope, ThrottleScope::Shared);
+        assert!(s.api_key_cache, "the API-key cache is on by default");
 
         assert_eq!(s.webhook_retry_base_ms, 5000);
         assert_eq!(
@@ -366,6 +377,16 @@ mod tests {
         assert_eq!(process.throttle_scope, ThrottleScope::Process);
         let error = settings(&[("TESSERA_THROTTLE_SCOPE", "redis")]).unwrap_err();
         assert_eq!(error.variable, "TESSERA_THROTTLE_SCOPE");
+    }
+
+    #[test]
+    fn the_api_key_cache_is_on_or_off() {
+        let off = settings(&[("TESSERA_API_KEY_CACHE", "off")]).expect("valid");
+        assert!(!off.api_key_cache);
+        let on = settings(&[("TESSERA_API_KEY_CACHE", "ON")]).expect("valid");
+        assert!(on.api_key_cache);
+        let error = settings(&[("TESSERA_API_KEY_CACHE", "true")]).unwrap_err();
+        assert_eq!(error.variable, "TESSERA_API_KEY_CACHE");
     }
 
     #[test]
