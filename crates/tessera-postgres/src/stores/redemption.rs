@@ -182,7 +182,8 @@ const MAX_LOCK_DOUBLINGS: i32 = 16;
 fn lock_ends(attempt: &RedemptionAttempt) -> Vec<chrono::DateTime<chrono::Utc>> {
     (0..=MAX_LOCK_DOUBLINGS)
         .map(|doublings| {
-            attempt.now + chrono::Duration::seconds(i64::from(attempt.email_lock_seconds) << doublings)
+            attempt.now
+                + chrono::Duration::seconds(i64::from(attempt.email_lock_seconds) << doublings)
         })
         .collect()
 }
