@@ -1,8 +1,9 @@
 mod common;
 
-use common::{at, events, fixture, hash, limit, max_tickets, new_ticket, now, subject};
-use tessera_app::ports::{ProgramStore, StoreError, TicketStore};
-use tessera_domain::{PageRequest, ProgramId, TicketId, TicketState};
+use common::{at, attempt, events, fixture, hash, limit, max_tickets, new_ticket, now, subject};
+use tessera_app::model::TicketChanges;
+use tessera_app::ports::{LifecycleStore, ProgramStore, StoreError, TicketStore};
+use tessera_domain::{HoldId, PageRequest, ProgramId, TicketId, TicketState};
 
 #[test]
 fn an_issued_ticket_round_trips_with_its_program_limit() {
@@ -255,4 +256,53 @@ fn revoking_is_idempotent_and_recorded_once() {
         Err(StoreError::NotFound)
     );
     assert_eq!(events(&f.db.pool(), &tenant, "ticket.revoked"), 1);
+}
+
+/// The view an update returns counts the holds live at the request's instant (a
+/// bound value: Citus refuses `now()` in RETURNING), not at the database's clock.
+#[test]
+fn an_updated_ticket_s_view_counts_holds_live_at_the_request_s_instant() {
+    let f = fixture();
+    let tenant = common::tenant(&f.store);
+    let program = common::program(&f.store, &tenant, |_| {});
+    let id = common::issue(&f.store, &program, "code", |t| {
+        t.max_redemptions = Some(limit(5))
+    });
+    for expires in [at(20), at(40)] {
+        f.store
+            .hold(
+                &attempt(&program, "code", None),
+                &HoldId::generate(),
+                expires,
+            )
+            .unwrap()
+            .unwrap();
+    }
+    let both_live = f
+        .store
+        .set_state(&tenant, &id, TicketState::Disabled, 1, at(15))
+        .unwrap();
+    assert_eq!(both_live.held, 2);
+    let one_live = f
+        .store
+        .update_ticket(
+            &tenant,
+            &id,
+            TicketChanges {
+                state: None,
+                max_redemptions: Some(limit(6)),
+            },
+            2,
+            at(30),
+        )
+        .unwrap();
+    assert_eq!(
+        one_live.held, 1,
+        "the hold ending at 20 s has expired by 30 s"
+    );
+    let none_live = f
+        .store
+        .set_state(&tenant, &id, TicketState::Active, 3, at(50))
+        .unwrap();
+    assert_eq!(none_live.held, 0);
 }
