@@ -260,3 +260,33 @@ fn tickets_of_other_subjects_keep_their_lock_s_end() {
     let kept = TicketStore::get(&f.store, &tenant, &old).unwrap().ticket;
     assert!(kept.locked_until.is_some());
 }
+
+/// A lock after k earlier ones lasts base × 2^k, up to 2^16: the statement picks
+/// the end from the 17 the adapter binds, and no count of earlier locks reads past
+/// the last one.
+#[test]
+fn the_doubling_stops_at_two_to_the_sixteenth() {
+    let f = fixture();
+    let (tenant, program, id) = bound_ticket(&f.store);
+    let base = Duration::seconds(i64::from(EMAIL_LOCK_SECONDS));
+    for (earlier_locks, factor) in [(15, 1 << 15), (16, 1 << 16), (40, 1 << 16)] {
+        let mut conn = f.db.pool().get().unwrap();
+        sql_query(
+            "UPDATE tickets SET state = 'active', locked_until = NULL, failed_attempts = 0, \
+             email_locks = $3 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind::<Text, _>(tenant.as_str())
+        .bind::<Text, _>(id.as_str())
+        .bind::<diesel::sql_types::Integer, _>(earlier_locks)
+        .execute(&mut conn)
+        .unwrap();
+        lock_at(&f.store, &program, at(0));
+        let locked = TicketStore::get(&f.store, &tenant, &id).unwrap().ticket;
+        assert_eq!(locked.state, TicketState::Locked, "after {earlier_locks}");
+        assert_eq!(
+            locked.locked_until,
+            Some(at(0) + base * factor),
+            "after {earlier_locks} earlier locks"
+        );
+    }
+}
