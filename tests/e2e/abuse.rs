@@ -110,6 +110,7 @@ fn junk(program_id: &str, n: usize) -> Value {
 
 #[test]
 fn junk_from_eleven_addresses_spends_only_their_own_budgets() {
+    tessera_e2e::within_one_throttle_minute(std::time::Duration::from_secs(15));
     let database = TestDatabase::new();
     let server = Server::start(&database);
     let (_, program_id, codes) = program_with_codes(&server, 1);
@@ -143,6 +144,7 @@ fn junk_from_eleven_addresses_spends_only_their_own_budgets() {
 
 #[test]
 fn past_the_program_budget_a_valid_code_gets_through_and_guessing_stays_bounded() {
+    tessera_e2e::within_one_throttle_minute(std::time::Duration::from_secs(30));
     let database = TestDatabase::new();
     let server = Arc::new(Server::start(&database));
     let (admin, program_id, codes) = program_with_codes(&server, 2);
@@ -238,6 +240,7 @@ fn via_proxy(server: &Server, forwarded: Option<&str>, body: &Value) -> u16 {
 
 #[test]
 fn an_ipv6_host_gets_one_budget_per_64_not_per_address() {
+    tessera_e2e::within_one_throttle_minute(std::time::Duration::from_secs(15));
     let database = TestDatabase::new();
     let server = behind_proxy(&database, "5");
     let (_, program_id, _) = program_with_codes(&server, 1);
@@ -259,6 +262,7 @@ fn an_ipv6_host_gets_one_budget_per_64_not_per_address() {
 
 #[test]
 fn a_malformed_forwarded_header_buys_no_budget_and_spends_no_one_else_s() {
+    tessera_e2e::within_one_throttle_minute(std::time::Duration::from_secs(15));
     let database = TestDatabase::new();
     let server = behind_proxy(&database, "3");
     let (_, program_id, _) = program_with_codes(&server, 1);

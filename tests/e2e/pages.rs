@@ -270,6 +270,7 @@ fn the_code_form_takes_a_humane_code_typed_with_spaces_dashes_and_any_case() {
 
 #[test]
 fn page_failures_count_towards_the_failed_redemption_throttle() {
+    tessera_e2e::within_one_throttle_minute(std::time::Duration::from_secs(15));
     let (_db, s) = setup(&[("TESSERA_REDEEM_FAILURES_PER_MINUTE", "3")]);
     let program = s.program(json!({}));
     let unknown = format!("{}/r/4vJ9QmZr2nXc8WbT6kYpL3sHd7FgA1eB", s.server.base_url);

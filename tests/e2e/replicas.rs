@@ -197,6 +197,7 @@ fn within_one_minute(seconds: u64) {
 
 #[test]
 fn one_address_spreading_guesses_over_three_replicas_gets_one_budget() {
+    tessera_e2e::within_one_throttle_minute(std::time::Duration::from_secs(30));
     let database = TestDatabase::new();
     let replicas = three_replicas(&database);
     let (_, admin_key) = replicas[0].create_tenant("Replicas");

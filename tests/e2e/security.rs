@@ -38,6 +38,7 @@ fn batch(admin: &tessera_e2e::Client, program_id: &str, count: u32) -> Vec<Strin
 
 #[test]
 fn ten_thousand_guesses_from_one_address_are_throttled_after_twenty_and_find_nothing() {
+    tessera_e2e::within_one_throttle_minute(std::time::Duration::from_secs(30));
     let database = TestDatabase::new();
     let server = Server::start(&database);
     let (_, admin_key) = server.create_tenant("Brute");
@@ -132,6 +133,7 @@ fn ten_thousand_guesses_from_one_address_are_throttled_after_twenty_and_find_not
 
 #[test]
 fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    tessera_e2e::within_one_throttle_minute(std::time::Duration::from_secs(15));
     let database = TestDatabase::new();
     let server = Server::start_with(
         &database,
@@ -304,6 +306,7 @@ fn signed_codes_verify_offline_redeem_and_tampered_ones_are_refused_without_a_us
 
 #[test]
 fn concurrent_guessers_cannot_outrun_the_program_budget() {
+    tessera_e2e::within_one_throttle_minute(std::time::Duration::from_secs(30));
     let database = TestDatabase::new();
     let server = Server::start_with(
         &database,

@@ -363,3 +363,20 @@ pub fn concurrently<T: Send + 'static>(
         .map(|handle| handle.join().expect("thread"))
         .collect()
 }
+
+/// Waits for the next wall-clock minute when less than `needed` is left of this
+/// one. The failed-redemption throttle counts in fixed one-minute windows, so a
+/// test that asserts where a budget runs out must run inside one window: one that
+/// straddles two would see the budget twice (an answer of 404 where 429 is due).
+pub fn within_one_throttle_minute(needed: Duration) {
+    let into_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis()
+        % 60_000;
+    let left = Duration::from_millis(60_000 - into_minute as u64);
+    if left < needed {
+        // A little past the boundary, so the new minute has surely begun.
+        std::thread::sleep(left + Duration::from_millis(50));
+    }
+}
