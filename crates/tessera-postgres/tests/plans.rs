@@ -4,7 +4,11 @@
 //!
 //! EXPLAIN cannot look inside a function, so each statement of `tessera_redeem`
 //! (and its classification, the standalone use, the API-key lookup, issuance) is
-//! run here in the same shape, as a prepared statement forced to its generic plan.
+//! run here in the same shape, as a prepared statement forced to its generic plan;
+//! `the_functions_have_the_shapes_explained_here` ties the shapes to the
+//! functions. A second state: a program issued after the statistics were taken,
+//! whose id they have never seen, under custom plans (PL/pgSQL's first five
+//! executions per connection, and every unprepared statement).
 #![allow(clippy::unwrap_used)]
 
 use diesel::sql_types::Text;
@@ -81,9 +85,10 @@ fn scans(node: &Value, out: &mut Vec<(String, String, String)>) {
     }
 }
 
-/// The scans of `statement`'s generic plan, prepared with `types` and executed
-/// with `args`.
-fn generic_plan(
+/// The scans of `statement`'s plan, prepared with `types` and executed with
+/// `args`: its generic plan under `plan_cache_mode = force_generic_plan`, the plan
+/// for those values under `force_custom_plan`.
+fn prepared_plan(
     conn: &mut PgConnection,
     types: &str,
     statement: &str,
@@ -118,13 +123,14 @@ fn assert_probes(plan: &[(String, String, String)], relation: &str, indexes: &[&
 const TICKET_PROBE: &[&str] = &["tickets_code_hash_unique"];
 const PROGRAM_PROBE: &[&str] = &["programs_probe", "programs_pkey"];
 
-/// The conditional UPDATE of `tessera_redeem` (migration `email_lock_expiry`),
-/// its parameters as placeholders; `tessera_hold`'s has the same WHERE.
+/// The conditional UPDATE of `tessera_redeem` (migration `program_id_as_filter`),
+/// its parameters as placeholders; `tessera_hold`'s and `tessera_validate`'s have
+/// the same WHERE.
 const REDEEM: &str = "UPDATE tickets t \
     SET redemptions = t.redemptions + 1, failed_attempts = 0, email_locks = 0, last_redeemed_at = $4 \
     FROM programs p \
-    WHERE t.tenant_id = $1 AND t.code_hash = $2 AND t.program_id = $3 \
-      AND p.tenant_id = t.tenant_id AND p.id = t.program_id \
+    WHERE t.tenant_id = $1 AND t.code_hash = $2 AND (t.program_id = $3) IS TRUE \
+      AND p.tenant_id = $1 AND p.id = $3 \
       AND p.state = 'active' AND p.start_time <= $4 AND $4 < p.end_time \
       AND (t.state = 'active' OR (t.state = 'locked' AND t.locked_until <= $4)) \
       AND t.redemptions + t.held < LEAST(COALESCE(t.max_redemptions, p.max_redemptions), p.max_redemptions) \
@@ -132,6 +138,19 @@ const REDEEM: &str = "UPDATE tickets t \
       AND (t.per_redeemer_limit IS NULL OR t.id = $6) \
     RETURNING t.id, t.payload, p.object_id, p.group_addresses";
 const REDEEM_ARGS: &str = "'ten_a', sha256('7'::bytea), 'prg_a', now(), NULL, NULL";
+
+/// The read of the ticket's per-redeemer limit before the claim, in both functions.
+const CLAIM: &str = "SELECT t.id, t.per_redeemer_limit FROM tickets t \
+    WHERE t.tenant_id = $1 AND t.code_hash = $2 AND (t.program_id = $3) IS TRUE \
+      AND t.per_redeemer_limit IS NOT NULL";
+const CLAIM_ARGS: &str = "'ten_a', sha256('7'::bytea), 'prg_a'";
+
+/// The classification's read of the ticket (`find_ticket`): by its unique
+/// (tenant, code hash) alone, the program compared in Rust.
+const FIND_TICKET: &str = "SELECT t.* FROM tickets t \
+    JOIN programs p ON p.tenant_id = t.tenant_id AND p.id = t.program_id \
+    WHERE t.tenant_id = $1 AND t.code_hash = $2";
+const FIND_TICKET_ARGS: &str = "'ten_a', sha256('7'::bytea)";
 
 #[test]
 fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
@@ -149,7 +168,7 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
         .execute(&mut conn)
         .unwrap();
 
-    let redeem = generic_plan(
+    let redeem = prepared_plan(
         &mut conn,
         "text, bytea, text, timestamptz, text, text",
         REDEEM,
@@ -158,35 +177,21 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
     assert_probes(&redeem, "tickets", TICKET_PROBE);
     assert_probes(&redeem, "programs", PROGRAM_PROBE);
 
-    // The redeemer's share, claimed before the UPDATE.
-    let claim = generic_plan(
-        &mut conn,
-        "text, bytea, text, bytea",
-        "INSERT INTO redeemer_uses AS u (tenant_id, ticket_id, redeemer_key, uses) \
-         SELECT t.tenant_id, t.id, $4, 1 FROM tickets t \
-         WHERE t.tenant_id = $1 AND t.code_hash = $2 AND t.program_id = $3 \
-           AND t.per_redeemer_limit IS NOT NULL \
-         ON CONFLICT (tenant_id, ticket_id, redeemer_key) DO UPDATE SET uses = u.uses + 1",
-        "'ten_a', sha256('7'::bytea), 'prg_a', sha256('r'::bytea)",
-    );
+    // The redeemer's share: the ticket's limit, read before the claim.
+    let claim = prepared_plan(&mut conn, "text, bytea, text", CLAIM, CLAIM_ARGS);
     assert_probes(&claim, "tickets", TICKET_PROBE);
 
     // The classification of a refusal: the ticket, the program, the wrong email.
-    let find_ticket = generic_plan(
-        &mut conn,
-        "text, bytea, text",
-        "SELECT * FROM tickets WHERE tenant_id = $1 AND code_hash = $2 AND program_id = $3",
-        "'ten_a', sha256('7'::bytea), 'prg_a'",
-    );
+    let find_ticket = prepared_plan(&mut conn, "text, bytea", FIND_TICKET, FIND_TICKET_ARGS);
     assert_probes(&find_ticket, "tickets", TICKET_PROBE);
-    let find_program = generic_plan(
+    let find_program = prepared_plan(
         &mut conn,
         "text, text",
         "SELECT * FROM programs WHERE tenant_id = $1 AND id = $2",
         "'ten_a', 'prg_a'",
     );
     assert_probes(&find_program, "programs", PROGRAM_PROBE);
-    let mismatch = generic_plan(
+    let mismatch = prepared_plan(
         &mut conn,
         "text, text, timestamptz",
         "UPDATE tickets SET failed_attempts = failed_attempts + 1 \
@@ -197,7 +202,7 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
     assert_probes(&mismatch, "tickets", &["tickets_pkey"]);
 
     // The standalone use (function `tessera_use_standalone`).
-    let standalone = generic_plan(
+    let standalone = prepared_plan(
         &mut conn,
         "text, bytea, timestamptz",
         "UPDATE standalone_tickets s SET uses_left = s.uses_left - 1 \
@@ -214,7 +219,7 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
     );
 
     // The API-key lookup: by the tenant the key names, and its hash.
-    let key = generic_plan(
+    let key = prepared_plan(
         &mut conn,
         "text, bytea",
         "SELECT * FROM api_keys WHERE tenant_id = $1 AND key_hash = $2",
@@ -223,7 +228,7 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
     assert_probes(&key, "api_keys", &["api_keys_key_hash_unique"]);
 
     // The directories a tenant-less identifier is routed through.
-    let program_route = generic_plan(
+    let program_route = prepared_plan(
         &mut conn,
         "text",
         "SELECT tenant_id FROM program_directory WHERE program_id = $1",
@@ -234,7 +239,7 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
         "program_directory",
         &["program_directory_pkey"],
     );
-    let legacy_key_route = generic_plan(
+    let legacy_key_route = prepared_plan(
         &mut conn,
         "bytea",
         "SELECT tenant_id FROM legacy_api_key_directory WHERE key_hash = $1",
@@ -247,7 +252,7 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
     );
 
     // Issuance: the program's counter.
-    let issue = generic_plan(
+    let issue = prepared_plan(
         &mut conn,
         "text, text, timestamptz",
         "UPDATE programs SET issued_tickets = issued_tickets + 1 \
@@ -258,11 +263,12 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
     assert_probes(&issue, "programs", PROGRAM_PROBE);
 }
 
-/// The same plan fails without migration `unique_probes_win_ties`: this is the
-/// control that shows the test above can fail. An index on the same columns as
-/// tickets_by_program, created after the unique constraint, takes the tie.
+/// A newer index on the program's columns cannot take the probe either (before
+/// migration `program_id_as_filter` it tied with it and, being newer, won: the
+/// reason for migration `unique_probes_win_ties`); the former shape, the control
+/// that shows this test can fail, still takes it.
 #[test]
-fn a_newer_index_that_ties_would_take_the_redemption() {
+fn a_newer_index_on_the_programs_columns_cannot_take_the_redemption() {
     let db = TestDatabase::new();
     let mut conn = PgConnection::establish(db.url()).unwrap();
     // Created on the empty table, so the bulk insert below stays unanalysed.
@@ -275,18 +281,29 @@ fn a_newer_index_that_ties_would_take_the_redemption() {
     sql_query("SET plan_cache_mode = force_generic_plan")
         .execute(&mut conn)
         .unwrap();
-    let redeem = generic_plan(
-        &mut conn,
-        "text, bytea, text, timestamptz, text, text",
-        REDEEM,
-        REDEEM_ARGS,
-    );
+    let types = "text, bytea, text, timestamptz, text, text";
+    let redeem = prepared_plan(&mut conn, types, REDEEM, REDEEM_ARGS);
+    assert_probes(&redeem, "tickets", TICKET_PROBE);
+    let former = prepared_plan(&mut conn, types, &former_redeem(), REDEEM_ARGS);
     assert!(
-        redeem
+        former
             .iter()
             .any(|(_, rel, index)| rel == "tickets" && index == "tickets_by_program_again"),
-        "{redeem:?}"
+        "{former:?}"
     );
+}
+
+/// `REDEEM` as it was before migration `program_id_as_filter`: program_id an index
+/// condition, and the program joined on the ticket's column.
+fn former_redeem() -> String {
+    let former = REDEEM
+        .replace("(t.program_id = $3) IS TRUE", "t.program_id = $3")
+        .replace(
+            "p.tenant_id = $1 AND p.id = $3",
+            "p.tenant_id = t.tenant_id AND p.id = t.program_id",
+        );
+    assert_ne!(former, REDEEM);
+    former
 }
 
 /// After a batch the statistics are refreshed (ANALYZE), which also makes every
@@ -300,11 +317,114 @@ fn analysed_statistics_keep_the_probe() {
     sql_query("SET plan_cache_mode = force_generic_plan")
         .execute(&mut conn)
         .unwrap();
-    let redeem = generic_plan(
+    let redeem = prepared_plan(
         &mut conn,
         "text, bytea, text, timestamptz, text, text",
         REDEEM,
         REDEEM_ARGS,
     );
     assert_probes(&redeem, "tickets", TICKET_PROBE);
+}
+
+/// One big program (and a thousand small ones) analysed, then a further
+/// program's 2,000 tickets inserted: fewer than the 10 % that make issuance
+/// refresh the statistics, so they have never seen `prg_b`.
+fn new_program_after_analyse(conn: &mut PgConnection) {
+    fresh_bulk(conn);
+    for statement in [
+        "INSERT INTO programs (tenant_id, id, object_id, ntp_class, max_tickets, max_redemptions, \
+         start_time, end_time, ticket_length, alphabet, one_active_per_subject, state, version, \
+         created_at, updated_at) SELECT 'ten_a', 'prg_old' || g, 'iq__o', 1, 0, 1, \
+         now() - interval '1 day', now() + interval '1 day', 8, 'numeric', false, 'active', 1, \
+         now(), now() FROM generate_series(1, 1000) g",
+        "ANALYZE tickets, programs",
+    ] {
+        sql_query(statement).execute(conn).unwrap();
+    }
+    for statement in [
+        "INSERT INTO programs (tenant_id, id, object_id, ntp_class, max_tickets, max_redemptions, \
+         start_time, end_time, ticket_length, alphabet, one_active_per_subject, state, version, \
+         created_at, updated_at) VALUES ('ten_a', 'prg_b', 'iq__o', 1, 0, 1, now() - interval '1 day', \
+         now() + interval '1 day', 8, 'numeric', false, 'active', 1, now(), now())",
+        "INSERT INTO tickets (tenant_id, id, program_id, code_hash, state, created_at, version) \
+         SELECT 'ten_a', 'tkt_b' || g, 'prg_b', sha256(('b' || g)::bytea), 'active', now(), 1 \
+         FROM generate_series(1, 2000) g",
+        "SET plan_cache_mode = force_custom_plan",
+    ] {
+        sql_query(statement).execute(conn).unwrap();
+    }
+}
+
+const NEW_PROGRAM_REDEEM_ARGS: &str = "'ten_a', sha256('b7'::bytea), 'prg_b', now(), NULL, NULL";
+
+/// Found by issue 16's timing: with custom plans the planner estimated one row
+/// for the unseen program on tickets_by_program and walked its 2,000 tickets for
+/// every refused attempt (1.9 ms, against 0.02 ms for the probe).
+#[test]
+fn a_program_the_statistics_never_saw_is_still_probed() {
+    let db = TestDatabase::new();
+    let mut conn = PgConnection::establish(db.url()).unwrap();
+    new_program_after_analyse(&mut conn);
+    let types = "text, bytea, text, timestamptz, text, text";
+    let redeem = prepared_plan(&mut conn, types, REDEEM, NEW_PROGRAM_REDEEM_ARGS);
+    assert_probes(&redeem, "tickets", TICKET_PROBE);
+    assert_probes(&redeem, "programs", PROGRAM_PROBE);
+    let args = "'ten_a', sha256('b7'::bytea), 'prg_b'";
+    let claim = prepared_plan(&mut conn, "text, bytea, text", CLAIM, args);
+    assert_probes(&claim, "tickets", TICKET_PROBE);
+    let args = "'ten_a', sha256('b7'::bytea)";
+    let find_ticket = prepared_plan(&mut conn, "text, bytea", FIND_TICKET, args);
+    assert_probes(&find_ticket, "tickets", TICKET_PROBE);
+}
+
+/// The control: the shape before migration `program_id_as_filter` (program_id an
+/// index condition, and the program joined on it) walks the unseen program.
+#[test]
+fn the_former_shape_walks_a_program_the_statistics_never_saw() {
+    let db = TestDatabase::new();
+    let mut conn = PgConnection::establish(db.url()).unwrap();
+    new_program_after_analyse(&mut conn);
+    let types = "text, bytea, text, timestamptz, text, text";
+    let redeem = prepared_plan(&mut conn, types, &former_redeem(), NEW_PROGRAM_REDEEM_ARGS);
+    assert!(
+        redeem
+            .iter()
+            .any(|(_, rel, index)| rel == "tickets" && index == "tickets_by_program"),
+        "{redeem:?}"
+    );
+}
+
+#[derive(QueryableByName)]
+struct Definition {
+    #[diesel(sql_type = Text)]
+    definition: String,
+}
+
+/// The statements explained above are the functions' own: each ticket probe of
+/// the three functions filters on the program without an index condition, and
+/// no function joins the program on the ticket's column.
+#[test]
+fn the_functions_have_the_shapes_explained_here() {
+    let db = TestDatabase::new();
+    let mut conn = PgConnection::establish(db.url()).unwrap();
+    for (function, probes) in [
+        ("tessera_redeem", 2),
+        ("tessera_hold", 2),
+        ("tessera_validate", 1),
+    ] {
+        let found: Definition = sql_query(format!(
+            "SELECT pg_get_functiondef(p.oid) AS definition FROM pg_proc p WHERE proname = '{function}'"
+        ))
+        .get_result(&mut conn)
+        .unwrap();
+        let body = found.definition;
+        let probe = "WHERE t.tenant_id = p_tenant_id AND t.code_hash = p_code_hash \
+                     AND (t.program_id = p_program_id) IS TRUE";
+        assert_eq!(body.matches(probe).count(), probes, "{function}: {body}");
+        assert!(
+            !body.contains("AND t.program_id = p_program_id"),
+            "{function}: {body}"
+        );
+        assert!(!body.contains("p.id = t.program_id"), "{function}: {body}");
+    }
 }
