@@ -132,6 +132,7 @@ fn tessera_on(
         redeem_failures_per_minute: settings.redeem_failures_per_minute,
         client_ipv6_prefix: settings.client_ipv6_prefix,
         email_lock_seconds: settings.email_lock_seconds,
+        batch_writers: settings.batch_writers,
     };
     let tessera = Tessera::new(ports, limits);
     let tessera = match settings.throttle_scope {
@@ -376,6 +377,7 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
             webhook_allow_private = settings.webhook_allow_private,
             client_ipv6_prefix = settings.client_ipv6_prefix,
             email_lock_seconds = settings.email_lock_seconds,
+            batch_writers = settings.batch_writers,
             group_commit_executors = settings.group_commit_executors,
             group_commit_max_batch = settings.group_commit_max_batch,
             "tessera is serving"

@@ -71,6 +71,8 @@ pub struct Settings {
     pub client_ipv6_prefix: u8,
     /// How long five wrong emails lock a ticket (doubled per further lock).
     pub email_lock_seconds: u32,
+    /// Chunks of one bulk issuance written at once, one connection each.
+    pub batch_writers: u8,
     pub db_pool_size: u32,
     /// Every statement is cancelled after this long (PostgreSQL `statement_timeout`).
     pub statement_timeout_ms: u32,
@@ -229,6 +231,8 @@ impl Settings {
             )?)
             .unwrap_or(64),
             email_lock_seconds: number(get, "TESSERA_EMAIL_LOCK_SECONDS", 900, 1..=31_536_000)?,
+            batch_writers: u8::try_from(number(get, "TESSERA_BATCH_WRITERS", 2, 1..=16)?)
+                .unwrap_or(2),
             db_pool_size,
             group_commit_executors: number(
                 get,
@@ -348,6 +352,7 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.client_ipv6_prefix, 64);
         assert_eq!(s.email_lock_seconds, 900);
+        assert_eq!(s.batch_writers, 2);
         assert_eq!(s.throttle_scope, ThrottleScope::Shared);
         assert!(s.api_key_cache, "the API-key cache is on by default");
 
@@ -428,6 +433,8 @@ mod tests {
             ("TESSERA_CLIENT_IPV6_PREFIX", "8"),
             ("TESSERA_EMAIL_LOCK_SECONDS", "0"),
             ("TESSERA_EMAIL_LOCK_SECONDS", "forever"),
+            ("TESSERA_BATCH_WRITERS", "0"),
+            ("TESSERA_BATCH_WRITERS", "17"),
         ] {
             let error = settings(&[(variable, value)]).expect_err(value);
             assert_eq!(error.variable, variable);
@@ -455,6 +462,7 @@ mod tests {
             ("TESSERA_LOG_FORMAT", "json"),
             ("TESSERA_CLIENT_IPV6_PREFIX", "56"),
             ("TESSERA_EMAIL_LOCK_SECONDS", "60"),
+            ("TESSERA_BATCH_WRITERS", "4"),
         ])
         .expect("valid");
         assert_eq!(s.bind.port(), 9000);
@@ -467,5 +475,6 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.client_ipv6_prefix, 56);
         assert_eq!(s.email_lock_seconds, 60);
+        assert_eq!(s.batch_writers, 4);
     }
 }

@@ -1,6 +1,9 @@
 //! Bulk issuance: reserve the whole count against the cap at once, then write and
 //! hand out the tickets chunk by chunk, each chunk committed before it is shown.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
 use tessera_domain::{Code, NewTicketSpec, Permission, Program, ProgramId, Ticket};
 
 use super::{require, Tessera, SECRET_ATTEMPTS};
@@ -75,7 +78,68 @@ impl Tessera {
     }
 }
 
+/// What writing one chunk came to: its tickets, written and committed, or the
+/// error that stopped it with the tickets of the chunk written before it.
+type Written = Result<Vec<IssuedCode>, (AppError, Vec<IssuedCode>)>;
+
+/// A batch's progress as its chunks come back.
+struct Progress<'s> {
+    sink: &'s mut dyn BatchSink,
+    /// Tickets written (delivered or not: their places are taken either way).
+    written: u32,
+    failure: Option<AppError>,
+    receiver_left: bool,
+}
+
+impl Progress<'_> {
+    /// Counts a chunk and hands it to the sink; whether the batch goes on.
+    fn settle(&mut self, outcome: Written, program: &ProgramId, count: u32) -> bool {
+        match outcome {
+            Ok(chunk) => {
+                self.written += chunk.len() as u32;
+                if self.going_on() && !self.sink.accept(&chunk) {
+                    tracing::warn!(program = %program, written = self.written, count, "batch receiver went away; stopping");
+                    self.receiver_left = true;
+                }
+            }
+            Err((error, chunk)) => {
+                self.written += chunk.len() as u32;
+                self.failure.get_or_insert(error);
+            }
+        }
+        self.going_on()
+    }
+
+    fn going_on(&self) -> bool {
+        self.failure.is_none() && !self.receiver_left
+    }
+}
+
 impl Tessera {
+    /// Claims the next chunk of the batch from `claimed` and writes it; `None`
+    /// once every place is claimed.
+    fn next_chunk(
+        &self,
+        program: &Program,
+        request: &BatchRequest,
+        now: chrono::DateTime<chrono::Utc>,
+        claimed: &AtomicUsize,
+    ) -> Option<Written> {
+        let start = claimed.fetch_add(BATCH_CHUNK, Ordering::AcqRel);
+        let left = (request.count.get() as usize).checked_sub(start)?;
+        if left == 0 {
+            return None;
+        }
+        let size = left.min(BATCH_CHUNK);
+        let mut chunk = Vec::with_capacity(size);
+        Some(
+            match self.write_chunk(program, request, size, now, &mut chunk) {
+                Ok(()) => Ok(chunk),
+                Err(error) => Err((error, chunk)),
+            },
+        )
+    }
+
     pub(super) fn run_batch(
         &self,
         caller: &Principal,
@@ -88,37 +152,73 @@ impl Tessera {
         let count = request.count.get();
         let now = self.ports.clock.now();
         let program = self.ports.tickets.reserve(tenant, program_id, count, now)?;
-        let mut issued: u32 = 0;
-        while issued < count {
-            let size = BATCH_CHUNK.min((count - issued) as usize);
-            let mut chunk = Vec::with_capacity(size);
-            if let Err(error) = self.write_chunk(&program, &request, size, now, &mut chunk) {
-                // Tickets written before the failure exist: they keep their places
-                // and are recorded.
-                let written = issued + chunk.len() as u32;
-                self.give_back(tenant, program_id, count - written);
-                if written > 0 {
-                    if let Err(record_error) = self
-                        .ports
-                        .tickets
-                        .record_batch(tenant, program_id, written, now)
-                    {
-                        tracing::error!(program = %program_id, written, %record_error, "could not record a failed batch's tickets");
+        let claimed = AtomicUsize::new(0);
+        let mut progress = Progress {
+            sink,
+            written: 0,
+            failure: None,
+            receiver_left: false,
+        };
+        let writers = usize::from(self.limits.batch_writers.max(1));
+        if writers == 1 {
+            while let Some(outcome) = self.next_chunk(&program, &request, now, &claimed) {
+                if !progress.settle(outcome, program_id, count) {
+                    break;
+                }
+            }
+        } else {
+            // Each writer claims chunks and writes them on its own connection;
+            // this thread hands them to the sink in the order they committed.
+            // Once the batch stops, writers finish the chunk they hold (counted,
+            // not delivered) and claim no more.
+            let stop = AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                let (done, chunks) = mpsc::sync_channel::<Written>(writers);
+                for _ in 0..writers {
+                    let done = done.clone();
+                    let (program, request, claimed, stop) = (&program, &request, &claimed, &stop);
+                    scope.spawn(move || {
+                        while !stop.load(Ordering::Acquire) {
+                            let Some(outcome) = self.next_chunk(program, request, now, claimed)
+                            else {
+                                break;
+                            };
+                            if done.send(outcome).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                drop(done);
+                for outcome in chunks {
+                    if !progress.settle(outcome, program_id, count) {
+                        stop.store(true, Ordering::Release);
                     }
                 }
-                return Err(error);
+            });
+        }
+        let Progress {
+            written, failure, ..
+        } = progress;
+        self.give_back(tenant, program_id, count - written);
+        if let Some(error) = failure {
+            // Tickets written before the failure exist: they keep their places
+            // and are recorded.
+            if written > 0 {
+                if let Err(record_error) = self
+                    .ports
+                    .tickets
+                    .record_batch(tenant, program_id, written, now)
+                {
+                    tracing::error!(program = %program_id, written, %record_error, "could not record a failed batch's tickets");
+                }
             }
-            issued += chunk.len() as u32;
-            if !sink.accept(&chunk) {
-                tracing::warn!(program = %program_id, issued, count, "batch receiver went away; stopping");
-                self.give_back(tenant, program_id, count - issued);
-                break;
-            }
+            return Err(error);
         }
         self.ports
             .tickets
-            .record_batch(tenant, program_id, issued, now)?;
-        Ok(issued)
+            .record_batch(tenant, program_id, written, now)?;
+        Ok(written)
     }
 
     fn give_back(&self, tenant: &tessera_domain::TenantId, program: &ProgramId, unused: u32) {

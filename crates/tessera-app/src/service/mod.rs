@@ -49,6 +49,10 @@ pub struct Limits {
     /// How long the fifth consecutive wrong email locks a ticket; doubled on each
     /// further lock.
     pub email_lock_seconds: u32,
+    /// Chunks of one bulk issuance written at once, each on its own connection:
+    /// PostgreSQL inserts a chunk with one CPU, so a single writer leaves the
+    /// others idle.
+    pub batch_writers: u8,
 }
 
 impl Default for Limits {
@@ -58,6 +62,7 @@ impl Default for Limits {
             redeem_failures_per_minute: 20,
             client_ipv6_prefix: crate::throttle::DEFAULT_IPV6_PREFIX,
             email_lock_seconds: 900,
+            batch_writers: 2,
         }
     }
 }

@@ -274,7 +274,12 @@ impl Harness {
             standalone: MockStandaloneStore::new(),
             health: MockHealthProbe::new(),
             links: MockLinkStore::new(),
-            limits: Limits::default(),
+            // One batch writer, so that a batch's steps come in a fixed order the
+            // tests can pin; tests of several writers set their own.
+            limits: Limits {
+                batch_writers: 1,
+                ..Limits::default()
+            },
             probes,
         }
     }

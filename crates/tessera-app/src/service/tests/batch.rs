@@ -17,7 +17,7 @@ use crate::service::SECRET_ATTEMPTS;
 use crate::usecases::{BatchRequest, IssuedCode, Principal, TicketUseCases};
 use crate::AppError;
 
-fn batch(count: u32) -> BatchRequest {
+pub(super) fn batch(count: u32) -> BatchRequest {
     BatchRequest {
         count: BatchSize::try_from(i64::from(count)).expect("a valid batch size"),
         max_redemptions: None,
@@ -27,7 +27,7 @@ fn batch(count: u32) -> BatchRequest {
 
 /// What happened, in order: the store's writes and the sink's deliveries.
 #[derive(Debug, Clone)]
-enum Step {
+pub(super) enum Step {
     Insert(Vec<NewTicket>),
     Deliver(Vec<IssuedCode>),
     Release(u32),
@@ -50,7 +50,7 @@ fn shapes(log: &Recorder<Step>) -> Vec<String> {
     log.all().iter().map(Step::shape).collect()
 }
 
-fn inserted(log: &Recorder<Step>) -> Vec<Vec<NewTicket>> {
+pub(super) fn inserted(log: &Recorder<Step>) -> Vec<Vec<NewTicket>> {
     log.all()
         .into_iter()
         .filter_map(|step| match step {
@@ -60,7 +60,7 @@ fn inserted(log: &Recorder<Step>) -> Vec<Vec<NewTicket>> {
         .collect()
 }
 
-fn delivered(log: &Recorder<Step>) -> Vec<Vec<IssuedCode>> {
+pub(super) fn delivered(log: &Recorder<Step>) -> Vec<Vec<IssuedCode>> {
     log.all()
         .into_iter()
         .filter_map(|step| match step {
@@ -71,7 +71,7 @@ fn delivered(log: &Recorder<Step>) -> Vec<Vec<IssuedCode>> {
 }
 
 /// Tickets reserves `count` places of `program` for `tenant_id` at [`now`], once.
-fn expect_reserve(h: &mut Harness, tenant_id: &TenantId, program: &Program, count: u32) {
+pub(super) fn expect_reserve(h: &mut Harness, tenant_id: &TenantId, program: &Program, count: u32) {
     let reserved = program.clone();
     h.tickets
         .expect_reserve()
@@ -87,7 +87,11 @@ fn expect_reserve(h: &mut Harness, tenant_id: &TenantId, program: &Program, coun
 
 /// `insert_reserved` logs every call and answers from `answers` in turn (then
 /// skips nothing); a `None` answer is a store failure.
-fn expect_inserts(h: &mut Harness, log: &Recorder<Step>, answers: Vec<Option<Vec<usize>>>) {
+pub(super) fn expect_inserts(
+    h: &mut Harness,
+    log: &Recorder<Step>,
+    answers: Vec<Option<Vec<usize>>>,
+) {
     let answers = Arc::new(Mutex::new(VecDeque::from(answers)));
     let log = log.clone();
     h.tickets
@@ -104,7 +108,7 @@ fn expect_inserts(h: &mut Harness, log: &Recorder<Step>, answers: Vec<Option<Vec
 
 /// `release` and `record_batch` log their counts, scoped to [`tenant`] and
 /// `program`, any number of times (the log tells how many).
-fn expect_release_and_record(h: &mut Harness, program: &Program, log: &Recorder<Step>) {
+pub(super) fn expect_release_and_record(h: &mut Harness, program: &Program, log: &Recorder<Step>) {
     let released = log.clone();
     h.tickets
         .expect_release()
@@ -133,7 +137,7 @@ fn expect_release_and_record(h: &mut Harness, program: &Program, log: &Recorder<
 }
 
 /// A sink that logs every chunk and accepts the first `accepted` of them.
-fn sink(log: &Recorder<Step>, accepted: usize) -> impl FnMut(&[IssuedCode]) -> bool {
+pub(super) fn sink(log: &Recorder<Step>, accepted: usize) -> impl FnMut(&[IssuedCode]) -> bool {
     let log = log.clone();
     let mut seen = 0;
     move |chunk: &[IssuedCode]| {
@@ -145,7 +149,7 @@ fn sink(log: &Recorder<Step>, accepted: usize) -> impl FnMut(&[IssuedCode]) -> b
 
 /// Every delivered ticket was inserted with the hash of the code delivered for it.
 #[track_caller]
-fn assert_delivered_codes_match_what_was_inserted(log: &Recorder<Step>) {
+pub(super) fn assert_delivered_codes_match_what_was_inserted(log: &Recorder<Step>) {
     let hashes: HashMap<TicketId, SecretHash> = inserted(log)
         .into_iter()
         .flatten()
@@ -161,7 +165,7 @@ fn assert_delivered_codes_match_what_was_inserted(log: &Recorder<Step>) {
     }
 }
 
-fn ids(chunk: &[IssuedCode]) -> Vec<TicketId> {
+pub(super) fn ids(chunk: &[IssuedCode]) -> Vec<TicketId> {
     chunk
         .iter()
         .map(|issued| issued.ticket_id.clone())

@@ -2,6 +2,7 @@
 
 mod access;
 mod batch;
+mod batch_writers;
 mod codes;
 mod health;
 mod lifecycle;
