@@ -142,17 +142,32 @@ REPORT
 }
 
 # ---------------------------------------------------------------- soak
+# soak_allocator: "ALLOCATED/RESIDENT" in MiB from the server's /metrics
+# (tessera_allocator_*_bytes, jemalloc's statistics), "n/a" without them.
+soak_allocator() {
+  curl -fsS "$BASE/metrics" 2>/dev/null | awk '
+    $1 == "tessera_allocator_allocated_bytes" { a = $2 }
+    $1 == "tessera_allocator_resident_bytes" { r = $2 }
+    END { if (a == "" || r == "") print "n/a"; else printf "%.1f/%.1f\n", a / 1048576, r / 1048576 }'
+}
+
 # `make soak` (scripts/bench --soak): BENCH_SOAK_MINUTES (10) one-minute runs of
 # tessera-load, open loop at BENCH_SOAK_RATE (200) requests/s over 32 connections
 # from 16 addresses (each minute ends on time: requests a connection could not send
 # by then are counted as unsent), mixed: 70 % redemptions of issued codes, 15 % redemptions of
 # unknown codes (404), 10 % single issuance, 5 % holds of one second (which expire
-# by themselves). After each minute the server's RSS. It fails (exit 1) if RSS
-# grows by more than 10 % from minute 2 to the end, or if latency rises: the median
-# p99 of the last three minutes above 1.5 × the median p99 of minutes 2 to 4.
+# by themselves). After each minute the server's RSS; after minutes 2 and the last
+# also jemalloc's account from /metrics (live allocations and what it holds
+# resident): RSS growing with "allocated" is a leak, above it retention. Only those
+# two scrapes: a scrape also folds the metrics' histogram samples, and issue 15's
+# growth was such samples, kept until a scrape — one every minute would have hidden
+# it (crates/tessera-http/tests/metrics_memory.rs now guards it with none). It fails
+# (exit 1) if RSS grows by more than 10 % from minute 2 to the end, or if latency
+# rises: the median p99 of the last three minutes above 1.5 × the median p99 of
+# minutes 2 to 4.
 soak_main() {
   local minutes=${BENCH_SOAK_MINUTES:-10} rate=${BENCH_SOAK_RATE:-200} tickets=${BENCH_SOAK_TICKETS:-50000}
-  local program minute result rss table="" rss2="" p99s=()
+  local program minute result rss allocator alloc2="" alloc_end="" table="" rss2="" p99s=()
   ((minutes >= 5)) || die "BENCH_SOAK_MINUTES must be at least 5"
   program=$(bench_program soak 1000)
   bench_issue "$program" "$tickets" "$WORK/soak.csv"
@@ -172,12 +187,17 @@ soak_main() {
     # KiB: a growth of 10 % of a 25 MiB process is below MiB rounding's grain.
     rss=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$SERVER_PID/status")
     ((minute == 2)) && rss2=$rss
+    allocator=""
+    if ((minute == 2 || minute == minutes)); then
+      allocator=$(soak_allocator)
+      if ((minute == 2)); then alloc2=$allocator; else alloc_end=$allocator; fi
+    fi
     p99s+=("$(field "$result" p99_ms)")
-    table+=$(printf '\n  %6d %9d %8d %7d %5d %7d %8.2f %8.2f %8.2f %8.1f' "$minute" \
+    table+=$(printf '\n  %6d %9d %8d %7d %5d %7d %8.2f %8.2f %8.2f %8.1f %s' "$minute" \
       "$(field "$result" requests)" "$(field "$result" ok)" "$(field "$result" errors)" \
       "$(field "$result" shed)" "$(field "$result" unsent)" "$(field "$result" p50_ms)" "$(field "$result" p99_ms)" \
-      "$(field "$result" max_ms)" "$(calc "\"%.1f\", $rss / 1024")")
-    say "soak minute $minute: $result; RSS $rss KiB"
+      "$(field "$result" max_ms)" "$(calc "\"%.1f\", $rss / 1024")" "$allocator")
+    say "soak minute $minute: $result; RSS $rss KiB${allocator:+; jemalloc allocated/resident $allocator MiB}"
   done
   local verdict
   verdict=$(printf '%s\n' "${p99s[@]}" | awk -v rss2="$rss2" -v rss="$rss" -v n="$minutes" '
@@ -194,8 +214,9 @@ soak_main() {
 
 Tessera soak ($(date -u +%Y-%m-%dT%H:%M:%SZ)): $minutes minutes, $rate requests/s offered over 32 connections
   (open loop, latency from the scheduled send time; 70 % redeem, 15 % unknown code, 10 % issue, 5 % hold)
-  minute  requests       ok  errors  shed  unsent  p50 ms   p99 ms   max ms  RSS MiB$table
+  minute  requests       ok  errors  shed  unsent  p50 ms   p99 ms   max ms  RSS MiB  jemalloc allocated/resident MiB$table
 
+soak: jemalloc allocated/resident MiB, minute 2 → $minutes: ${alloc2:-n/a} → ${alloc_end:-n/a}
 soak: $verdict
 REPORT
   [[ $verdict == *PASS ]]

@@ -14,5 +14,18 @@ fn main() -> std::process::ExitCode {
     if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
         eprintln!("tessera: jemalloc background purging not enabled: {error}");
     }
+    tessera_http::metrics::set_allocator_sampler(jemalloc_sample);
     tessera_server::main_entry()
+}
+
+/// jemalloc's own account, for `/metrics`: live allocations against resident pages
+/// tell a leak (both grow) from retention (only resident grows). Its statistics are
+/// cached until the epoch is advanced, so each scrape advances it first.
+fn jemalloc_sample() -> Option<tessera_http::metrics::AllocatorSample> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance().ok()?;
+    Some(tessera_http::metrics::AllocatorSample {
+        allocated: stats::allocated::read().ok()? as u64,
+        resident: stats::resident::read().ok()? as u64,
+    })
 }

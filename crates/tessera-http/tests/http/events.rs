@@ -217,6 +217,12 @@ async fn metrics_list_the_names_by_route_pattern_never_by_path() {
         tessera_domain::RedemptionFailure::TicketExhausted,
     ));
     tessera_http::metrics::set_webhook_deliveries_pending(3);
+    tessera_http::metrics::set_allocator_sampler(|| {
+        Some(tessera_http::metrics::AllocatorSample {
+            allocated: 7_000_000,
+            resident: 9_000_000,
+        })
+    });
     let mut mocks = Mocks::new();
     mocks.settings.pool_sampler = Some(std::sync::Arc::new(|| (4, 2)));
     let reply = send_raw(mocks, actix_web::test::TestRequest::get().uri("/metrics")).await;
@@ -231,6 +237,8 @@ async fn metrics_list_the_names_by_route_pattern_never_by_path() {
         "tessera_webhook_deliveries_pending 3",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
+        "tessera_allocator_allocated_bytes 7000000",
+        "tessera_allocator_resident_bytes 9000000",
     ] {
         assert!(text.contains(name), "{name} missing:\n{text}");
     }
