@@ -18,11 +18,17 @@ pub(crate) struct Event<'a> {
     pub data: serde_json::Value,
 }
 
-/// Deletes every event of `tenant`: for the redemption probe, whose random tenant
-/// owns nothing else.
-pub(crate) fn forget_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Outcome<()> {
-    diesel::delete(events::table.filter(events::tenant_id.eq(tenant.as_str()))).execute(conn)?;
-    Ok(())
+/// The tenant the equal-time probe writes its failure events under: a well-formed
+/// id no tenant is ever given (generated ids lead with their creation time, and
+/// `1` is base58's zero: this one was created in 1970), so nothing reads, rolls up
+/// or delivers its events.
+pub const PROBE_TENANT: &str = "ten_11111111111111111111";
+
+/// Deletes the probe's events (event maintenance runs this with retention). The
+/// probe leaves them rather than deleting each in its own transaction, which was
+/// a statement more than the failure it imitates (+13 % at p50, measured).
+pub(crate) fn forget_probe_events(conn: &mut PgConnection) -> Outcome<usize> {
+    Ok(diesel::delete(events::table.filter(events::tenant_id.eq(PROBE_TENANT))).execute(conn)?)
 }
 
 pub(crate) fn record(conn: &mut PgConnection, event: Event<'_>) -> Outcome<()> {

@@ -8,6 +8,7 @@
 mod api_key_cache;
 mod error;
 mod events;
+pub use events::PROBE_TENANT;
 mod group_commit;
 mod models;
 mod schema;

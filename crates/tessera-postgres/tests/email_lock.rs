@@ -8,13 +8,14 @@ use chrono::Duration;
 use common::{at, attempt_at, events, fixture, EMAIL_LOCK_SECONDS};
 use diesel::sql_types::{BigInt, Text};
 use diesel::{sql_query, QueryableByName, RunQueryDsl};
+use tessera_app::events::EventStore;
 use tessera_app::model::{RedemptionAttempt, SecretHash};
 use tessera_app::ports::{RedemptionStore, TicketStore};
 use tessera_domain::{
     Program, RedemptionFailure, TenantId, TicketId, TicketState, ValidityWindow,
     EMAIL_MISMATCHES_BEFORE_LOCK,
 };
-use tessera_postgres::PgStore;
+use tessera_postgres::{PgStore, PROBE_TENANT};
 
 const RIGHT: &str = "ann@example.com";
 const WRONG: &str = "bob@example.com";
@@ -134,7 +135,7 @@ fn count(store: &common::Fixture, sql: &str, tenant: &str) -> i64 {
 }
 
 #[test]
-fn the_probe_does_an_unknown_code_s_work_and_leaves_nothing() {
+fn the_probe_does_an_unknown_code_s_work_and_leaves_nothing_past_maintenance() {
     let f = fixture();
     let (tenant, program, _id) = bound_ticket(&f.store);
     let ghost = TenantId::generate();
@@ -147,31 +148,29 @@ fn the_probe_does_an_unknown_code_s_work_and_leaves_nothing() {
         email_lock_seconds: EMAIL_LOCK_SECONDS,
         redeemer: None,
     };
-    let before = count(
-        &f,
-        "SELECT count(*) AS n FROM events WHERE tenant_id <> $1",
-        "",
-    );
+    let others = "SELECT count(*) AS n FROM events WHERE tenant_id <> $1";
+    let before = count(&f, others, PROBE_TENANT);
     for _ in 0..3 {
         f.store.probe(&probe).unwrap();
     }
+    // Written under the probe tenant, whatever tenant the attempt named, as a
+    // real failure writes its event (and commits it); no other tenant has any.
+    let probes = "SELECT count(*) AS n FROM events WHERE tenant_id = $1";
+    assert_eq!(count(&f, probes, PROBE_TENANT), 3);
+    assert_eq!(count(&f, probes, ghost.as_str()), 0);
     assert_eq!(
-        count(
-            &f,
-            "SELECT count(*) AS n FROM events WHERE tenant_id = $1",
-            ghost.as_str()
-        ),
-        0
-    );
-    assert_eq!(
-        count(
-            &f,
-            "SELECT count(*) AS n FROM events WHERE tenant_id <> $1",
-            ""
-        ),
+        count(&f, others, PROBE_TENANT),
         before,
-        "no event anywhere"
+        "no event of a tenant"
     );
+    // Event maintenance forgets them, with retention.
+    EventStore::drop_partitions_before(&f.store, at(-1_000_000_000)).unwrap();
+    assert_eq!(
+        count(&f, probes, PROBE_TENANT),
+        0,
+        "maintenance deletes the probe's events"
+    );
+    assert_eq!(count(&f, others, PROBE_TENANT), before, "and nothing else");
     assert_eq!(
         count(
             &f,

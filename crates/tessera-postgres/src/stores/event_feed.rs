@@ -259,6 +259,7 @@ impl EventStore for PgStore {
             sql_query("DELETE FROM event_rollups WHERE bucket < $1")
                 .bind::<Timestamptz, _>(before)
                 .execute(conn)?;
+            crate::events::forget_probe_events(conn)?;
             Ok(dropped.into_iter().filter_map(|row| row.name).collect())
         })
         .and_then(|dropped| {

@@ -386,8 +386,17 @@ impl RedemptionStore for PgStore {
     }
 
     fn probe(&self, attempt: &RedemptionAttempt) -> StoreResult<()> {
-        // What `redeem` does for an unknown code, step by step (through the
-        // group commit too when it is on, so the probe waits as an attempt does).
+        // What `redeem` does for an unknown code, step by step, statement for
+        // statement (through the group commit too when it is on, so the probe waits
+        // as an attempt does), under the probe tenant: nothing can match, and its
+        // failure event is written and committed like the real one's (a WAL flush),
+        // then deleted by event maintenance.
+        let tenant = TenantId::parse(crate::events::PROBE_TENANT)
+            .map_err(|_| StoreError::Internal("the probe tenant id is malformed".to_owned()))?;
+        let attempt = &RedemptionAttempt {
+            tenant_id: tenant,
+            ..attempt.clone()
+        };
         let matched = match &self.group_commit {
             Some(group) => group.redeem(attempt)?.is_some(),
             None => false,
@@ -400,10 +409,7 @@ impl RedemptionStore for PgStore {
                 let program = find_program(conn, &attempt.tenant_id, &attempt.program_id)?;
                 let view = find_ticket(conn, attempt)?;
                 debug_assert!(program.is_none() && view.is_none());
-                record_failure(conn, attempt, None, RedemptionFailure::TicketNotFound)?;
-                // Written and taken back in the same transaction: the commit costs
-                // what the real one does (a WAL flush), and no event is left.
-                crate::events::forget_tenant(conn, &attempt.tenant_id)
+                record_failure(conn, attempt, None, RedemptionFailure::TicketNotFound)
             })
         })
     }
