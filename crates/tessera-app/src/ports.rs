@@ -246,11 +246,13 @@ pub trait RedemptionStore: Send + Sync {
     /// known code failing a rule costs, and takes, what an unknown code does.
     fn redeem(&self, attempt: &RedemptionAttempt) -> StoreResult<Result<Grant, RedemptionFailure>>;
 
-    /// Does the work `redeem` does for an unknown code — the same statement, the
-    /// same reads, an event written — and MUST leave nothing behind (no event, no
-    /// change), so that an attempt refused before any lookup takes the time of an
-    /// unknown code. `attempt` names a tenant that does not exist.
-    fn probe(&self, attempt: &RedemptionAttempt) -> StoreResult<()>;
+    /// Does the work `redeem` does for an unknown code of `program` at `now` — the
+    /// same statements, the same reads, a failure event written and committed —
+    /// so that an attempt refused before any lookup takes the time of an unknown
+    /// code. It runs under the store's own probe tenant, which no tenant is: it
+    /// MUST change nothing any tenant can see, and what it writes MUST be gone
+    /// after event maintenance.
+    fn probe(&self, program: &ProgramId, now: DateTime<Utc>) -> StoreResult<()>;
 }
 
 /// The redemption lifecycle. Every decision is a conditional statement on the

@@ -7,11 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use tessera_app::events::EventUseCases;
 use tessera_app::events_service::EventService;
 use tessera_app::model::{Grant, RedemptionAttempt};
 use tessera_app::ports::{Clock, RedemptionStore, StoreResult};
-use tessera_domain::RedemptionFailure;
+use tessera_domain::{ProgramId, RedemptionFailure};
 use tessera_postgres::PgStore;
 
 use crate::settings::Settings;
@@ -29,8 +31,8 @@ impl RedemptionStore for MeteredRedemptions {
     }
 
     /// An equal-time probe is not a redemption: not counted.
-    fn probe(&self, attempt: &RedemptionAttempt) -> StoreResult<()> {
-        self.0.probe(attempt)
+    fn probe(&self, program: &ProgramId, now: DateTime<Utc>) -> StoreResult<()> {
+        self.0.probe(program, now)
     }
 }
 

@@ -1,10 +1,7 @@
-use chrono::{DateTime, Utc};
-use tessera_domain::{
-    has_valid_check, CodeInput, Permission, ProgramId, RedemptionFailure, TenantId,
-};
+use tessera_domain::{has_valid_check, CodeInput, Permission, ProgramId, RedemptionFailure};
 
 use super::{ProgramFacts, Tessera, PROGRAM_FACTS_CAPACITY};
-use crate::model::{RedemptionAttempt, SecretHash};
+use crate::model::RedemptionAttempt;
 use crate::usecases::{Principal, RedeemRequest, RedeemUseCases, Redemption};
 use crate::{AppError, AppResult};
 
@@ -72,25 +69,6 @@ fn split_signed(presented: &str) -> (&str, Option<&str>) {
     match presented.split_once('.') {
         Some((code, signature)) => (code, Some(signature)),
         None => (presented, None),
-    }
-}
-
-impl Tessera {
-    /// Does the database work of refusing an unknown code, for an attempt refused
-    /// before any lookup that a public caller could otherwise time: an unknown
-    /// program, and a code no code of the program could be. Under a fresh random
-    /// tenant, so nothing can match; the store leaves nothing behind.
-    fn equal_time_probe(&self, program_id: &ProgramId, now: DateTime<Utc>) -> AppResult<()> {
-        let probe = RedemptionAttempt {
-            tenant_id: TenantId::generate(),
-            program_id: program_id.clone(),
-            code_hash: SecretHash([0; 32]),
-            email: None,
-            now,
-            redeemer: None,
-            email_lock_seconds: self.limits.email_lock_seconds,
-        };
-        Ok(self.ports.redemptions.probe(&probe)?)
     }
 }
 
@@ -170,7 +148,7 @@ impl Tessera {
         // for everyone, in the time an unknown code takes: telling them apart would
         // reveal which program ids exist.
         let Some(facts) = facts else {
-            self.equal_time_probe(program_id, now)?;
+            self.ports.redemptions.probe(program_id, now)?;
             return Err(counted(AppError::InvalidCode));
         };
         let tenant_caller = caller
@@ -184,7 +162,7 @@ impl Tessera {
         let Some(code) = CodeInput(code_part).canonical(facts.alphabet) else {
             // No code of the program looks like this: the program's budget is not
             // spent, and the time is an unknown program's.
-            self.equal_time_probe(program_id, now)?;
+            self.ports.redemptions.probe(program_id, now)?;
             return Err(failure(
                 detailed,
                 program_id.as_str(),

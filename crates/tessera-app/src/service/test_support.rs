@@ -246,8 +246,8 @@ pub(crate) struct Harness {
     pub(crate) health: MockHealthProbe,
     pub(crate) links: MockLinkStore,
     pub(crate) limits: Limits,
-    /// Every equal-time probe the redemption store was asked for.
-    pub(crate) probes: Recorder<crate::model::RedemptionAttempt>,
+    /// Every equal-time probe the redemption store was asked for (its program).
+    pub(crate) probes: Recorder<tessera_domain::ProgramId>,
 }
 
 impl Harness {
@@ -258,8 +258,8 @@ impl Harness {
         let probes = Recorder::new();
         let mut redemptions = MockRedemptionStore::new();
         let seen = probes.clone();
-        redemptions.expect_probe().returning(move |attempt| {
-            seen.record(attempt.clone());
+        redemptions.expect_probe().returning(move |program, _| {
+            seen.record(program.clone());
             Ok(())
         });
         Self {

@@ -1,10 +1,11 @@
+use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use diesel::{
     sql_query, ExpressionMethods, OptionalExtension, PgConnection, QueryDsl, RunQueryDsl,
     SelectableHelper,
 };
 use serde_json::json;
-use tessera_app::model::{Grant, RedemptionAttempt, TicketView};
+use tessera_app::model::{Grant, RedemptionAttempt, SecretHash, TicketView};
 use tessera_app::ports::{RedemptionStore, StoreError, StoreResult};
 use tessera_domain::{
     EventId, EventType, Payload, RedemptionFailure, TicketId, TicketState,
@@ -385,17 +386,21 @@ impl RedemptionStore for PgStore {
         })
     }
 
-    fn probe(&self, attempt: &RedemptionAttempt) -> StoreResult<()> {
+    fn probe(&self, program: &ProgramId, now: DateTime<Utc>) -> StoreResult<()> {
         // What `redeem` does for an unknown code, step by step, statement for
         // statement (through the group commit too when it is on, so the probe waits
         // as an attempt does), under the probe tenant: nothing can match, and its
         // failure event is written and committed like the real one's (a WAL flush),
         // then deleted by event maintenance.
-        let tenant = TenantId::parse(crate::events::PROBE_TENANT)
-            .map_err(|_| StoreError::Internal("the probe tenant id is malformed".to_owned()))?;
         let attempt = &RedemptionAttempt {
-            tenant_id: tenant,
-            ..attempt.clone()
+            tenant_id: crate::events::probe_tenant(),
+            program_id: program.clone(),
+            code_hash: SecretHash([0; 32]),
+            email: None,
+            now,
+            redeemer: None,
+            // Never read: nothing matches, so no wrong email is counted.
+            email_lock_seconds: 1,
         };
         let matched = match &self.group_commit {
             Some(group) => group.redeem(attempt)?.is_some(),
