@@ -7,7 +7,8 @@
 //! `--duration` seconds, or open-loop at `--rate` requests per second in total, paced
 //! per connection: every request has a scheduled send time and its latency is
 //! measured from that time, so the queueing a slow server causes is counted, not
-//! hidden. With `--sources N` the connections come from N loopback addresses, so the
+//! hidden. With `--labelled FILE` every row names its own program and a label, and
+//! each label's answers are counted and timed apart (see `labelled.rs`). With `--sources N` the connections come from N loopback addresses, so the
 //! server's per-address bounds see N clients; with `--stall BYTES` every connection
 //! sends part of a body and stops (see `stall.rs`).
 //!
@@ -19,11 +20,14 @@
 //! `shed_retry_after` carried `Retry-After`), `errors` every other answer and every
 //! broken exchange (`broken` of them: no answer at all), `unsent` the open loop's
 //! requests due before the deadline but never sent (the run ends at its deadline
-//! even when the server fell behind), `rps` is `ok` per second.
+//! even when the server fell behind), `rps` is `ok` per second. A labelled run adds
+//! `"LABEL_requests", "LABEL_ok", "LABEL_errors", "LABEL_p50_ms", "LABEL_p99_ms",
+//! "LABEL_mean_ms"` for every label.
 //! It only ever connects to the loopback address it is given, and every run is
 //! bounded in time and in count.
 
 mod http;
+mod labelled;
 mod mix;
 mod stall;
 
@@ -36,10 +40,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use http::Connection;
+use labelled::Labelled;
 use mix::{Kind, Mix, Target};
 
 const USAGE: &str = "\
-usage: tessera-load --addr 127.0.0.1:PORT --program PROGRAM_ID --codes FILE
+usage: tessera-load --addr 127.0.0.1:PORT (--program PROGRAM_ID --codes FILE | --labelled FILE)
                     [--connections N] [--duration SECS] [--rate R]
                     [--limit CODES] [--max-requests N] [--sources N]
                     [--mix KIND=W,...] [--key API_KEY] [--stall BYTES]
@@ -48,6 +53,9 @@ usage: tessera-load --addr 127.0.0.1:PORT --program PROGRAM_ID --codes FILE
   --addr          loopback address of the tessera server (nothing else is accepted)
   --program       the program id sent with every redemption
   --codes         the bulk-issuance CSV (`ticketId,code` header, then rows)
+  --labelled      instead of --program and --codes: a CSV with a
+                  `label,programId,code` header, one request per row in file
+                  order, every label's answers counted and timed apart
   --connections   keep-alive connections, one thread each (default 32)
   --duration      seconds to run (default 20, at most 3600)
   --rate          total requests per second, paced per connection (open loop);
@@ -78,8 +86,8 @@ const RAMP: Duration = Duration::from_millis(300);
 #[derive(Debug)]
 struct Options {
     addr: SocketAddr,
-    program: String,
-    codes: PathBuf,
+    /// The bulk CSV and the program of its codes, or a labelled file.
+    source: CodeSource,
     connections: usize,
     duration: f64,
     rate: Option<f64>,
@@ -90,6 +98,12 @@ struct Options {
     key: Option<String>,
     stall: Option<usize>,
     wait_on_503: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum CodeSource {
+    Codes { program: String, codes: PathBuf },
+    Labelled(PathBuf),
 }
 
 /// `value` parsed and within `range`, or the flag's error.
@@ -110,6 +124,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut addr = None;
     let mut program = None;
     let mut codes = None;
+    let mut labelled = None;
     let mut connections = 32usize;
     let mut duration = 20.0f64;
     let mut rate = None;
@@ -140,6 +155,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             }
             "--program" => program = Some(value.clone()),
             "--codes" => codes = Some(PathBuf::from(value)),
+            "--labelled" => labelled = Some(PathBuf::from(value)),
             "--connections" => {
                 connections = bounded(flag, value, 1..=MAX_CONNECTIONS, "1..=1024")?;
             }
@@ -191,10 +207,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     if mix.needs_key() && key.is_none() {
         return Err("--mix with issue or hold needs --key".to_owned());
     }
+    let source = match (program, codes, labelled) {
+        (Some(program), Some(codes), None) => CodeSource::Codes { program, codes },
+        (None, None, Some(file)) => CodeSource::Labelled(file),
+        (_, _, Some(_)) => return Err("--labelled replaces --program and --codes".to_owned()),
+        (None, _, None) => return Err("--program is required".to_owned()),
+        (_, None, None) => return Err("--codes is required".to_owned()),
+    };
     Ok(Options {
         addr,
-        program: program.ok_or("--program is required")?,
-        codes: codes.ok_or("--codes is required")?,
+        source,
         connections,
         duration,
         rate,
@@ -247,7 +269,7 @@ fn read_codes(text: &str, limit: Option<usize>) -> Vec<String> {
 struct Shared {
     target: Target,
     mix: Mix,
-    codes: Vec<String>,
+    rows: Labelled,
     next_request: AtomicUsize,
     started: AtomicU64,
     max_requests: u64,
@@ -257,13 +279,15 @@ struct Shared {
 }
 
 impl Shared {
-    /// The next request (its kind by the mix, its code round-robin) into `out`.
-    fn request(&self, out: &mut Vec<u8>, body: &mut String) -> Kind {
+    /// The next request (its kind by the mix, its row round-robin) into `out`,
+    /// with the index of its row's label.
+    fn request(&self, out: &mut Vec<u8>, body: &mut String) -> (Kind, usize) {
         let k = self.next_request.fetch_add(1, Ordering::Relaxed);
         let kind = self.mix.kind_of(k);
-        let code = &self.codes[k % self.codes.len()];
-        self.target.request(kind, k, code, out, body);
-        kind
+        let row = &self.rows.rows[k % self.rows.rows.len()];
+        let program = &self.rows.programs[row.program];
+        self.target.request(kind, k, program, &row.code, out, body);
+        (kind, row.label)
     }
 
     fn report_failure(&self, what: &str) {
@@ -288,9 +312,38 @@ struct Tally {
     latencies: Vec<u32>,
     ok_latencies: Vec<u32>,
     shed_latencies: Vec<u32>,
+    /// A labelled run's answers per label (empty otherwise).
+    per_label: Vec<LabelTally>,
+}
+
+/// One label's answers: counted by outcome, every latency kept.
+#[derive(Debug, Default, Clone)]
+struct LabelTally {
+    ok: u64,
+    errors: u64,
+    latencies: Vec<u32>,
 }
 
 impl Tally {
+    fn for_labels(labels: usize) -> Self {
+        Self {
+            per_label: vec![LabelTally::default(); labels],
+            ..Self::default()
+        }
+    }
+
+    /// Counts one answer (`ok`: the status its kind expects) under its label.
+    fn label(&mut self, label: usize, ok: bool, micros: u32) {
+        if let Some(tally) = self.per_label.get_mut(label) {
+            if ok {
+                tally.ok += 1;
+            } else {
+                tally.errors += 1;
+            }
+            tally.latencies.push(micros);
+        }
+    }
+
     fn add(&mut self, other: Self) {
         self.ok += other.ok;
         self.errors += other.errors;
@@ -301,6 +354,15 @@ impl Tally {
         self.latencies.extend(other.latencies);
         self.ok_latencies.extend(other.ok_latencies);
         self.shed_latencies.extend(other.shed_latencies);
+        if self.per_label.len() < other.per_label.len() {
+            self.per_label
+                .resize(other.per_label.len(), LabelTally::default());
+        }
+        for (mine, theirs) in self.per_label.iter_mut().zip(other.per_label) {
+            mine.ok += theirs.ok;
+            mine.errors += theirs.errors;
+            mine.latencies.extend(theirs.latencies);
+        }
     }
 }
 
@@ -320,7 +382,7 @@ fn run_connection(
     deadline: Instant,
     pace: Pace,
 ) -> Tally {
-    let mut tally = Tally::default();
+    let mut tally = Tally::for_labels(shared.rows.labels.len());
     let mut request = Vec::with_capacity(512);
     let mut body = String::with_capacity(256);
     let addr = shared.target.addr;
@@ -351,7 +413,7 @@ fn run_connection(
         if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
             thread::sleep(wait);
         }
-        let kind = shared.request(&mut request, &mut body);
+        let (kind, label) = shared.request(&mut request, &mut body);
         let connected = match connection.take() {
             Some(open) => Ok(open),
             None => Connection::open(addr, source),
@@ -359,6 +421,9 @@ fn run_connection(
         let outcome = connected.and_then(|mut open| open.exchange(&request).map(|a| (open, a)));
         let micros = u32::try_from(scheduled.elapsed().as_micros()).unwrap_or(u32::MAX);
         tally.latencies.push(micros);
+        let expected =
+            matches!(&outcome, Ok((_, answer)) if answer.status == kind.expected_status());
+        tally.label(label, expected, micros);
         match outcome {
             Ok((open, answer)) => {
                 if answer.status == kind.expected_status() {
@@ -420,21 +485,14 @@ fn run(options: Options) -> Result<ExitCode, String> {
         )?;
         return Ok(ExitCode::SUCCESS);
     }
-    let text = std::fs::read_to_string(&options.codes)
-        .map_err(|e| format!("cannot read {}: {e}", options.codes.display()))?;
-    let codes = read_codes(&text, options.limit);
-    drop(text);
-    if codes.is_empty() {
-        return Err(format!("no codes in {}", options.codes.display()));
-    }
+    let rows = read_rows(options.source, options.limit)?;
     let shared = Arc::new(Shared {
         target: Target {
             addr: options.addr,
-            program: options.program,
             key: options.key,
         },
         mix: options.mix,
-        codes,
+        rows,
         next_request: AtomicUsize::new(0),
         started: AtomicU64::new(0),
         max_requests: options.max_requests,
@@ -478,7 +536,10 @@ fn run(options: Options) -> Result<ExitCode, String> {
     ] {
         list.sort_unstable();
     }
-    println!("{}", result_json(&total, seconds));
+    for tally in &mut total.per_label {
+        tally.latencies.sort_unstable();
+    }
+    println!("{}", result_json(&total, &shared.rows.labels, seconds));
     if total.ok == 0 {
         eprintln!("tessera-load: no request succeeded");
         return Ok(ExitCode::FAILURE);
@@ -486,8 +547,38 @@ fn run(options: Options) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The requests a run sends, from either kind of file.
+fn read_rows(source: CodeSource, limit: Option<usize>) -> Result<Labelled, String> {
+    let path = match &source {
+        CodeSource::Codes { codes, .. } => codes,
+        CodeSource::Labelled(path) => path,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    match source {
+        CodeSource::Labelled(path) => {
+            Labelled::parse(&text, limit).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        CodeSource::Codes { program, codes } => {
+            let list = read_codes(&text, limit);
+            if list.is_empty() {
+                return Err(format!("no codes in {}", codes.display()));
+            }
+            Ok(Labelled::single(program, list))
+        }
+    }
+}
+
+/// The mean of microseconds, in milliseconds.
+fn mean_ms(list: &[u32]) -> f64 {
+    if list.is_empty() {
+        return 0.0;
+    }
+    list.iter().map(|&m| f64::from(m)).sum::<f64>() / list.len() as f64 / 1000.0
+}
+
 /// The one-line result; every latency list sorted.
-fn result_json(total: &Tally, seconds: f64) -> String {
+fn result_json(total: &Tally, labels: &[String], seconds: f64) -> String {
     let requests = total.ok + total.errors + total.shed;
     let mut out = format!(
         "{{\"requests\": {requests}, \"ok\": {}, \"errors\": {}, \"shed\": {}, \
@@ -510,6 +601,18 @@ fn result_json(total: &Tally, seconds: f64) -> String {
             percentile_ms(list, 0.50),
             percentile_ms(list, 0.99),
             percentile_ms(list, 1.0),
+        ));
+    }
+    for (label, tally) in labels.iter().zip(&total.per_label) {
+        out.push_str(&format!(
+            ", \"{label}_requests\": {}, \"{label}_ok\": {}, \"{label}_errors\": {}, \
+             \"{label}_p50_ms\": {:.3}, \"{label}_p99_ms\": {:.3}, \"{label}_mean_ms\": {:.3}",
+            tally.ok + tally.errors,
+            tally.ok,
+            tally.errors,
+            percentile_ms(&tally.latencies, 0.50),
+            percentile_ms(&tally.latencies, 0.99),
+            mean_ms(&tally.latencies),
         ));
     }
     out.push('}');
@@ -565,6 +668,49 @@ mod tests {
     }
 
     #[test]
+    fn a_labelled_file_replaces_the_program_and_the_codes() {
+        let labelled = args(&["--addr", "127.0.0.1:1", "--labelled", "t.csv"]);
+        assert_eq!(
+            parse_options(&labelled).unwrap().source,
+            CodeSource::Labelled(PathBuf::from("t.csv"))
+        );
+        let mut both = labelled.clone();
+        both.extend(args(&["--program", "prg_x"]));
+        assert!(parse_options(&both).is_err());
+        assert!(parse_options(&args(&["--addr", "127.0.0.1:1", "--codes", "c"])).is_err());
+        assert!(parse_options(&args(&["--addr", "127.0.0.1:1", "--program", "p"])).is_err());
+    }
+
+    #[test]
+    fn every_label_is_counted_and_timed_apart() {
+        let labels = ["known".to_owned(), "unknown".to_owned()];
+        let mut one = Tally::for_labels(2);
+        one.label(0, false, 2000);
+        one.label(1, false, 4000);
+        let mut two = Tally::for_labels(2);
+        two.label(0, false, 4000);
+        two.label(1, true, 6000);
+        two.label(1, false, 8000);
+        one.add(two);
+        for tally in &mut one.per_label {
+            tally.latencies.sort_unstable();
+        }
+        let json = result_json(&one, &labels, 1.0);
+        assert!(
+            json.contains("\"known_requests\": 2, \"known_ok\": 0, \"known_errors\": 2"),
+            "{json}"
+        );
+        assert!(json.contains("\"known_p50_ms\": 2.000"), "{json}");
+        assert!(json.contains("\"known_mean_ms\": 3.000"), "{json}");
+        assert!(
+            json.contains("\"unknown_requests\": 3, \"unknown_ok\": 1, \"unknown_errors\": 2"),
+            "{json}"
+        );
+        assert!(json.contains("\"unknown_p99_ms\": 8.000"), "{json}");
+        assert!(json.contains("\"unknown_mean_ms\": 6.000"), "{json}");
+    }
+
+    #[test]
     fn runs_are_bounded() {
         let base = args(&["--addr", "[::1]:1", "--program", "p", "--codes", "c"]);
         for bad in [
@@ -597,11 +743,10 @@ mod tests {
         let shared = Shared {
             target: Target {
                 addr: "127.0.0.1:9".parse().unwrap(),
-                program: "prg_1".to_owned(),
                 key: None,
             },
             mix: Mix::default(),
-            codes: vec!["ab\"c".to_owned()],
+            rows: Labelled::single("prg_1".to_owned(), vec!["ab\"c".to_owned()]),
             next_request: AtomicUsize::new(0),
             started: AtomicU64::new(0),
             max_requests: 1,
@@ -609,7 +754,7 @@ mod tests {
             wait_on_503: false,
         };
         let (mut out, mut body) = (Vec::new(), String::new());
-        assert_eq!(shared.request(&mut out, &mut body), Kind::Redeem);
+        assert_eq!(shared.request(&mut out, &mut body), (Kind::Redeem, 0));
         let text = String::from_utf8(out).unwrap();
         let expected_body = r#"{"programId":"prg_1","code":"ab\"c"}"#;
         assert!(text.starts_with("POST /v1/redeem HTTP/1.1\r\n"));
@@ -636,7 +781,7 @@ mod tests {
             shed_latencies: vec![9000],
             ..Tally::default()
         };
-        let json = result_json(&total, 1.0);
+        let json = result_json(&total, &[], 1.0);
         assert!(
             json.contains("\"requests\": 3, \"ok\": 2, \"errors\": 0, \"shed\": 1"),
             "{json}"

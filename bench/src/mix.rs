@@ -92,16 +92,17 @@ impl Mix {
 #[derive(Debug)]
 pub(crate) struct Target {
     pub(crate) addr: SocketAddr,
-    pub(crate) program: String,
     pub(crate) key: Option<String>,
 }
 
 impl Target {
-    /// Request `k` of kind `kind` into `out`; `code` is the issued code it uses.
+    /// Request `k` of kind `kind` into `out`; `code` is the issued code it uses,
+    /// `program` the program it names.
     pub(crate) fn request(
         &self,
         kind: Kind,
         k: usize,
+        program: &str,
         code: &str,
         out: &mut Vec<u8>,
         body: &mut String,
@@ -110,7 +111,7 @@ impl Target {
         let path = match kind {
             Kind::Redeem | Kind::Fail | Kind::Hold => {
                 body.push_str("{\"programId\":");
-                json_string(body, &self.program);
+                json_string(body, program);
                 body.push_str(",\"code\":");
                 if kind == Kind::Fail {
                     // Same length as an issued code, so it is looked up and fails
@@ -132,7 +133,7 @@ impl Target {
             }
             Kind::Issue => {
                 body.push_str("{}");
-                format!("/v1/programs/{}/tickets", self.program)
+                format!("/v1/programs/{program}/tickets")
             }
         };
         out.clear();
@@ -176,20 +177,19 @@ mod tests {
     fn keyed_kinds_carry_the_key_and_failures_a_code_of_the_same_length() {
         let target = Target {
             addr: "127.0.0.1:9".parse().unwrap(),
-            program: "prg_1".to_owned(),
             key: Some("sk_x".to_owned()),
         };
         let (mut out, mut body) = (Vec::new(), String::new());
-        target.request(Kind::Hold, 0, "AbCd1234", &mut out, &mut body);
+        target.request(Kind::Hold, 0, "prg_1", "AbCd1234", &mut out, &mut body);
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.starts_with("POST /v1/holds HTTP/1.1\r\n"));
         assert!(text.contains("Authorization: Bearer sk_x\r\n"));
         assert!(text.ends_with(r#"{"programId":"prg_1","code":"AbCd1234","ttl":1}"#));
-        target.request(Kind::Fail, 42, "AbCd1234", &mut out, &mut body);
+        target.request(Kind::Fail, 42, "prg_1", "AbCd1234", &mut out, &mut body);
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(!text.contains("Authorization"));
         assert!(text.ends_with(r#""code":"00000042"}"#));
-        target.request(Kind::Issue, 1, "AbCd1234", &mut out, &mut body);
+        target.request(Kind::Issue, 1, "prg_1", "AbCd1234", &mut out, &mut body);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("POST /v1/programs/prg_1/tickets HTTP/1.1\r\n"));
     }
