@@ -1,8 +1,13 @@
 //! Outbound ports: what the use cases need from the world. Synchronous by design;
-//! the HTTP adapter runs use cases on a blocking pool.
+//! the HTTP adapter runs use cases on a blocking pool. The one exception is the
+//! redemption hot path: a store with a queue of its own (group commit) may also
+//! answer later ([`Later`]), so that waiting for the batch parks no thread.
 //!
 //! Every store method that takes a `TenantId` MUST scope its reads and writes to
 //! that tenant: another tenant's row is reported exactly like a missing one.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 #[cfg(any(test, feature = "mocks"))]
@@ -233,6 +238,10 @@ pub trait TicketStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// An answer a store gives later, from its own threads: awaited where the caller
+/// runs (an HTTP worker), so the wait holds no thread. Runtime-agnostic (std only).
+pub type Later<T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send>>;
+
 /// The redemption hot path.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 pub trait RedemptionStore: Send + Sync {
@@ -253,6 +262,30 @@ pub trait RedemptionStore: Send + Sync {
     /// MUST change nothing any tenant can see, and what it writes MUST be gone
     /// after event maintenance.
     fn probe(&self, program: &ProgramId, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// `redeem`'s conditional statement, queued for the store's own threads and
+    /// answered once its batch committed: `Some(grant)` for a counted use, `None`
+    /// when the statement refused — then nothing was written and the caller MUST
+    /// finish with [`Self::classify_refused`]. Returns no [`Later`] when the store
+    /// has no queue (the caller then uses `redeem`).
+    fn redeem_later(&self, attempt: &RedemptionAttempt) -> Option<Later<Option<Grant>>>;
+
+    /// The rest of `redeem` once its statement refused: classifies and records the
+    /// failure exactly as `redeem` does, running the statement again when the rows
+    /// read say it would now match (a concurrent change), so it MAY still succeed.
+    fn classify_refused(
+        &self,
+        attempt: &RedemptionAttempt,
+    ) -> StoreResult<Result<Grant, RedemptionFailure>>;
+
+    /// `probe`'s first statement through the queue, as `redeem_later` runs
+    /// `redeem`'s: the caller finishes with [`Self::probe_refused`]. No [`Later`]
+    /// when the store has no queue.
+    fn probe_later(&self, program: &ProgramId, now: DateTime<Utc>) -> Option<Later<()>>;
+
+    /// The rest of `probe` after `probe_later`: what `classify_refused` does for
+    /// an unknown code, statement for statement.
+    fn probe_refused(&self, program: &ProgramId, now: DateTime<Utc>) -> StoreResult<()>;
 }
 
 /// The redemption lifecycle. Every decision is a conditional statement on the

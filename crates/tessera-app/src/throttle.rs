@@ -136,6 +136,12 @@ impl Admission<'_> {
         self.release();
     }
 
+    /// Not evaluated on this path after all: the attempt is handed, whole, to a
+    /// path that admits it again. Settles with no failure, as a success does.
+    pub fn withdraw(mut self) {
+        self.release();
+    }
+
     /// Settles without a failure (a success, or an attempt refused unevaluated).
     fn release(&mut self) {
         if !self.settled {
@@ -259,6 +265,22 @@ impl FailureThrottle {
         Self::enter(&mut self.lock(), std::slice::from_ref(&subject), minute);
         admission.subjects.push(subject);
         Ok(())
+    }
+
+    /// [`Self::join_program`] without ever waiting: `false`, with nothing
+    /// changed, when the program is past its budget (the attempt would take the
+    /// slow lane, which blocks: the caller hands it to a thread that may).
+    pub fn join_program_now(&self, admission: &mut Admission<'_>, program: &ProgramId) -> bool {
+        let subject = FailureSubject::Program(program.clone());
+        let minute = minute_of(admission.now);
+        let mut windows = self.lock();
+        if self.over_budget(&windows, &subject, minute) {
+            return false;
+        }
+        Self::enter(&mut windows, std::slice::from_ref(&subject), minute);
+        drop(windows);
+        admission.subjects.push(subject);
+        true
     }
 
     /// Whether `program` is past its budget (its public attempts take the slow lane).
@@ -474,6 +496,33 @@ mod tests {
         assert!(throttle
             .admit(ip(200), Some(&ProgramId::generate()), at(2))
             .is_ok());
+    }
+
+    #[test]
+    fn joining_now_never_waits_and_a_withdrawn_attempt_counts_nothing() {
+        let throttle = FailureThrottle::new(2);
+        let program = ProgramId::generate();
+        // Within the budget the program is joined at once, and its failure counts.
+        let mut admission = throttle.admit(ip(1), None, at(1)).expect("admitted");
+        assert!(throttle.join_program_now(&mut admission, &program));
+        drop(admission);
+        // A withdrawn attempt, joined or not, spends no budget of anyone's.
+        for _ in 0..50 {
+            let mut admission = throttle.admit(ip(2), None, at(1)).expect("admitted");
+            assert!(throttle.join_program_now(&mut admission, &program));
+            admission.withdraw();
+        }
+        assert!(throttle.admit(ip(2), None, at(1)).is_ok());
+        for client in 10..29 {
+            fail(&throttle, ip(client), Some(&program), at(1));
+        }
+        // Past the program's budget: refused to join (the slow lane is not
+        // entered), the attempt untouched and still the client's to withdraw.
+        let mut admission = throttle.admit(ip(3), None, at(1)).expect("admitted");
+        assert!(!throttle.join_program_now(&mut admission, &program));
+        assert!(throttle.program_over_budget(&program, at(1)));
+        admission.withdraw();
+        assert!(throttle.admit(ip(3), None, at(1)).is_ok());
     }
 
     #[test]

@@ -237,6 +237,40 @@ pub trait RedeemUseCases: Send + Sync {
     fn redeem(&self, caller: Option<Principal>, request: RedeemRequest) -> AppResult<Redemption>;
 }
 
+/// Where an anonymous redemption given to [`QueuedRedeemUseCases::redeem_queued`]
+/// ended up.
+#[derive(Debug)]
+pub enum QueuedRedemption {
+    /// Answered: the redemption, or an error that needed no store (a client over
+    /// its budget, a mistyped check character) or that the store reported.
+    Done(AppResult<Redemption>),
+    /// The queued statement refused: finish with
+    /// [`QueuedRedeemUseCases::redeem_refused`] on the blocking pool (it
+    /// classifies, records and counts the failure). Nothing was counted yet.
+    Refused(RedeemRequest),
+    /// Not for the queue (a program not yet cached, a program past its budget, a
+    /// store without a queue, a request no code can match before the program
+    /// is known): run [`RedeemUseCases::redeem`] on the blocking pool. Nothing
+    /// was counted or written.
+    Unqueued(RedeemRequest),
+}
+
+/// An anonymous redemption whose statement waits in the store's queue without
+/// holding a thread: the work before the store is done from memory on the
+/// caller's thread, and only a refusal (or a request that needs the database
+/// first) goes to the blocking pool. Every answer, count and event is `redeem`'s.
+pub trait QueuedRedeemUseCases: Send + Sync {
+    /// Starts the redemption; awaited on the caller's thread, it never blocks it.
+    fn redeem_queued(
+        self: std::sync::Arc<Self>,
+        request: RedeemRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = QueuedRedemption> + Send>>;
+
+    /// Finishes an attempt answered [`QueuedRedemption::Refused`]: what `redeem`
+    /// does after its statement refused, on a thread that may block.
+    fn redeem_refused(&self, request: RedeemRequest) -> AppResult<Redemption>;
+}
+
 /// The redemption lifecycle: look at a code before committing to it, reserve a
 /// use while a payment runs, and give a use back.
 #[cfg_attr(any(test, feature = "mocks"), automock)]

@@ -4,7 +4,9 @@
 //! document served at `/openapi.json`.
 //!
 //! Every use case runs on actix's blocking pool (`web::block`): the ports are
-//! synchronous. Bulk issuance runs there too and streams its CSV back through a
+//! synchronous. The one exception is an anonymous `POST /v1/redeem` when the state
+//! has a `queued_redeem`: it is awaited on the worker (the store's group commit
+//! answers a future) and only a refusal goes to the blocking pool. Bulk issuance runs there too and streams its CSV back through a
 //! bounded channel (see `batch`). This crate never depends on a database driver.
 
 mod admission;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use actix_web::{App, HttpServer};
 use tessera_app::ports::AccessStore;
-use tessera_app::usecases::AccessUseCases;
+use tessera_app::usecases::{AccessUseCases, QueuedRedeemUseCases};
 use tessera_app::{DeliverySettings, Limits, Tessera, TesseraPorts, WebhookPorts, WebhookService};
 use tessera_crypto::envelope::{self, OpenedWith, RootStatus};
 use tessera_crypto::{load_or_create_master_key, Keyring, MasterKey, Signer, WebhookKeys};
@@ -300,7 +300,11 @@ fn group_commit(settings: &Settings) -> Result<Option<Arc<GroupCommit>>, Command
 pub fn serve(settings: Settings) -> Result<(), CommandError> {
     let pool = prepared_pool(&settings)?;
     tessera_http::metrics::install();
-    let store = match group_commit(&settings)? {
+    let group = group_commit(&settings)?;
+    // With a group commit, anonymous redemptions await its answer on the HTTP
+    // worker instead of parking a blocking-pool thread on it.
+    let queued = group.is_some();
+    let store = match group {
         Some(group) => PgStore::new(pool.clone()).with_group_commit(group),
         None => PgStore::new(pool.clone()),
     };
@@ -325,6 +329,7 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
         programs: tessera.clone(),
         tickets: tessera.clone(),
         redeem: tessera.clone(),
+        queued_redeem: queued.then(|| tessera.clone() as Arc<dyn QueuedRedeemUseCases>),
         lifecycle: tessera.clone(),
         idempotency,
         standalone: tessera.clone(),

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tessera_app::events::EventUseCases;
 use tessera_app::events_service::EventService;
 use tessera_app::model::{Grant, RedemptionAttempt};
-use tessera_app::ports::{Clock, RedemptionStore, StoreResult};
+use tessera_app::ports::{Clock, Later, RedemptionStore, StoreResult};
 use tessera_domain::{ProgramId, RedemptionFailure};
 use tessera_postgres::PgStore;
 
@@ -33,6 +33,38 @@ impl RedemptionStore for MeteredRedemptions {
     /// An equal-time probe is not a redemption: not counted.
     fn probe(&self, program: &ProgramId, now: DateTime<Utc>) -> StoreResult<()> {
         self.0.probe(program, now)
+    }
+
+    /// A success is counted when it is known; a refusal is counted (with its
+    /// reason) by `classify_refused`, which finishes it.
+    fn redeem_later(&self, attempt: &RedemptionAttempt) -> Option<Later<Option<Grant>>> {
+        let queued = self.0.redeem_later(attempt)?;
+        Some(Box::pin(async move {
+            let outcome = queued.await;
+            if let Ok(Some(_)) = &outcome {
+                tessera_http::metrics::record_redemption(Ok(()));
+            }
+            outcome
+        }))
+    }
+
+    fn classify_refused(
+        &self,
+        attempt: &RedemptionAttempt,
+    ) -> StoreResult<Result<Grant, RedemptionFailure>> {
+        let outcome = self.0.classify_refused(attempt);
+        if let Ok(result) = &outcome {
+            tessera_http::metrics::record_redemption(result.as_ref().map(|_| ()).map_err(|f| *f));
+        }
+        outcome
+    }
+
+    fn probe_later(&self, program: &ProgramId, now: DateTime<Utc>) -> Option<Later<()>> {
+        self.0.probe_later(program, now)
+    }
+
+    fn probe_refused(&self, program: &ProgramId, now: DateTime<Utc>) -> StoreResult<()> {
+        self.0.probe_refused(program, now)
     }
 }
 

@@ -7,6 +7,7 @@ mod lifecycle;
 mod links;
 mod operator;
 mod programs;
+mod queued;
 mod redeem;
 mod standalone;
 #[cfg(test)]

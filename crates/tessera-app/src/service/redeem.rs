@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use tessera_domain::{has_valid_check, CodeInput, Permission, ProgramId, RedemptionFailure};
 
 use super::{ProgramFacts, Tessera, PROGRAM_FACTS_CAPACITY};
@@ -33,6 +34,12 @@ impl Tessera {
         }
         cache.insert(id.clone(), facts.clone());
         Ok(facts)
+    }
+
+    /// The program's facts if this process already knows them (`None`: not
+    /// cached), without touching the store.
+    pub(super) fn cached_program_facts(&self, id: &ProgramId) -> Option<Option<ProgramFacts>> {
+        self.program_facts.read().ok()?.get(id).cloned()
     }
 
     pub(super) fn forget_program(&self, id: &ProgramId) {
@@ -108,6 +115,60 @@ impl Tessera {
         caller: Option<&Principal>,
         request: RedeemRequest,
     ) -> AppResult<Prepared<'_>> {
+        self.prepare_at(caller, request, Stage::Whole)
+    }
+
+    /// The equal-time probe of an attempt that no code can match: whole, or its
+    /// rest when its first statement already ran through the store's queue.
+    pub(super) fn probe(
+        &self,
+        program: &ProgramId,
+        now: DateTime<Utc>,
+        stage: Stage,
+    ) -> AppResult<()> {
+        match stage {
+            Stage::Whole => self.ports.redemptions.probe(program, now)?,
+            Stage::AfterQueue => self.ports.redemptions.probe_refused(program, now)?,
+        }
+        Ok(())
+    }
+
+    /// [`Self::prepare`], for an attempt at `stage`.
+    pub(super) fn prepare_at(
+        &self,
+        caller: Option<&Principal>,
+        request: RedeemRequest,
+        stage: Stage,
+    ) -> AppResult<Prepared<'_>> {
+        match self.screen(caller, &request, Reach::Store)? {
+            Screened::Ready(prepared) => Ok(prepared),
+            Screened::Hopeless {
+                admission,
+                program,
+                now,
+                error,
+            } => {
+                self.probe(&program, now, stage)?;
+                // Dropped unsettled: counted as the client's failure.
+                drop(admission);
+                Err(error)
+            }
+            Screened::Deferred => Err(AppError::Internal(
+                "a check deferred although the store may be reached".to_owned(),
+            )),
+        }
+    }
+
+    /// The checks before the store. With [`Reach::MemoryOnly`] a check that needs
+    /// the store (a program not cached, a failure whose count is shared through
+    /// the ledger) or a wait (the program's slow lane) is not made: the attempt is
+    /// withdrawn, nothing counted, and [`Screened::Deferred`] returned.
+    pub(super) fn screen(
+        &self,
+        caller: Option<&Principal>,
+        request: &RedeemRequest,
+        reach: Reach,
+    ) -> AppResult<Screened<'_>> {
         let now = self.ports.clock.now();
         let client = request.client;
         let named = request.program_id.as_ref();
@@ -119,12 +180,17 @@ impl Tessera {
                 .map_err(|retry_after_seconds| AppError::TooManyAttempts {
                     retry_after_seconds,
                 })?;
+        let memory_only = reach == Reach::MemoryOnly;
         let counted = |error: AppError| {
             tracing::debug!(program = ?named, error = %error, "redemption failed");
             error
         };
 
         let Some(program_id) = named else {
+            if memory_only {
+                admission.withdraw();
+                return Ok(Screened::Deferred);
+            }
             return Err(counted(AppError::InvalidCode));
         };
         let (code_part, signature) = split_signed(request.code.expose_secret());
@@ -136,9 +202,23 @@ impl Tessera {
                 .signer
                 .verify_code(program_id, code_part, signature)
         }) {
+            if memory_only {
+                admission.withdraw();
+                return Ok(Screened::Deferred);
+            }
             return Err(counted(AppError::InvalidCode));
         }
-        let facts = self.program_facts(program_id)?.filter(|facts| {
+        let facts = match reach {
+            Reach::Store => self.program_facts(program_id)?,
+            Reach::MemoryOnly => match self.cached_program_facts(program_id) {
+                Some(facts) => facts,
+                None => {
+                    admission.withdraw();
+                    return Ok(Screened::Deferred);
+                }
+            },
+        };
+        let facts = facts.filter(|facts| {
             request
                 .tenant_id
                 .as_ref()
@@ -148,8 +228,12 @@ impl Tessera {
         // for everyone, in the time an unknown code takes: telling them apart would
         // reveal which program ids exist.
         let Some(facts) = facts else {
-            self.ports.redemptions.probe(program_id, now)?;
-            return Err(counted(AppError::InvalidCode));
+            return Ok(Screened::Hopeless {
+                admission,
+                program: program_id.clone(),
+                now,
+                error: counted(AppError::InvalidCode),
+            });
         };
         let tenant_caller = caller
             .as_ref()
@@ -162,12 +246,16 @@ impl Tessera {
         let Some(code) = CodeInput(code_part).canonical(facts.alphabet) else {
             // No code of the program looks like this: the program's budget is not
             // spent, and the time is an unknown program's.
-            self.ports.redemptions.probe(program_id, now)?;
-            return Err(failure(
-                detailed,
-                program_id.as_str(),
-                RedemptionFailure::TicketNotFound,
-            ));
+            return Ok(Screened::Hopeless {
+                admission,
+                program: program_id.clone(),
+                now,
+                error: failure(
+                    detailed,
+                    program_id.as_str(),
+                    RedemptionFailure::TicketNotFound,
+                ),
+            });
         };
         if facts.check_digit && !has_valid_check(facts.alphabet, code.expose_secret()) {
             // Public arithmetic, refused before any lookup: not a failed attempt.
@@ -177,11 +265,18 @@ impl Tessera {
         // Only now can the attempt be a guess at the program's codes. A key of the
         // program's tenant is never held back by (nor spends) the public budget.
         if !tenant_caller {
-            self.throttle
-                .join_program(&mut admission, program_id)
-                .map_err(|retry_after_seconds| AppError::TooManyAttempts {
-                    retry_after_seconds,
-                })?;
+            if memory_only {
+                if !self.throttle.join_program_now(&mut admission, program_id) {
+                    admission.withdraw();
+                    return Ok(Screened::Deferred);
+                }
+            } else {
+                self.throttle
+                    .join_program(&mut admission, program_id)
+                    .map_err(|retry_after_seconds| AppError::TooManyAttempts {
+                        retry_after_seconds,
+                    })?;
+            }
         }
         let redeemer = request.redeemer_id.as_ref().map(|id| {
             self.ports
@@ -194,24 +289,65 @@ impl Tessera {
             program_id: program_id.clone(),
             email: request
                 .email
+                .as_deref()
                 .map(|email| email.trim().to_lowercase())
                 .filter(|email| !email.is_empty()),
             now,
             redeemer,
             email_lock_seconds: self.limits.email_lock_seconds,
         };
-        Ok(Prepared {
+        Ok(Screened::Ready(Prepared {
             admission,
             attempt,
             detailed,
-        })
+        }))
     }
 }
 
-impl RedeemUseCases for Tessera {
-    fn redeem(&self, caller: Option<Principal>, request: RedeemRequest) -> AppResult<Redemption> {
-        let prepared = self.prepare(caller.as_ref(), request)?;
-        let grant = match self.ports.redemptions.redeem(&prepared.attempt)? {
+/// How far the checks before the store may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reach {
+    /// The store, and a wait in the program's slow lane: on the blocking pool.
+    Store,
+    /// This process' memory only: on a thread that must not block.
+    MemoryOnly,
+}
+
+/// Where the checks before the store leave an attempt.
+pub(super) enum Screened<'a> {
+    /// For the store's statement.
+    Ready(Prepared<'a>),
+    /// No code can match it (an unknown program, another tenant's, a code no code
+    /// of the program looks like): it takes the probe's time, then fails with
+    /// `error`, counted as its client's failure only.
+    Hopeless {
+        admission: crate::throttle::Admission<'a>,
+        program: ProgramId,
+        now: DateTime<Utc>,
+        error: AppError,
+    },
+    /// [`Reach::MemoryOnly`] could not decide it; withdrawn, nothing counted.
+    Deferred,
+}
+
+/// How much of a redemption already ran when it is prepared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// Nothing: the store's statement (or the probe's) is still to run.
+    Whole,
+    /// Its statement ran through the store's queue and refused
+    /// (`QueuedRedeemUseCases::redeem_refused`): only the rest is left.
+    AfterQueue,
+}
+
+impl Tessera {
+    /// The store's answer to a prepared attempt, as `redeem` answers it.
+    pub(super) fn conclude(
+        &self,
+        prepared: Prepared<'_>,
+        outcome: Result<crate::model::Grant, RedemptionFailure>,
+    ) -> AppResult<Redemption> {
+        let grant = match outcome {
             Ok(grant) => grant,
             Err(reason) => return Err(self.refusal(&prepared, reason)?),
         };
@@ -223,5 +359,13 @@ impl RedeemUseCases for Tessera {
             grant,
             access_token,
         })
+    }
+}
+
+impl RedeemUseCases for Tessera {
+    fn redeem(&self, caller: Option<Principal>, request: RedeemRequest) -> AppResult<Redemption> {
+        let prepared = self.prepare(caller.as_ref(), request)?;
+        let outcome = self.ports.redemptions.redeem(&prepared.attempt)?;
+        self.conclude(prepared, outcome)
     }
 }

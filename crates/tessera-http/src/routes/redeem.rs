@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -8,6 +10,7 @@ use crate::dto::redeem::{RedeemRequestBody, RedeemResponse, ResolvedRedeem};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::{run, AppState};
+use tessera_app::usecases::{QueuedRedeemUseCases, QueuedRedemption, RedeemRequest, Redemption};
 
 /// Redeems one use of a code (or of a `signedCode`, as issued). No key needed;
 /// with a key of the program's tenant that may see details, failures carry their
@@ -38,6 +41,18 @@ pub(crate) async fn redeem(
 ) -> Result<HttpResponse, ApiError> {
     let client = client_address(&req, &state.settings.trusted_proxies);
     let resolved = body.into_inner().and_then(ResolvedRedeem::try_from);
+    if let (None, Some(queue), Ok(_)) = (&key.0, &state.queued_redeem, &resolved) {
+        let (Ok(mut resolved), queue) = (resolved, queue.clone()) else {
+            unreachable!("matched as Ok above");
+        };
+        resolved.request.client = client;
+        let include_program_id = resolved.include_program_id;
+        let redemption = redeem_queued(&state, queue, resolved.request).await?;
+        return Ok(json(
+            StatusCode::OK,
+            &RedeemResponse::new(redemption, include_program_id),
+        ));
+    }
     // One blocking-pool hop: the key (as before, an unknown key is refused before
     // a malformed body is), then the redemption.
     let (redemption, include_program_id) = run(move || {
@@ -58,4 +73,22 @@ pub(crate) async fn redeem(
         StatusCode::OK,
         &RedeemResponse::new(redemption, include_program_id),
     ))
+}
+
+/// An anonymous redemption through the store's queue, awaited on this worker: no
+/// blocking-pool thread waits for the batch. A refusal (or an attempt the queue
+/// cannot take) finishes on the blocking pool, where the database may be read.
+async fn redeem_queued(
+    state: &web::Data<AppState>,
+    queue: Arc<dyn QueuedRedeemUseCases>,
+    request: RedeemRequest,
+) -> Result<Redemption, ApiError> {
+    match queue.clone().redeem_queued(request).await {
+        QueuedRedemption::Done(result) => Ok(result?),
+        QueuedRedemption::Refused(request) => run(move || queue.redeem_refused(request)).await,
+        QueuedRedemption::Unqueued(request) => {
+            let redeem = state.redeem.clone();
+            run(move || redeem.redeem(None, request)).await
+        }
+    }
 }

@@ -11,6 +11,7 @@ mod logging;
 mod ops;
 mod pages;
 mod programs;
+mod queued_redeem;
 mod redeem;
 mod standalone;
 mod support;

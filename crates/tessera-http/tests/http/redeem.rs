@@ -9,7 +9,7 @@ use crate::support::*;
 
 const REDEMPTION_ID: &str = "rdm_33333333333333332222";
 
-fn redemption() -> Redemption {
+pub fn redemption() -> Redemption {
     Redemption {
         grant: Grant {
             tenant_id: tenant(),

@@ -39,6 +39,8 @@ pub struct Mocks {
     pub links: MockLinkUseCases,
     pub webhooks: MockWebhookUseCases,
     pub events: MockEventUseCases,
+    /// `None` (the default): every redemption runs `redeem` on the blocking pool.
+    pub queued_redeem: Option<Arc<dyn tessera_app::usecases::QueuedRedeemUseCases>>,
     pub settings: HttpSettings,
 }
 
@@ -69,6 +71,7 @@ impl Mocks {
             links: MockLinkUseCases::new(),
             webhooks: MockWebhookUseCases::new(),
             events: MockEventUseCases::new(),
+            queued_redeem: None,
             settings: HttpSettings::default(),
         }
     }
@@ -94,6 +97,7 @@ impl Mocks {
             programs: Arc::new(self.programs),
             tickets: Arc::new(self.tickets),
             redeem: Arc::new(self.redeem),
+            queued_redeem: self.queued_redeem,
             lifecycle: Arc::new(self.lifecycle),
             idempotency: Arc::new(self.idempotency),
             standalone: Arc::new(self.standalone),

@@ -12,7 +12,7 @@ use diesel::PgConnection;
 use tessera_app::model::{Grant, StandaloneUse, UsesLeft};
 
 use super::statements::{redeem_batch, use_batch, RedeemColumns, UseColumns};
-use super::{unavailable, BatchKind, BatchObserver, Job, RedeemJob, Reply, UseJob};
+use super::{unavailable, BatchKind, BatchObserver, Job, RedeemJob, UseJob};
 use crate::error::{corrupt, is_connection_loss, Failure, Outcome};
 use crate::models::StandaloneUseRow;
 use crate::stores::into_grant;
@@ -33,22 +33,17 @@ trait Member {
     fn answer(self, outcome: Outcome<Self::Answer>);
 }
 
-fn send<T>(reply: &Reply<T>, outcome: Outcome<T>) {
-    // The caller may have given up (its thread is gone): nothing to tell.
-    let _ = reply.send(outcome);
-}
-
 impl Member for RedeemJob {
     type Answer = Option<Grant>;
     fn answer(self, outcome: Outcome<Option<Grant>>) {
-        send(&self.reply, outcome);
+        self.reply.send(outcome);
     }
 }
 
 impl Member for UseJob {
     type Answer = Option<StandaloneUse>;
     fn answer(self, outcome: Outcome<Option<StandaloneUse>>) {
-        send(&self.reply, outcome);
+        self.reply.send(outcome);
     }
 }
 

@@ -63,8 +63,27 @@ impl BatchKind {
 /// this crate knows no metrics library).
 pub type BatchObserver = Arc<dyn Fn(BatchKind, usize) + Send + Sync>;
 
-/// Where an executor sends a member's answer; the caller waits on the other end.
-type Reply<T> = SyncSender<Outcome<T>>;
+/// Where an executor sends a member's answer: to a thread waiting for it, or to
+/// a future awaited on the caller's own thread (an HTTP worker), which then
+/// parks no thread while the batch runs.
+enum Reply<T> {
+    Blocking(SyncSender<Outcome<T>>),
+    Awaited(futures_channel::oneshot::Sender<Outcome<T>>),
+}
+
+impl<T> Reply<T> {
+    fn send(self, outcome: Outcome<T>) {
+        // The caller may have given up (its thread or future is gone): nothing to tell.
+        match self {
+            Self::Blocking(sender) => {
+                let _ = sender.send(outcome);
+            }
+            Self::Awaited(sender) => {
+                let _ = sender.send(outcome);
+            }
+        }
+    }
+}
 
 struct RedeemJob {
     attempt: RedemptionAttempt,
@@ -162,18 +181,38 @@ impl GroupCommit {
             .unwrap_or_else(|_| Err(unavailable("the group commit executor stopped")))
     }
 
-    /// `tessera_redeem` for `attempt` in the next batch: the grant once committed,
-    /// `None` when the statement refused it (the caller classifies why).
-    pub(crate) fn redeem(&self, attempt: &RedemptionAttempt) -> Outcome<Option<Grant>> {
-        let (reply, answer) = sync_channel(1);
-        self.submit(Job::Redeem(RedeemJob {
+    fn redeem_job(attempt: &RedemptionAttempt, reply: Reply<Option<Grant>>) -> Job {
+        Job::Redeem(RedeemJob {
             attempt: attempt.clone(),
             redemption_id: RedemptionId::generate(),
             redeemed_event_id: EventId::generate(),
             exhausted_event_id: EventId::generate(),
             reply,
-        }))?;
+        })
+    }
+
+    /// `tessera_redeem` for `attempt` in the next batch: the grant once committed,
+    /// `None` when the statement refused it (the caller classifies why).
+    pub(crate) fn redeem(&self, attempt: &RedemptionAttempt) -> Outcome<Option<Grant>> {
+        let (reply, answer) = sync_channel(1);
+        self.submit(Self::redeem_job(attempt, Reply::Blocking(reply)))?;
         Self::answer(&answer)
+    }
+
+    /// [`Self::redeem`], answered through a future instead of a waiting thread.
+    /// Queued at once (a full queue is `Unavailable` when awaited).
+    pub(crate) fn redeem_later(
+        &self,
+        attempt: &RedemptionAttempt,
+    ) -> impl std::future::Future<Output = Outcome<Option<Grant>>> + Send + 'static {
+        let (reply, answer) = futures_channel::oneshot::channel();
+        let submitted = self.submit(Self::redeem_job(attempt, Reply::Awaited(reply)));
+        async move {
+            submitted?;
+            answer
+                .await
+                .unwrap_or_else(|_| Err(unavailable("the group commit executor stopped")))
+        }
     }
 
     /// One standalone use in the next batch: what is left once committed, `None`
@@ -189,7 +228,7 @@ impl GroupCommit {
             tenant: tenant.clone(),
             token_hash,
             now,
-            reply,
+            reply: Reply::Blocking(reply),
         }))?;
         Self::answer(&answer)
     }

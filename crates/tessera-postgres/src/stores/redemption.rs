@@ -6,7 +6,7 @@ use diesel::{
 };
 use serde_json::json;
 use tessera_app::model::{Grant, RedemptionAttempt, SecretHash, TicketView};
-use tessera_app::ports::{RedemptionStore, StoreError, StoreResult};
+use tessera_app::ports::{Later, RedemptionStore, StoreError, StoreResult};
 use tessera_domain::{
     EventId, EventType, Payload, RedemptionFailure, TicketId, TicketState,
     EMAIL_MISMATCHES_BEFORE_LOCK,
@@ -362,27 +362,56 @@ pub(crate) fn classify<T>(
     )
 }
 
-impl RedemptionStore for PgStore {
-    fn redeem(&self, attempt: &RedemptionAttempt) -> StoreResult<Result<Grant, RedemptionFailure>> {
-        let refused = |conn: &mut PgConnection| {
+/// The attempt a probe makes: under the probe tenant, so nothing can match.
+fn probe_attempt(program: &ProgramId, now: DateTime<Utc>) -> RedemptionAttempt {
+    RedemptionAttempt {
+        tenant_id: crate::events::probe_tenant(),
+        program_id: program.clone(),
+        code_hash: SecretHash([0; 32]),
+        email: None,
+        now,
+        redeemer: None,
+        // Never read: nothing matches, so no wrong email is counted.
+        email_lock_seconds: 1,
+    }
+}
+
+fn probe_matched() -> crate::error::Failure {
+    StoreError::Internal("a probe matched a ticket".to_owned()).into()
+}
+
+impl PgStore {
+    /// A refused attempt's classification, in one transaction.
+    fn classify_on_conn(
+        &self,
+        attempt: &RedemptionAttempt,
+    ) -> StoreResult<Result<Grant, RedemptionFailure>> {
+        self.with_conn(|conn| {
             diesel::Connection::transaction(conn, |conn| {
                 classify(conn, attempt, |conn| try_redeem(conn, attempt))
             })
-        };
+        })
+    }
+}
+
+impl RedemptionStore for PgStore {
+    fn redeem(&self, attempt: &RedemptionAttempt) -> StoreResult<Result<Grant, RedemptionFailure>> {
         if let Some(group) = &self.group_commit {
             // The hot path, grouped: one statement and commit shared with
             // concurrent attempts; a refusal is classified on a pooled connection.
             if let Some(redeemed) = group.redeem(attempt)? {
                 return Ok(Ok(redeemed));
             }
-            return self.with_conn(refused);
+            return self.classify_on_conn(attempt);
         }
         self.with_conn(|conn| {
             // The hot path: one statement, committed on its own.
             if let Some(redeemed) = try_redeem(conn, attempt)? {
                 return Ok(Ok(redeemed));
             }
-            refused(conn)
+            diesel::Connection::transaction(conn, |conn| {
+                classify(conn, attempt, |conn| try_redeem(conn, attempt))
+            })
         })
     }
 
@@ -392,24 +421,51 @@ impl RedemptionStore for PgStore {
         // as an attempt does), under the probe tenant: nothing can match, and its
         // failure event is written and committed like the real one's (a WAL flush),
         // then deleted by event maintenance.
-        let attempt = &RedemptionAttempt {
-            tenant_id: crate::events::probe_tenant(),
-            program_id: program.clone(),
-            code_hash: SecretHash([0; 32]),
-            email: None,
-            now,
-            redeemer: None,
-            // Never read: nothing matches, so no wrong email is counted.
-            email_lock_seconds: 1,
-        };
-        let matched = match &self.group_commit {
-            Some(group) => group.redeem(attempt)?.is_some(),
-            None => false,
-        };
-        self.with_conn(|conn| {
-            if matched || (self.group_commit.is_none() && try_redeem(conn, attempt)?.is_some()) {
-                return Err(StoreError::Internal("a probe matched a ticket".to_owned()).into());
+        let attempt = &probe_attempt(program, now);
+        match &self.group_commit {
+            Some(group) => {
+                if group.redeem(attempt)?.is_some() {
+                    return Err(probe_matched().into());
+                }
             }
+            None => {
+                if self.with_conn(|conn| try_redeem(conn, attempt))?.is_some() {
+                    return Err(probe_matched().into());
+                }
+            }
+        }
+        self.probe_refused(program, now)
+    }
+
+    fn redeem_later(&self, attempt: &RedemptionAttempt) -> Option<Later<Option<Grant>>> {
+        let queued = self.group_commit.as_ref()?.redeem_later(attempt);
+        Some(Box::pin(async move { Ok(queued.await?) }))
+    }
+
+    fn classify_refused(
+        &self,
+        attempt: &RedemptionAttempt,
+    ) -> StoreResult<Result<Grant, RedemptionFailure>> {
+        self.classify_on_conn(attempt)
+    }
+
+    fn probe_later(&self, program: &ProgramId, now: DateTime<Utc>) -> Option<Later<()>> {
+        let queued = self
+            .group_commit
+            .as_ref()?
+            .redeem_later(&probe_attempt(program, now));
+        Some(Box::pin(async move {
+            match queued.await? {
+                Some(_) => Err(probe_matched().into()),
+                None => Ok(()),
+            }
+        }))
+    }
+
+    fn probe_refused(&self, program: &ProgramId, now: DateTime<Utc>) -> StoreResult<()> {
+        // The classification of an unknown code: both reads, the event, the commit.
+        let attempt = &probe_attempt(program, now);
+        self.with_conn(|conn| {
             diesel::Connection::transaction(conn, |conn| {
                 let program = find_program(conn, &attempt.tenant_id, &attempt.program_id)?;
                 let view = find_ticket(conn, attempt)?;

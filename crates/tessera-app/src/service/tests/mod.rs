@@ -10,6 +10,7 @@ mod links;
 mod lock_state;
 mod operator;
 mod programs;
+mod queued;
 mod redeem;
 mod replace;
 mod standalone;

@@ -55,7 +55,7 @@ pub(super) fn fail_with(h: &mut Harness, reason: RedemptionFailure) -> Recorder<
     seen
 }
 
-fn redeemed(program: &Program) -> Grant {
+pub(super) fn redeemed(program: &Program) -> Grant {
     Grant {
         tenant_id: program.tenant_id.clone(),
         program_id: program.id.clone(),

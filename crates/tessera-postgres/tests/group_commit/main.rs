@@ -6,7 +6,9 @@
 //! members under test queue up; once they are all queued the lock is released and
 //! the executor takes them as one batch (the observer records each batch's size).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[path = "../common/mod.rs"]
 mod common;
+mod queued;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;

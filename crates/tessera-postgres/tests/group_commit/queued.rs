@@ -1,0 +1,158 @@
+//! The queued path (`RedemptionStore::redeem_later`): the executors answer a
+//! future instead of a waiting thread, with the same guarantees — invariant 1
+//! inside a batch, and nothing acknowledged that did not commit.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use tessera_app::model::Grant;
+use tessera_app::ports::{Later, RedemptionStore, StoreError};
+use tessera_domain::RedemptionFailure;
+
+use super::common::{self, attempt, limit};
+use super::{count, execute, grouped, redemptions_of, wait_until, Blocker};
+
+/// Polls `future` to its end on this thread, parked between wake-ups (the
+/// executor's answer wakes it).
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+fn later(
+    store: &tessera_postgres::PgStore,
+    a: &tessera_app::model::RedemptionAttempt,
+) -> Later<Option<Grant>> {
+    store
+        .redeem_later(a)
+        .expect("a store with a group commit queues")
+}
+
+#[test]
+fn sixty_four_queued_redemptions_of_a_one_use_ticket_give_exactly_one_success() {
+    let g = grouped(1, 16, 1024);
+    let tenant = common::tenant(&g.store);
+    let program = common::program(&g.store, &tenant, |_| {});
+    let id = common::issue(&g.store, &program, "code", |t| {
+        t.max_redemptions = Some(limit(1))
+    });
+    let blocker = Blocker::ticket(&g.f, &tenant, &id);
+    // All 64 queued from this one thread: no thread waits for any of them.
+    let attempt = attempt(&program, "code", None);
+    let pending: Vec<_> = (0..64).map(|_| later(&g.store, &attempt)).collect();
+    wait_until("one batch runs and the rest is queued", || {
+        let sizes = g.sizes();
+        sizes.len() == 1 && sizes[0] + g.group.queued() == 64
+    });
+    blocker.release();
+    let answers: Vec<_> = pending.into_iter().map(block_on).collect();
+    let granted = answers.iter().filter(|a| matches!(a, Ok(Some(_)))).count();
+    let refused = answers.iter().filter(|a| matches!(a, Ok(None))).count();
+    assert_eq!((granted, refused), (1, 63), "{answers:?}");
+    assert_eq!(redemptions_of(&g, &tenant, &id), 1);
+    // A refusal is finished by the blocking path: classified and recorded once.
+    assert_eq!(
+        g.store.classify_refused(&attempt).unwrap(),
+        Err(RedemptionFailure::TicketExhausted)
+    );
+    let pool = g.f.db.pool();
+    assert_eq!(common::events(&pool, &tenant, "ticket.redeemed"), 1);
+    assert_eq!(
+        common::events(&pool, &tenant, "ticket.redemption_failed"),
+        1
+    );
+    assert_eq!(g.sizes().iter().sum::<usize>(), 64);
+}
+
+#[test]
+fn a_queued_batch_whose_connection_is_killed_acknowledges_nothing() {
+    let g = grouped(1, 16, 1024);
+    let tenant = common::tenant(&g.store);
+    let program = common::program(&g.store, &tenant, |_| {});
+    let first = common::issue(&g.store, &program, "first", |_| {});
+    let locked = common::issue(&g.store, &program, "locked", |_| {});
+    let other = common::issue(&g.store, &program, "other", |_| {});
+    let first_blocker = Blocker::ticket(&g.f, &tenant, &first);
+    let second_blocker = Blocker::ticket(&g.f, &tenant, &locked);
+    let blocked = later(&g.store, &attempt(&program, "first", None));
+    wait_until("the executor took the blocked batch", || {
+        g.sizes().len() == 1 && g.group.queued() == 0
+    });
+    let queued = [
+        later(&g.store, &attempt(&program, "locked", None)),
+        later(&g.store, &attempt(&program, "other", None)),
+    ];
+    wait_until("both are queued", || g.group.queued() == 2);
+    first_blocker.release();
+    assert!(matches!(block_on(blocked), Ok(Some(_))));
+    wait_until("the batch of two waits on its lock", || {
+        g.sizes() == vec![1, 2]
+            && count(
+                &g,
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND query LIKE '%tessera_redeem%'",
+            ) == 1
+    });
+    execute(
+        &g,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock' \
+         AND query LIKE '%tessera_redeem%'",
+    );
+    for answer in queued.map(block_on) {
+        assert!(
+            matches!(answer, Err(StoreError::Unavailable(_))),
+            "{answer:?}"
+        );
+    }
+    second_blocker.release();
+    assert_eq!(redemptions_of(&g, &tenant, &locked), 0);
+    assert_eq!(redemptions_of(&g, &tenant, &other), 0);
+}
+
+#[test]
+fn the_queued_probe_matches_nothing_and_leaves_nothing_a_tenant_sees() {
+    let g = grouped(1, 16, 1024);
+    let tenant = common::tenant(&g.store);
+    let program = common::program(&g.store, &tenant, |_| {});
+    common::issue(&g.store, &program, "code", |_| {});
+    let probe = g
+        .store
+        .probe_later(&program.id, common::now())
+        .expect("a store with a group commit queues");
+    block_on(probe).unwrap();
+    g.store.probe_refused(&program.id, common::now()).unwrap();
+    let pool = g.f.db.pool();
+    assert_eq!(
+        common::events(&pool, &tenant, "ticket.redemption_failed"),
+        0
+    );
+    assert_eq!(count(&g, "SELECT count(*) AS n FROM redemptions"), 0);
+    assert_eq!(g.sizes(), vec![1], "the probe went through the queue");
+}
+
+#[test]
+fn a_store_without_a_group_commit_has_no_queue() {
+    let f = common::fixture();
+    let store = tessera_postgres::PgStore::new(f.db.pool());
+    let tenant = common::tenant(&store);
+    let program = common::program(&store, &tenant, |_| {});
+    assert!(store
+        .redeem_later(&attempt(&program, "code", None))
+        .is_none());
+    assert!(store.probe_later(&program.id, common::now()).is_none());
+}
