@@ -22,6 +22,16 @@ fn sixty_four_concurrent_redemptions_over_two_processes_give_exactly_one_success
     let code = issued["code"].as_str().unwrap().to_owned();
 
     let clients = [first.client(None), second.client(None)];
+    // Each process learns the program first (a wrong code), so that all 64
+    // anonymous redemptions take the queued path (awaited on the HTTP worker;
+    // only a program not cached yet runs on the blocking pool).
+    for client in &clients {
+        let (status, _) = client.post(
+            "/v1/redeem",
+            json!({"programId": program_id, "code": "WRONGCODE1"}),
+        );
+        assert_eq!(status, 404);
+    }
     let statuses = concurrently(64, move |index| {
         clients[index % 2]
             .post("/v1/redeem", json!({"programId": program_id, "code": code}))
