@@ -188,8 +188,7 @@ impl Tessera {
 
         let Some(program_id) = named else {
             if memory_only {
-                admission.withdraw();
-                return Ok(Screened::Deferred);
+                return Ok(Screened::deferred(admission));
             }
             return Err(counted(AppError::InvalidCode));
         };
@@ -203,8 +202,7 @@ impl Tessera {
                 .verify_code(program_id, code_part, signature)
         }) {
             if memory_only {
-                admission.withdraw();
-                return Ok(Screened::Deferred);
+                return Ok(Screened::deferred(admission));
             }
             return Err(counted(AppError::InvalidCode));
         }
@@ -213,8 +211,7 @@ impl Tessera {
             Reach::MemoryOnly => match self.cached_program_facts(program_id) {
                 Some(facts) => facts,
                 None => {
-                    admission.withdraw();
-                    return Ok(Screened::Deferred);
+                    return Ok(Screened::deferred(admission));
                 }
             },
         };
@@ -267,8 +264,7 @@ impl Tessera {
         if !tenant_caller {
             if memory_only {
                 if !self.throttle.join_program_now(&mut admission, program_id) {
-                    admission.withdraw();
-                    return Ok(Screened::Deferred);
+                    return Ok(Screened::deferred(admission));
                 }
             } else {
                 self.throttle
@@ -328,6 +324,14 @@ pub(super) enum Screened<'a> {
     },
     /// [`Reach::MemoryOnly`] could not decide it; withdrawn, nothing counted.
     Deferred,
+}
+
+impl<'a> Screened<'a> {
+    /// Withdraws the attempt (nothing counted) and defers it.
+    fn deferred(admission: crate::throttle::Admission<'a>) -> Self {
+        admission.withdraw();
+        Self::Deferred
+    }
 }
 
 /// How much of a redemption already ran when it is prepared.

@@ -41,18 +41,18 @@ pub(crate) async fn redeem(
 ) -> Result<HttpResponse, ApiError> {
     let client = client_address(&req, &state.settings.trusted_proxies);
     let resolved = body.into_inner().and_then(ResolvedRedeem::try_from);
-    if let (None, Some(queue), Ok(_)) = (&key.0, &state.queued_redeem, &resolved) {
-        let (Ok(mut resolved), queue) = (resolved, queue.clone()) else {
-            unreachable!("matched as Ok above");
-        };
-        resolved.request.client = client;
-        let include_program_id = resolved.include_program_id;
-        let redemption = redeem_queued(&state, queue, resolved.request).await?;
-        return Ok(json(
-            StatusCode::OK,
-            &RedeemResponse::new(redemption, include_program_id),
-        ));
-    }
+    let resolved = match (key.0.is_none(), state.queued_redeem.clone(), resolved) {
+        (true, Some(queue), Ok(mut resolved)) => {
+            resolved.request.client = client;
+            let include_program_id = resolved.include_program_id;
+            let redemption = redeem_queued(&state, queue, resolved.request).await?;
+            return Ok(json(
+                StatusCode::OK,
+                &RedeemResponse::new(redemption, include_program_id),
+            ));
+        }
+        (_, _, resolved) => resolved,
+    };
     // One blocking-pool hop: the key (as before, an unknown key is refused before
     // a malformed body is), then the redemption.
     let (redemption, include_program_id) = run(move || {

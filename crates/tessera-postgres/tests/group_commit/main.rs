@@ -466,6 +466,25 @@ fn a_member_whose_statement_raises_fails_alone() {
     assert_eq!(redemptions_of(&g, &tenant, &other), 1);
 }
 
+/// Waits until the second batch (of two) waits on a row lock, then kills its
+/// connection: the batch is in flight and uncommitted when it dies.
+fn kill_the_batch_of_two_on_its_lock(g: &Grouped) {
+    wait_until("the batch of two waits on its lock", || {
+        g.sizes() == vec![1, 2]
+            && count(
+                g,
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND query LIKE '%tessera_redeem%'",
+            ) == 1
+    });
+    execute(
+        g,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock' \
+         AND query LIKE '%tessera_redeem%'",
+    );
+}
+
 #[test]
 fn a_batch_whose_connection_is_killed_answers_unavailable_and_commits_nothing() {
     let g = grouped(1, 16, 1024);
@@ -482,20 +501,7 @@ fn a_batch_whose_connection_is_killed_answers_unavailable_and_commits_nothing() 
     let (blocked, queued) = queue_behind(&g, &program, "first", &["locked", "other"]);
     first_blocker.release();
     assert!(matches!(blocked.join().unwrap(), Ok(Ok(_))));
-    wait_until("the batch of two waits on its lock", || {
-        g.sizes() == vec![1, 2]
-            && count(
-                &g,
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-                 AND wait_event_type = 'Lock' AND query LIKE '%tessera_redeem%'",
-            ) == 1
-    });
-    execute(
-        &g,
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND wait_event_type = 'Lock' \
-         AND query LIKE '%tessera_redeem%'",
-    );
+    kill_the_batch_of_two_on_its_lock(&g);
     let results = joined(queued);
     second_blocker.release();
     for result in &results {

@@ -11,7 +11,9 @@ use tessera_app::ports::{Later, RedemptionStore, StoreError};
 use tessera_domain::RedemptionFailure;
 
 use super::common::{self, attempt, limit};
-use super::{count, execute, grouped, redemptions_of, wait_until, Blocker};
+use super::{
+    count, grouped, kill_the_batch_of_two_on_its_lock, redemptions_of, wait_until, Blocker,
+};
 
 /// Polls `future` to its end on this thread, parked between wake-ups (the
 /// executor's answer wakes it).
@@ -99,20 +101,7 @@ fn a_queued_batch_whose_connection_is_killed_acknowledges_nothing() {
     wait_until("both are queued", || g.group.queued() == 2);
     first_blocker.release();
     assert!(matches!(block_on(blocked), Ok(Some(_))));
-    wait_until("the batch of two waits on its lock", || {
-        g.sizes() == vec![1, 2]
-            && count(
-                &g,
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-                 AND wait_event_type = 'Lock' AND query LIKE '%tessera_redeem%'",
-            ) == 1
-    });
-    execute(
-        &g,
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND wait_event_type = 'Lock' \
-         AND query LIKE '%tessera_redeem%'",
-    );
+    kill_the_batch_of_two_on_its_lock(&g);
     for answer in queued.map(block_on) {
         assert!(
             matches!(answer, Err(StoreError::Unavailable(_))),
