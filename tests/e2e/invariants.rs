@@ -5,7 +5,8 @@ use serde_json::json;
 use tessera_e2e::{concurrently, program_body, Server, TestDatabase};
 
 #[test]
-fn sixty_four_concurrent_redemptions_over_two_processes_give_exactly_one_success() {
+fn sixty_four_concurrent_redemptions_anonymous_and_keyed_over_two_processes_give_exactly_one_success(
+) {
     let database = TestDatabase::new();
     // All 64 clients share 127.0.0.1: lift the failure throttle, which is not under test here.
     let unthrottled = [("TESSERA_REDEEM_FAILURES_PER_MINUTE", "100000")];
@@ -21,10 +22,16 @@ fn sixty_four_concurrent_redemptions_over_two_processes_give_exactly_one_success
     );
     let code = issued["code"].as_str().unwrap().to_owned();
 
-    let clients = [first.client(None), second.client(None)];
-    // Each process learns the program first (a wrong code), so that all 64
-    // anonymous redemptions take the queued path (awaited on the HTTP worker;
-    // only a program not cached yet runs on the blocking pool).
+    // Half anonymous, half with the tenant's key, over both processes.
+    let clients = [
+        first.client(None),
+        second.client(None),
+        first.client(Some(&admin_key)),
+        second.client(Some(&admin_key)),
+    ];
+    // Each process learns the program and the key first (a wrong code), so that
+    // all 64 redemptions take the queued path (awaited on the HTTP worker; only a
+    // program or key not cached yet runs on the blocking pool).
     for client in &clients {
         let (status, _) = client.post(
             "/v1/redeem",
@@ -32,21 +39,20 @@ fn sixty_four_concurrent_redemptions_over_two_processes_give_exactly_one_success
         );
         assert_eq!(status, 404);
     }
-    let statuses = concurrently(64, move |index| {
-        clients[index % 2]
-            .post("/v1/redeem", json!({"programId": program_id, "code": code}))
-            .0
+    let answers = concurrently(64, move |index| {
+        let (status, body) =
+            clients[index % 4].post("/v1/redeem", json!({"programId": program_id, "code": code}));
+        (index % 4 >= 2, status, body["error"]["code"].clone())
     });
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 404).count(),
-        63,
-        "{statuses:?}"
-    );
+    let granted = answers.iter().filter(|(_, status, _)| *status == 200);
+    assert_eq!(granted.count(), 1, "{answers:?}");
+    // Every other attempt failed as its caller sees failures: anonymous ones as
+    // `invalid_code`, the tenant's as the reason.
+    let refused = answers.iter().filter(|(keyed, status, code)| match keyed {
+        false => (*status, code.clone()) == (404, json!("invalid_code")),
+        true => (*status, code.clone()) == (409, json!("ticket_exhausted")),
+    });
+    assert_eq!(refused.count(), 63, "{answers:?}");
 
     let (_, ticket) = second.client(Some(&admin_key)).get(&format!(
         "/v1/tickets/{}",
@@ -81,17 +87,27 @@ fn a_program_capped_at_twenty_issues_exactly_twenty_under_sixty_concurrent_reque
 }
 
 #[test]
-fn a_standalone_ticket_with_five_uses_gives_exactly_five_under_fifty_concurrent_uses() {
+fn a_standalone_ticket_with_five_uses_gives_exactly_five_under_fifty_concurrent_uses_over_two_processes(
+) {
     let database = TestDatabase::new();
-    let server = Server::start(&database);
-    let (_, admin_key) = server.create_tenant("Uses");
-    let admin = server.client(Some(&admin_key));
-    let (_, created) = admin.post("/v1/tickets", json!({"uses": 5, "ttl": 0}));
+    let first = Server::start(&database);
+    let second = Server::start(&database);
+    let (_, admin_key) = first.create_tenant("Uses");
+    let clients = [
+        first.client(Some(&admin_key)),
+        second.client(Some(&admin_key)),
+    ];
+    let (_, created) = clients[0].post("/v1/tickets", json!({"uses": 5, "ttl": 0}));
     let ticket = created["ticket"].as_str().unwrap().to_owned();
+    // Each process resolves the key once (and caches it), so the 50 uses take
+    // the queued path: the key from memory, the use awaited on the worker.
+    for client in &clients {
+        let (status, _) = client.get("/v1/tickets");
+        assert_eq!(status, 200);
+    }
 
-    let client = admin.clone();
-    let results = concurrently(50, move |_| {
-        client.post("/v1/tickets/use", json!({"ticket": ticket}))
+    let results = concurrently(50, move |index| {
+        clients[index % 2].post("/v1/tickets/use", json!({"ticket": ticket}))
     });
     let successes: Vec<_> = results
         .iter()

@@ -112,6 +112,13 @@ pub trait AccessStore: Send + Sync {
         tenant: Option<TenantId>,
         key_hash: SecretHash,
     ) -> StoreResult<Option<ApiKey>>;
+    /// `find_api_key` answered from this process's memory, without blocking the
+    /// caller's thread: `Some(key)` MUST be what `find_api_key` would answer now —
+    /// no delete committed before this call began may be missed. Resolves `None`
+    /// when memory cannot say (a key not cached, a cache that is off): the caller
+    /// then asks `find_api_key` on a thread that may block. Returns no [`Later`]
+    /// when the store keeps no such cache.
+    fn find_api_key_in_memory(&self, key_hash: SecretHash) -> Option<Later<Option<ApiKey>>>;
     /// The tenant's keys, oldest first.
     fn list_api_keys(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKey>>;
     /// MUST return `NotFound` when the tenant has no such key.
@@ -422,6 +429,15 @@ pub trait StandaloneStore: Send + Sync {
         token_hash: SecretHash,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<StandaloneUse>>;
+    /// `use_ticket` queued for the store's own threads and answered once its
+    /// batch committed (never a use that was not). Returns no [`Later`] when the
+    /// store has no queue (the caller then uses `use_ticket`).
+    fn use_ticket_later(
+        &self,
+        tenant: &TenantId,
+        token_hash: SecretHash,
+        now: DateTime<Utc>,
+    ) -> Option<Later<Option<StandaloneUse>>>;
     /// Deletes a live ticket, telling what it had left; `NothingLive` when there
     /// was no live ticket with that hash.
     fn delete(

@@ -237,38 +237,69 @@ pub trait RedeemUseCases: Send + Sync {
     fn redeem(&self, caller: Option<Principal>, request: RedeemRequest) -> AppResult<Redemption>;
 }
 
-/// Where an anonymous redemption given to [`QueuedRedeemUseCases::redeem_queued`]
-/// ended up.
+/// Where a redemption given to [`QueuedUseCases::redeem_queued`] ended up.
 #[derive(Debug)]
 pub enum QueuedRedemption {
     /// Answered: the redemption, or an error that needed no store (a client over
     /// its budget, a mistyped check character) or that the store reported.
     Done(AppResult<Redemption>),
     /// The queued statement refused: finish with
-    /// [`QueuedRedeemUseCases::redeem_refused`] on the blocking pool (it
-    /// classifies, records and counts the failure). Nothing was counted yet.
-    Refused(RedeemRequest),
+    /// [`QueuedUseCases::redeem_refused`] on the blocking pool (it classifies,
+    /// records and counts the failure). Nothing was counted yet.
+    Refused(Option<Principal>, RedeemRequest),
     /// Not for the queue (a program not yet cached, a program past its budget, a
     /// store without a queue, a request no code can match before the program
     /// is known): run [`RedeemUseCases::redeem`] on the blocking pool. Nothing
     /// was counted or written.
-    Unqueued(RedeemRequest),
+    Unqueued(Option<Principal>, RedeemRequest),
 }
 
-/// An anonymous redemption whose statement waits in the store's queue without
-/// holding a thread: the work before the store is done from memory on the
-/// caller's thread, and only a refusal (or a request that needs the database
-/// first) goes to the blocking pool. Every answer, count and event is `redeem`'s.
-pub trait QueuedRedeemUseCases: Send + Sync {
-    /// Starts the redemption; awaited on the caller's thread, it never blocks it.
+/// Where a standalone use given to [`QueuedUseCases::use_standalone_queued`]
+/// ended up.
+#[derive(Debug)]
+pub enum QueuedUse {
+    /// Answered, as [`StandaloneUseCases::use_standalone`] answers.
+    Done(AppResult<StandaloneUse>),
+    /// The store has no queue: run `use_standalone` on the blocking pool.
+    Unqueued(Principal, PresentedTicket),
+}
+
+/// A future the queued use cases return: awaited on the caller's thread (an HTTP
+/// worker), it never blocks it.
+pub type Awaited<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// The hot requests whose statements wait in the store's queue without holding a
+/// thread: the work before the store is done from memory on the caller's thread,
+/// and only what needs the database first (a key not cached, a refusal's
+/// classification) goes to the blocking pool. Every answer, count and event is
+/// that of the blocking use case it stands for.
+pub trait QueuedUseCases: Send + Sync {
+    /// The caller a presented key names, when this process can vouch for it from
+    /// memory (`AccessUseCases::authenticate`'s answer, deletes included); `None`
+    /// when it cannot say: then `authenticate` on the blocking pool.
+    fn authenticate_in_memory(&self, key: &PresentedApiKey) -> Awaited<Option<Principal>>;
+
+    /// Starts the redemption, as `RedeemUseCases::redeem` with this caller.
     fn redeem_queued(
         self: std::sync::Arc<Self>,
+        caller: Option<Principal>,
         request: RedeemRequest,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = QueuedRedemption> + Send>>;
+    ) -> Awaited<QueuedRedemption>;
 
     /// Finishes an attempt answered [`QueuedRedemption::Refused`]: what `redeem`
     /// does after its statement refused, on a thread that may block.
-    fn redeem_refused(&self, request: RedeemRequest) -> AppResult<Redemption>;
+    fn redeem_refused(
+        &self,
+        caller: Option<Principal>,
+        request: RedeemRequest,
+    ) -> AppResult<Redemption>;
+
+    /// Starts the standalone use, as `StandaloneUseCases::use_standalone`.
+    fn use_standalone_queued(
+        self: std::sync::Arc<Self>,
+        caller: Principal,
+        presented: PresentedTicket,
+    ) -> Awaited<QueuedUse>;
 }
 
 /// The redemption lifecycle: look at a code before committing to it, reserve a

@@ -4,10 +4,12 @@
 //! document served at `/openapi.json`.
 //!
 //! Every use case runs on actix's blocking pool (`web::block`): the ports are
-//! synchronous. The one exception is an anonymous `POST /v1/redeem` when the state
-//! has a `queued_redeem`: it is awaited on the worker (the store's group commit
-//! answers a future) and only a refusal goes to the blocking pool. Bulk issuance runs there too and streams its CSV back through a
-//! bounded channel (see `batch`). This crate never depends on a database driver.
+//! synchronous. The exceptions are `POST /v1/redeem` and `POST /v1/tickets/use`
+//! when the state has a `queued`: the key (if any) is resolved from the process's
+//! memory and the statement awaited on the worker (the store's group commit
+//! answers a future); only a key not known yet or a refusal goes to the blocking
+//! pool. Bulk issuance runs there too and streams its CSV back through a bounded
+//! channel (see `batch`). This crate never depends on a database driver.
 
 mod admission;
 mod auth;

@@ -21,10 +21,10 @@ pub struct AppState {
     pub programs: Arc<dyn ProgramUseCases>,
     pub tickets: Arc<dyn TicketUseCases>,
     pub redeem: Arc<dyn RedeemUseCases>,
-    /// Anonymous redemptions awaited without a blocking-pool thread (the store's
-    /// group commit answers a future); `None`: every redemption runs `redeem` on
-    /// the blocking pool.
-    pub queued_redeem: Option<Arc<dyn tessera_app::usecases::QueuedRedeemUseCases>>,
+    /// Redemptions and standalone uses awaited without a blocking-pool thread
+    /// (the store's group commit answers a future, and a key known to this
+    /// process is resolved from memory); `None`: they run on the blocking pool.
+    pub queued: Option<Arc<dyn tessera_app::usecases::QueuedUseCases>>,
     pub lifecycle: Arc<dyn tessera_app::usecases::LifecycleUseCases>,
     pub idempotency: Arc<dyn tessera_app::idempotency::IdempotencyUseCases>,
     pub standalone: Arc<dyn StandaloneUseCases>,

@@ -1,15 +1,24 @@
 //! The per-process API-key cache (issue 12): hits, misses, a delete seen at once by
-//! another process, and a lost listener that turns the cache off.
+//! another process, and a lost listener that turns the cache off — for the
+//! blocking lookup and for the one awaited from memory.
 #![allow(clippy::unwrap_used)]
 mod common;
 
-use common::{fixture, hash};
+use common::{block_on, fixture, hash};
 use diesel::sql_types::{BigInt, Integer};
 use diesel::{sql_query, QueryableByName, RunQueryDsl};
 use tessera_app::model::ApiKey;
 use tessera_app::ports::AccessStore;
 use tessera_domain::{ApiKeyId, Label, Role, TenantId};
 use tessera_postgres::CachedAccess;
+
+/// The key as the cache vouches for it from memory (`None`: it cannot).
+fn in_memory(cache: &CachedAccess, key_hash: tessera_app::model::SecretHash) -> Option<ApiKey> {
+    let found = cache
+        .find_api_key_in_memory(key_hash)
+        .expect("the cache answers from memory");
+    block_on(found).unwrap()
+}
 
 fn admin_key(cache: &CachedAccess, tenant: &TenantId) -> ApiKey {
     cache.list_api_keys(tenant).unwrap().remove(0)
@@ -184,4 +193,49 @@ fn a_lost_listener_empties_the_cache_and_bypasses_it() {
         "without a listener the cache is emptied and the database answers"
     );
     assert!(!cache.is_listening());
+    assert_eq!(
+        in_memory(&cache, secret),
+        None,
+        "memory vouches for nothing"
+    );
+}
+
+#[test]
+fn memory_vouches_only_for_a_cached_key_that_no_delete_has_reached() {
+    let f = fixture();
+    let cache = CachedAccess::new(f.store.clone(), f.db.url());
+    let deleting = CachedAccess::new(f.store.clone(), f.db.url());
+    let tenant = common::tenant(&f.store);
+    let key = admin_key(&cache, &tenant);
+    let secret = hash(tenant.as_str());
+    assert_eq!(in_memory(&cache, secret), None, "not cached yet: a miss");
+    assert_eq!(
+        cache.find_api_key(Some(tenant.clone()), secret).unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(in_memory(&cache, secret), Some(key.clone()));
+    // Many awaited at once all resolve (one round trip serves those waiting).
+    let pending: Vec<_> = (0..32)
+        .map(|_| cache.find_api_key_in_memory(secret).unwrap())
+        .collect();
+    for found in pending {
+        assert_eq!(block_on(found).unwrap(), Some(key.clone()));
+    }
+    // Deleted through another process: refused from memory at once.
+    deleting.delete_api_key(&tenant, &key.id).unwrap();
+    assert_eq!(in_memory(&cache, secret), None);
+    assert_eq!(
+        cache.find_api_key(Some(tenant.clone()), secret).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn the_store_itself_keeps_no_cache() {
+    let f = fixture();
+    let tenant = common::tenant(&f.store);
+    assert!(f
+        .store
+        .find_api_key_in_memory(hash(tenant.as_str()))
+        .is_none());
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use actix_web::{App, HttpServer};
 use tessera_app::ports::AccessStore;
-use tessera_app::usecases::{AccessUseCases, QueuedRedeemUseCases};
+use tessera_app::usecases::{AccessUseCases, QueuedUseCases};
 use tessera_app::{DeliverySettings, Limits, Tessera, TesseraPorts, WebhookPorts, WebhookService};
 use tessera_crypto::envelope::{self, OpenedWith, RootStatus};
 use tessera_crypto::{load_or_create_master_key, Keyring, MasterKey, Signer, WebhookKeys};
@@ -329,7 +329,7 @@ pub fn serve(settings: Settings) -> Result<(), CommandError> {
         programs: tessera.clone(),
         tickets: tessera.clone(),
         redeem: tessera.clone(),
-        queued_redeem: queued.then(|| tessera.clone() as Arc<dyn QueuedRedeemUseCases>),
+        queued: queued.then(|| tessera.clone() as Arc<dyn QueuedUseCases>),
         lifecycle: tessera.clone(),
         idempotency,
         standalone: tessera.clone(),

@@ -1,34 +1,55 @@
-//! The anonymous redemption whose statement waits in the store's queue without
-//! holding a thread (`QueuedRedeemUseCases`): the checks before the store run
-//! from memory on the caller's thread, the store's batch answers the awaited
-//! future, and only what needs the database (a refusal's classification, a
-//! program not cached yet, a failure counted through the shared ledger) goes to
-//! the blocking pool. Public failures all take one path — the queued statement
-//! (or the probe's), then the rest on the blocking pool — so they take one time.
+//! The hot requests whose statements wait in the store's queue without holding a
+//! thread (`QueuedUseCases`): a redemption (anonymous or with a key) and a
+//! standalone use. The checks before the store run from memory on the caller's
+//! thread — the presented key too, from the access store's cache — the store's
+//! batch answers the awaited future, and only what needs the database (a key not
+//! cached, a refusal's classification, a program not cached yet, a failure counted
+//! through the shared ledger) goes to the blocking pool. Public failures all take
+//! one path — the queued statement (or the probe's), then the rest on the
+//! blocking pool — so they take one time.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use super::redeem::{Prepared, Reach, Screened, Stage};
-use super::Tessera;
-use crate::throttle::Admission;
-use crate::usecases::{QueuedRedeemUseCases, QueuedRedemption, RedeemRequest, Redemption};
-use crate::AppResult;
+use tessera_domain::{Permission, PresentedApiKey, PresentedTicket, StandaloneToken};
 
-impl QueuedRedeemUseCases for Tessera {
+use super::redeem::{Prepared, Reach, Screened, Stage};
+use super::{require, Tessera};
+use crate::throttle::Admission;
+use crate::usecases::{
+    Awaited, Principal, QueuedRedemption, QueuedUse, QueuedUseCases, RedeemRequest, Redemption,
+};
+use crate::{AppError, AppResult};
+
+impl QueuedUseCases for Tessera {
+    fn authenticate_in_memory(&self, key: &PresentedApiKey) -> Awaited<Option<Principal>> {
+        let hash = self.ports.hasher.api_key_hash(key.expose_secret());
+        let Some(found) = self.ports.access.find_api_key_in_memory(hash) else {
+            return Box::pin(std::future::ready(None));
+        };
+        Box::pin(async move {
+            // A store error is left to `authenticate`, which reports it.
+            let key = found.await.ok().flatten()?;
+            Some(Principal {
+                tenant_id: key.tenant_id,
+                key_id: key.id,
+                role: key.role,
+            })
+        })
+    }
+
     fn redeem_queued(
         self: Arc<Self>,
+        caller: Option<Principal>,
         request: RedeemRequest,
-    ) -> Pin<Box<dyn Future<Output = QueuedRedemption> + Send>> {
+    ) -> Awaited<QueuedRedemption> {
         Box::pin(async move {
-            let screened = match self.screen(None, &request, Reach::MemoryOnly) {
+            let screened = match self.screen(caller.as_ref(), &request, Reach::MemoryOnly) {
                 Ok(screened) => screened,
                 // Refused before any count or lookup (over budget, mistyped).
                 Err(error) => return QueuedRedemption::Done(Err(error)),
             };
             match screened {
-                Screened::Deferred => QueuedRedemption::Unqueued(request),
+                Screened::Deferred => QueuedRedemption::Unqueued(caller, request),
                 Screened::Hopeless {
                     admission,
                     program,
@@ -37,14 +58,14 @@ impl QueuedRedeemUseCases for Tessera {
                 } => {
                     let Some(probe) = self.ports.redemptions.probe_later(&program, now) else {
                         admission.withdraw();
-                        return QueuedRedemption::Unqueued(request);
+                        return QueuedRedemption::Unqueued(caller, request);
                     };
                     let waiting = Waiting(Some(admission));
                     let probed = probe.await;
                     // `redeem_refused` admits it again, and counts it.
                     drop(waiting);
                     match probed {
-                        Ok(()) => QueuedRedemption::Refused(request),
+                        Ok(()) => QueuedRedemption::Refused(caller, request),
                         Err(error) => QueuedRedemption::Done(Err(error.into())),
                     }
                 }
@@ -52,7 +73,7 @@ impl QueuedRedeemUseCases for Tessera {
                     let Some(queued) = self.ports.redemptions.redeem_later(&prepared.attempt)
                     else {
                         prepared.admission.withdraw();
-                        return QueuedRedemption::Unqueued(request);
+                        return QueuedRedemption::Unqueued(caller, request);
                     };
                     let Prepared {
                         admission,
@@ -75,7 +96,7 @@ impl QueuedRedeemUseCases for Tessera {
                         }
                         Ok(None) => {
                             admission.withdraw();
-                            QueuedRedemption::Refused(request)
+                            QueuedRedemption::Refused(caller, request)
                         }
                         // Unavailable (a full queue, a lost batch): answered as is;
                         // nothing was counted, so no ledger write on this thread.
@@ -89,10 +110,43 @@ impl QueuedRedeemUseCases for Tessera {
         })
     }
 
-    fn redeem_refused(&self, request: RedeemRequest) -> AppResult<Redemption> {
-        let prepared = self.prepare_at(None, request, Stage::AfterQueue)?;
+    fn redeem_refused(
+        &self,
+        caller: Option<Principal>,
+        request: RedeemRequest,
+    ) -> AppResult<Redemption> {
+        let prepared = self.prepare_at(caller.as_ref(), request, Stage::AfterQueue)?;
         let outcome = self.ports.redemptions.classify_refused(&prepared.attempt)?;
         self.conclude(prepared, outcome)
+    }
+
+    fn use_standalone_queued(
+        self: Arc<Self>,
+        caller: Principal,
+        presented: PresentedTicket,
+    ) -> Awaited<QueuedUse> {
+        Box::pin(async move {
+            if let Err(error) = require(&caller, Permission::UseStandaloneTickets) {
+                return QueuedUse::Done(Err(error));
+            }
+            let Some(token) = StandaloneToken::parse(presented.expose_secret()) else {
+                return QueuedUse::Done(Err(AppError::NotFound));
+            };
+            let hash = self.ports.hasher.standalone_hash(&caller.tenant_id, &token);
+            let now = self.ports.clock.now();
+            let Some(queued) = self
+                .ports
+                .standalone
+                .use_ticket_later(&caller.tenant_id, hash, now)
+            else {
+                return QueuedUse::Unqueued(caller, presented);
+            };
+            QueuedUse::Done(match queued.await {
+                Ok(Some(used)) => Ok(used),
+                Ok(None) => Err(AppError::NotFound),
+                Err(error) => Err(error.into()),
+            })
+        })
     }
 }
 

@@ -340,7 +340,7 @@ pub(super) enum Stage {
     /// Nothing: the store's statement (or the probe's) is still to run.
     Whole,
     /// Its statement ran through the store's queue and refused
-    /// (`QueuedRedeemUseCases::redeem_refused`): only the rest is left.
+    /// (`QueuedUseCases::redeem_refused`): only the rest is left.
     AfterQueue,
 }
 

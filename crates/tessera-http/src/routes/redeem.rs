@@ -10,7 +10,9 @@ use crate::dto::redeem::{RedeemRequestBody, RedeemResponse, ResolvedRedeem};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::{run, AppState};
-use tessera_app::usecases::{QueuedRedeemUseCases, QueuedRedemption, RedeemRequest, Redemption};
+use tessera_app::usecases::{
+    Principal, QueuedRedemption, QueuedUseCases, RedeemRequest, Redemption,
+};
 
 /// Redeems one use of a code (or of a `signedCode`, as issued). No key needed;
 /// with a key of the program's tenant that may see details, failures carry their
@@ -41,18 +43,23 @@ pub(crate) async fn redeem(
 ) -> Result<HttpResponse, ApiError> {
     let client = client_address(&req, &state.settings.trusted_proxies);
     let resolved = body.into_inner().and_then(ResolvedRedeem::try_from);
-    let resolved = match (key.0.is_none(), state.queued_redeem.clone(), resolved) {
-        (true, Some(queue), Ok(mut resolved)) => {
+    if let Some(queue) = state.queued.clone() {
+        // Anonymous, or with a key this process knows: awaited on this worker.
+        let caller = match &key.0 {
+            None => Some(None),
+            Some(key) => queue.authenticate_in_memory(key).await.map(Some),
+        };
+        if let Some(caller) = caller {
+            let mut resolved = resolved?;
             resolved.request.client = client;
             let include_program_id = resolved.include_program_id;
-            let redemption = redeem_queued(&state, queue, resolved.request).await?;
+            let redemption = redeem_queued(&state, queue, caller, resolved.request).await?;
             return Ok(json(
                 StatusCode::OK,
                 &RedeemResponse::new(redemption, include_program_id),
             ));
         }
-        (_, _, resolved) => resolved,
-    };
+    }
     // One blocking-pool hop: the key (as before, an unknown key is refused before
     // a malformed body is), then the redemption.
     let (redemption, include_program_id) = run(move || {
@@ -75,20 +82,23 @@ pub(crate) async fn redeem(
     ))
 }
 
-/// An anonymous redemption through the store's queue, awaited on this worker: no
+/// A redemption through the store's queue, awaited on this worker: no
 /// blocking-pool thread waits for the batch. A refusal (or an attempt the queue
 /// cannot take) finishes on the blocking pool, where the database may be read.
 async fn redeem_queued(
     state: &web::Data<AppState>,
-    queue: Arc<dyn QueuedRedeemUseCases>,
+    queue: Arc<dyn QueuedUseCases>,
+    caller: Option<Principal>,
     request: RedeemRequest,
 ) -> Result<Redemption, ApiError> {
-    match queue.clone().redeem_queued(request).await {
+    match queue.clone().redeem_queued(caller, request).await {
         QueuedRedemption::Done(result) => Ok(result?),
-        QueuedRedemption::Refused(request) => run(move || queue.redeem_refused(request)).await,
-        QueuedRedemption::Unqueued(request) => {
+        QueuedRedemption::Refused(caller, request) => {
+            run(move || queue.redeem_refused(caller, request)).await
+        }
+        QueuedRedemption::Unqueued(caller, request) => {
             let redeem = state.redeem.clone();
-            run(move || redeem.redeem(None, request)).await
+            run(move || redeem.redeem(caller, request)).await
         }
     }
 }

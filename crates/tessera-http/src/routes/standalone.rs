@@ -1,6 +1,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use tessera_app::usecases::NewStandalone;
+use tessera_app::model::StandaloneUse;
+use tessera_app::usecases::{NewStandalone, QueuedUse};
 use tessera_app::AppError;
 use tessera_domain::PageRequest;
 
@@ -55,6 +56,20 @@ pub(crate) async fn use_standalone(
     body: JsonBody<StandaloneTicketRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let presented = body.into_inner();
+    if let Some(queue) = state.queued.clone() {
+        // A key this process knows: the use is awaited on this worker.
+        if let Some(caller) = queue.authenticate_in_memory(&key.0).await {
+            let ticket = presented?.ticket;
+            let used = match queue.use_standalone_queued(caller, ticket).await {
+                QueuedUse::Done(used) => used,
+                QueuedUse::Unqueued(caller, ticket) => {
+                    let standalone = state.standalone.clone();
+                    run(move || Ok(standalone.use_standalone(&caller, &ticket))).await?
+                }
+            };
+            return used_answer(used);
+        }
+    }
     // One blocking-pool hop: the key (an unknown key is refused before a
     // malformed body is), then the use.
     let used = run(move || {
@@ -69,16 +84,22 @@ pub(crate) async fn use_standalone(
             Err(other) => Err(other),
         }
     })
-    .await??
-    // Authen's answer for an unknown, expired or used-up ticket.
-    .ok_or_else(|| {
-        ApiError::new(
+    .await??;
+    used_answer(used.ok_or(AppError::NotFound))
+}
+
+/// The standalone use's answer; `NotFound` is Authen's answer for an unknown,
+/// expired or used-up ticket.
+fn used_answer(used: tessera_app::AppResult<StandaloneUse>) -> Result<HttpResponse, ApiError> {
+    match used {
+        Ok(used) => Ok(json(StatusCode::OK, &UsedStandaloneResponse::from(used))),
+        Err(AppError::NotFound) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "ticket_not_found",
             "No live ticket matches: it is unknown, expired or used up.",
-        )
-    })?;
-    Ok(json(StatusCode::OK, &UsedStandaloneResponse::from(used)))
+        )),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// Deletes a standalone ticket (issuer).

@@ -11,7 +11,7 @@ mod logging;
 mod ops;
 mod pages;
 mod programs;
-mod queued_redeem;
+mod queued;
 mod redeem;
 mod standalone;
 mod support;

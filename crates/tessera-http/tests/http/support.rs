@@ -39,8 +39,8 @@ pub struct Mocks {
     pub links: MockLinkUseCases,
     pub webhooks: MockWebhookUseCases,
     pub events: MockEventUseCases,
-    /// `None` (the default): every redemption runs `redeem` on the blocking pool.
-    pub queued_redeem: Option<Arc<dyn tessera_app::usecases::QueuedRedeemUseCases>>,
+    /// `None` (the default): every redemption and standalone use runs on the blocking pool.
+    pub queued: Option<Arc<dyn tessera_app::usecases::QueuedUseCases>>,
     pub settings: HttpSettings,
 }
 
@@ -71,7 +71,7 @@ impl Mocks {
             links: MockLinkUseCases::new(),
             webhooks: MockWebhookUseCases::new(),
             events: MockEventUseCases::new(),
-            queued_redeem: None,
+            queued: None,
             settings: HttpSettings::default(),
         }
     }
@@ -97,7 +97,7 @@ impl Mocks {
             programs: Arc::new(self.programs),
             tickets: Arc::new(self.tickets),
             redeem: Arc::new(self.redeem),
-            queued_redeem: self.queued_redeem,
+            queued: self.queued,
             lifecycle: Arc::new(self.lifecycle),
             idempotency: Arc::new(self.idempotency),
             standalone: Arc::new(self.standalone),

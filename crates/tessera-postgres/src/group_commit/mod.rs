@@ -207,12 +207,7 @@ impl GroupCommit {
     ) -> impl std::future::Future<Output = Outcome<Option<Grant>>> + Send + 'static {
         let (reply, answer) = futures_channel::oneshot::channel();
         let submitted = self.submit(Self::redeem_job(attempt, Reply::Awaited(reply)));
-        async move {
-            submitted?;
-            answer
-                .await
-                .unwrap_or_else(|_| Err(unavailable("the group commit executor stopped")))
-        }
+        Self::awaited(submitted, answer)
     }
 
     /// One standalone use in the next batch: what is left once committed, `None`
@@ -224,12 +219,55 @@ impl GroupCommit {
         now: DateTime<Utc>,
     ) -> Outcome<Option<StandaloneUse>> {
         let (reply, answer) = sync_channel(1);
-        self.submit(Job::Use(UseJob {
+        self.submit(Self::use_job(
+            tenant,
+            token_hash,
+            now,
+            Reply::Blocking(reply),
+        ))?;
+        Self::answer(&answer)
+    }
+
+    /// [`Self::use_ticket`], answered through a future instead of a waiting
+    /// thread. Queued at once (a full queue is `Unavailable` when awaited).
+    pub(crate) fn use_ticket_later(
+        &self,
+        tenant: &TenantId,
+        token_hash: SecretHash,
+        now: DateTime<Utc>,
+    ) -> impl std::future::Future<Output = Outcome<Option<StandaloneUse>>> + Send + 'static {
+        let (reply, answer) = futures_channel::oneshot::channel();
+        let submitted = self.submit(Self::use_job(
+            tenant,
+            token_hash,
+            now,
+            Reply::Awaited(reply),
+        ));
+        Self::awaited(submitted, answer)
+    }
+
+    fn use_job(
+        tenant: &TenantId,
+        token_hash: SecretHash,
+        now: DateTime<Utc>,
+        reply: Reply<Option<StandaloneUse>>,
+    ) -> Job {
+        Job::Use(UseJob {
             tenant: tenant.clone(),
             token_hash,
             now,
-            reply: Reply::Blocking(reply),
-        }))?;
-        Self::answer(&answer)
+            reply,
+        })
+    }
+
+    /// The future of a job submitted (or refused) with an awaited reply.
+    async fn awaited<T>(
+        submitted: Outcome<()>,
+        answer: futures_channel::oneshot::Receiver<Outcome<T>>,
+    ) -> Outcome<T> {
+        submitted?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(unavailable("the group commit executor stopped")))
     }
 }

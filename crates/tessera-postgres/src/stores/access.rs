@@ -1,6 +1,6 @@
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, RunQueryDsl, SelectableHelper};
 use tessera_app::model::{ApiKey, SecretHash, Tenant};
-use tessera_app::ports::{AccessStore, StoreError, StoreResult};
+use tessera_app::ports::{AccessStore, Later, StoreError, StoreResult};
 use tessera_domain::{ApiKeyId, TenantId};
 
 use super::directory;
@@ -68,6 +68,11 @@ impl AccessStore for PgStore {
                 .map(ApiKeyRow::into_domain)
                 .transpose()
         })
+    }
+
+    /// No cache here: `CachedAccess` is the one in front of this store.
+    fn find_api_key_in_memory(&self, _key_hash: SecretHash) -> Option<Later<Option<ApiKey>>> {
+        None
     }
 
     fn list_api_keys(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKey>> {

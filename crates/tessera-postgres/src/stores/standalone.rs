@@ -5,7 +5,7 @@ use diesel::{
     RunQueryDsl, SelectableHelper,
 };
 use tessera_app::model::{Page, SecretHash, StandaloneDeletion, StandaloneUse, UsesLeft};
-use tessera_app::ports::{StandaloneStore, StoreError, StoreResult};
+use tessera_app::ports::{Later, StandaloneStore, StoreError, StoreResult};
 use tessera_domain::{PageRequest, StandaloneTicket, TenantId};
 
 use super::limit_offset;
@@ -150,6 +150,19 @@ impl StandaloneStore for PgStore {
                 payload: used.into_payload()?,
             }))
         })
+    }
+
+    fn use_ticket_later(
+        &self,
+        tenant: &TenantId,
+        token_hash: SecretHash,
+        now: DateTime<Utc>,
+    ) -> Option<Later<Option<StandaloneUse>>> {
+        let queued = self
+            .group_commit
+            .as_ref()?
+            .use_ticket_later(tenant, token_hash, now);
+        Some(Box::pin(async move { Ok(queued.await?) }))
     }
 
     fn delete(

@@ -305,7 +305,7 @@ fn the_same_code_twice_in_one_batch_is_redeemed_only_as_often_as_it_has_uses() {
     assert_eq!(common::events(&pool, &tenant, "ticket.redeemed"), 4);
 }
 
-fn standalone(tenant: &TenantId, uses: i64) -> StandaloneTicket {
+pub(crate) fn standalone(tenant: &TenantId, uses: i64) -> StandaloneTicket {
     let uses = Uses::try_from(uses).unwrap();
     StandaloneTicket {
         id: StandaloneTicketId::generate(),

@@ -2,38 +2,14 @@
 //! future instead of a waiting thread, with the same guarantees — invariant 1
 //! inside a batch, and nothing acknowledged that did not commit.
 
-use std::future::Future;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-
 use tessera_app::model::Grant;
 use tessera_app::ports::{Later, RedemptionStore, StoreError};
 use tessera_domain::RedemptionFailure;
 
-use super::common::{self, attempt, limit};
+use super::common::{self, attempt, block_on, limit};
 use super::{
     count, grouped, kill_the_batch_of_two_on_its_lock, redemptions_of, wait_until, Blocker,
 };
-
-/// Polls `future` to its end on this thread, parked between wake-ups (the
-/// executor's answer wakes it).
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut context = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-        std::thread::park();
-    }
-}
 
 fn later(
     store: &tessera_postgres::PgStore,
@@ -144,4 +120,56 @@ fn a_store_without_a_group_commit_has_no_queue() {
         .redeem_later(&attempt(&program, "code", None))
         .is_none());
     assert!(store.probe_later(&program.id, common::now()).is_none());
+    assert!(tessera_app::ports::StandaloneStore::use_ticket_later(
+        &store,
+        &tenant,
+        common::hash("token"),
+        common::now()
+    )
+    .is_none());
+}
+
+#[test]
+fn sixty_four_queued_uses_of_a_one_use_standalone_ticket_give_exactly_one_success() {
+    use tessera_app::ports::StandaloneStore;
+    let g = grouped(1, 16, 1024);
+    let tenant = common::tenant(&g.store);
+    let blocker_ticket = super::standalone(&tenant, 5);
+    g.store
+        .create(&blocker_ticket, common::hash("blocker"), 100, common::now())
+        .unwrap();
+    g.store
+        .create(
+            &super::standalone(&tenant, 1),
+            common::hash("once"),
+            100,
+            common::now(),
+        )
+        .unwrap();
+    let blocker = Blocker::standalone(&g.f, &tenant, &blocker_ticket.id);
+    let use_later = |token: &str| {
+        g.store
+            .use_ticket_later(&tenant, common::hash(token), common::now())
+            .expect("a store with a group commit queues")
+    };
+    let blocked = use_later("blocker");
+    wait_until("the executor took the blocked batch", || {
+        g.sizes().len() == 1 && g.group.queued() == 0
+    });
+    // All 64 queued from this one thread: no thread waits for any of them.
+    let pending: Vec<_> = (0..64).map(|_| use_later("once")).collect();
+    wait_until("every use is queued", || g.group.queued() == 64);
+    blocker.release();
+    assert!(matches!(block_on(blocked), Ok(Some(_))));
+    let answers: Vec<_> = pending.into_iter().map(block_on).collect();
+    let used = answers.iter().filter(|a| matches!(a, Ok(Some(_)))).count();
+    let refused = answers.iter().filter(|a| matches!(a, Ok(None))).count();
+    assert_eq!((used, refused), (1, 63), "{answers:?}");
+    // Used up: deleted, its place in the tenant's count given back once.
+    assert_eq!(count(&g, "SELECT count(*) AS n FROM standalone_tickets"), 1);
+    assert_eq!(
+        count(&g, "SELECT live_standalone AS n FROM tenant_counters"),
+        1
+    );
+    assert_eq!(g.sizes().iter().sum::<usize>(), 65);
 }

@@ -11,6 +11,7 @@ mod lock_state;
 mod operator;
 mod programs;
 mod queued;
+mod queued_keyed;
 mod redeem;
 mod replace;
 mod standalone;

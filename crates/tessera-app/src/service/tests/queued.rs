@@ -1,4 +1,4 @@
-//! The queued anonymous redemption (`QueuedRedeemUseCases`): answered from the
+//! The queued anonymous redemption (`QueuedUseCases`): answered from the
 //! store's future on success, handed to the blocking pool for everything that
 //! needs the database, and counted exactly once whichever way it goes.
 
@@ -12,12 +12,12 @@ use tessera_domain::{Program, RedemptionFailure};
 use super::redeem::{expect_locate, redeemed, request, succeed, CODE};
 use crate::model::RedemptionAttempt;
 use crate::service::test_support::*;
-use crate::usecases::{QueuedRedeemUseCases, QueuedRedemption, RedeemRequest, RedeemUseCases};
+use crate::usecases::{QueuedRedemption, QueuedUseCases, RedeemRequest, RedeemUseCases};
 use crate::{AppError, Limits, Tessera};
 
 /// Polls `future` to its end on this thread (the store's futures in these tests
 /// are ready at once; a pending one is woken by its sender).
-fn block_on<F: Future>(future: F) -> F::Output {
+pub(super) fn block_on<F: Future>(future: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
@@ -35,11 +35,11 @@ fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-fn queued(tessera: &Arc<Tessera>, request: &RedeemRequest) -> QueuedRedemption {
-    block_on(tessera.clone().redeem_queued(request.clone()))
+pub(super) fn queued(tessera: &Arc<Tessera>, request: &RedeemRequest) -> QueuedRedemption {
+    block_on(tessera.clone().redeem_queued(None, request.clone()))
 }
 
-fn from_client(program: &Program) -> RedeemRequest {
+pub(super) fn from_client(program: &Program) -> RedeemRequest {
     RedeemRequest {
         client: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7))),
         ..request(program, CODE)
@@ -47,7 +47,7 @@ fn from_client(program: &Program) -> RedeemRequest {
 }
 
 /// A harness whose clients may fail `budget` times a minute.
-fn with_budget(budget: u32) -> Harness {
+pub(super) fn with_budget(budget: u32) -> Harness {
     let mut h = Harness::new();
     h.limits = Limits {
         redeem_failures_per_minute: budget,
@@ -57,7 +57,7 @@ fn with_budget(budget: u32) -> Harness {
 }
 
 /// The store's queue answers every attempt with `answer` and records it.
-fn queue_answers(h: &mut Harness, granted: bool) -> Recorder<RedemptionAttempt> {
+pub(super) fn queue_answers(h: &mut Harness, granted: bool) -> Recorder<RedemptionAttempt> {
     let seen = Recorder::new();
     let record = seen.clone();
     let grant = redeemed(&program());
@@ -73,11 +73,11 @@ fn queue_answers(h: &mut Harness, granted: bool) -> Recorder<RedemptionAttempt> 
 
 /// The first redemption of a program runs on the blocking pool (its facts are not
 /// cached yet): this one warms the cache with a success, as the first caller would.
-fn warmed(h: Harness, program: &Program) -> Arc<Tessera> {
+pub(super) fn warmed(h: Harness, program: &Program) -> Arc<Tessera> {
     let tessera = Arc::new(h.build());
     let first = request(program, CODE);
     match queued(&tessera, &first) {
-        QueuedRedemption::Unqueued(back) => assert_eq!(back, first),
+        QueuedRedemption::Unqueued(None, back) => assert_eq!(back, first),
         other => panic!("an uncached program must go to the blocking pool, got {other:?}"),
     }
     tessera.redeem(None, first).expect("the warm-up redemption");
@@ -125,11 +125,14 @@ fn a_refused_queued_attempt_is_finished_on_the_blocking_path_and_counted_once() 
     let tessera = warmed(h, &program);
     let attempt = from_client(&program);
     for _ in 0..2 {
-        let QueuedRedemption::Refused(back) = queued(&tessera, &attempt) else {
+        let QueuedRedemption::Refused(None, back) = queued(&tessera, &attempt) else {
             panic!("a refusal must be handed back to finish");
         };
         assert_eq!(back, attempt);
-        assert_eq!(tessera.redeem_refused(back), Err(AppError::InvalidCode));
+        assert_eq!(
+            tessera.redeem_refused(None, back),
+            Err(AppError::InvalidCode)
+        );
     }
     assert_eq!(classified.all().len(), 2);
     // Two failures, each counted once: the budget of two is spent now (counted
@@ -167,7 +170,7 @@ fn an_unknown_program_takes_the_queued_probe_then_the_probe_rest() {
     // Not cached: the blocking path looks it up (and probes, counting a failure).
     assert!(matches!(
         queued(&tessera, &attempt),
-        QueuedRedemption::Unqueued(_)
+        QueuedRedemption::Unqueued(..)
     ));
     assert_eq!(
         tessera.redeem(None, attempt.clone()),
@@ -175,10 +178,13 @@ fn an_unknown_program_takes_the_queued_probe_then_the_probe_rest() {
     );
     assert_eq!(probes.all(), std::slice::from_ref(&program.id));
     // Cached as unknown: the probe's statement through the queue, then its rest.
-    let QueuedRedemption::Refused(back) = queued(&tessera, &attempt) else {
+    let QueuedRedemption::Refused(None, back) = queued(&tessera, &attempt) else {
         panic!("an unknown program must be refused like an unknown code");
     };
-    assert_eq!(tessera.redeem_refused(back), Err(AppError::InvalidCode));
+    assert_eq!(
+        tessera.redeem_refused(None, back),
+        Err(AppError::InvalidCode)
+    );
     assert_eq!(queued_probes.all(), std::slice::from_ref(&program.id));
     assert_eq!(rest.all(), std::slice::from_ref(&program.id));
     assert_eq!(
@@ -189,7 +195,7 @@ fn an_unknown_program_takes_the_queued_probe_then_the_probe_rest() {
     // Two failures counted (one per attempt): one left of three.
     assert!(matches!(
         queued(&tessera, &attempt),
-        QueuedRedemption::Refused(_)
+        QueuedRedemption::Refused(..)
     ));
 }
 
@@ -204,7 +210,7 @@ fn a_store_without_a_queue_gets_every_attempt_back_with_nothing_counted() {
     let attempt = from_client(&program);
     for _ in 0..5 {
         match queued(&tessera, &attempt) {
-            QueuedRedemption::Unqueued(back) => assert_eq!(back, attempt),
+            QueuedRedemption::Unqueued(None, back) => assert_eq!(back, attempt),
             other => panic!("expected the attempt back, got {other:?}"),
         }
     }
@@ -234,7 +240,7 @@ fn attempts_that_would_count_through_the_ledger_or_wait_go_to_the_blocking_pool(
         for _ in 0..3 {
             assert!(matches!(
                 queued(&tessera, &attempt),
-                QueuedRedemption::Unqueued(_)
+                QueuedRedemption::Unqueued(..)
             ));
         }
     }
@@ -254,7 +260,7 @@ fn a_queued_attempt_dropped_while_it_waits_counts_nothing() {
     let tessera = warmed(h, &program);
     let attempt = from_client(&program);
     for _ in 0..3 {
-        let mut waiting = tessera.clone().redeem_queued(attempt.clone());
+        let mut waiting = tessera.clone().redeem_queued(None, attempt.clone());
         let waker = Waker::noop();
         let polled = waiting.as_mut().poll(&mut Context::from_waker(waker));
         assert!(polled.is_pending(), "the batch has not answered");
