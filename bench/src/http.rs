@@ -180,6 +180,11 @@ impl Connection {
         }
     }
 
+    /// The body of the last answer.
+    pub(crate) fn body(&self) -> &[u8] {
+        &self.body
+    }
+
     pub(crate) fn body_excerpt(&self) -> String {
         let text = String::from_utf8_lossy(&self.body);
         text.chars().take(200).collect()

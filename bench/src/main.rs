@@ -3,7 +3,14 @@
 //! N connections, each a thread holding one keep-alive `TcpStream` that speaks
 //! HTTP/1.1 by hand: `POST /v1/redeem` with a code taken round-robin from a codes file
 //! (the CSV the bulk endpoint streams) — or, with `--mix`, a weighted mix of
-//! redemptions, failing redemptions, issuance and holds. Either at full speed for
+//! redemptions, failing redemptions, issuance and holds. With `--keyed` the
+//! redemptions carry `Authorization: Bearer <--key>` (the authenticated
+//! redemption; same body). With `--use FILE` every request instead uses a
+//! standalone ticket of FILE round-robin (`POST /v1/tickets/use` with the key, 200
+//! expected), and with `--create-tickets FILE` it creates standalone tickets that
+//! never expire and have unlimited uses (`POST /v1/tickets`, 201 expected; bound
+//! the count with `--max-requests`) and writes them to FILE in the format `--use`
+//! reads: a `ticket` header, then one per line. Either at full speed for
 //! `--duration` seconds, or open-loop at `--rate` requests per second in total, paced
 //! per connection: every request has a scheduled send time and its latency is
 //! measured from that time, so the queueing a slow server causes is counted, not
@@ -44,10 +51,11 @@ use labelled::Labelled;
 use mix::{Kind, Mix, Target};
 
 const USAGE: &str = "\
-usage: tessera-load --addr 127.0.0.1:PORT (--program PROGRAM_ID --codes FILE | --labelled FILE)
+usage: tessera-load --addr 127.0.0.1:PORT (--program PROGRAM_ID --codes FILE | --labelled FILE
+                                          | --use FILE | --create-tickets FILE)
                     [--connections N] [--duration SECS] [--rate R]
                     [--limit CODES] [--max-requests N] [--sources N]
-                    [--mix KIND=W,...] [--key API_KEY] [--stall BYTES]
+                    [--mix KIND=W,...] [--key API_KEY] [--keyed] [--stall BYTES]
                     [--on-503 retry|wait]
 
   --addr          loopback address of the tessera server (nothing else is accepted)
@@ -56,6 +64,12 @@ usage: tessera-load --addr 127.0.0.1:PORT (--program PROGRAM_ID --codes FILE | -
   --labelled      instead of --program and --codes: a CSV with a
                   `label,programId,code` header, one request per row in file
                   order, every label's answers counted and timed apart
+  --use           instead of --program and --codes: a file of standalone tickets
+                  (`ticket` header, then one per line); every request is
+                  POST /v1/tickets/use of the next one with --key (200 expected)
+  --create-tickets  instead: create standalone tickets (POST /v1/tickets with
+                  {\"ttl\":0,\"uses\":0} and --key, 201 expected), as many as
+                  --max-requests allows, and write them to FILE in --use's format
   --connections   keep-alive connections, one thread each (default 32)
   --duration      seconds to run (default 20, at most 3600)
   --rate          total requests per second, paced per connection (open loop);
@@ -66,7 +80,10 @@ usage: tessera-load --addr 127.0.0.1:PORT (--program PROGRAM_ID --codes FILE | -
                   127.0.0.1, 127.0.0.2, ... (default 1, at most 4096)
   --mix           weights of redeem, fail, issue, hold (e.g. redeem=70,fail=15,
                   issue=10,hold=5); default: redeem only
-  --key           API key sent with issue and hold requests (needed for them)
+  --key           API key sent with issue and hold requests (needed for them),
+                  and with --use, --create-tickets and --keyed
+  --keyed         send the key with redemptions too (`Authorization: Bearer`;
+                  the authenticated redemption, same body); needs --key
   --stall BYTES   every connection sends BYTES (at most 60000) of a redemption's
                   body, then stalls until --duration is over
   --on-503        after a 503: `retry` at once (default: a client that ignores
@@ -96,14 +113,23 @@ struct Options {
     sources: usize,
     mix: Mix,
     key: Option<String>,
+    /// `--keyed`: redemptions carry the key too.
+    keyed: bool,
     stall: Option<usize>,
     wait_on_503: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum CodeSource {
-    Codes { program: String, codes: PathBuf },
+    Codes {
+        program: String,
+        codes: PathBuf,
+    },
     Labelled(PathBuf),
+    /// `--use FILE`: standalone tickets to use.
+    Tickets(PathBuf),
+    /// `--create-tickets FILE`: where the created standalone tickets go.
+    Create(PathBuf),
 }
 
 /// `value` parsed and within `range`, or the flag's error.
@@ -125,20 +151,27 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut program = None;
     let mut codes = None;
     let mut labelled = None;
+    let mut tickets = None;
+    let mut create = None;
     let mut connections = 32usize;
     let mut duration = 20.0f64;
     let mut rate = None;
     let mut limit = None;
     let mut max_requests = DEFAULT_MAX_REQUESTS;
     let mut sources = 1usize;
-    let mut mix = Mix::default();
+    let mut mix = None;
     let mut key = None;
+    let mut keyed = false;
     let mut stall = None;
     let mut wait_on_503 = false;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         if flag == "-h" || flag == "--help" {
             return Err(String::new());
+        }
+        if flag == "--keyed" {
+            keyed = true;
+            continue;
         }
         let value = rest.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -156,6 +189,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--program" => program = Some(value.clone()),
             "--codes" => codes = Some(PathBuf::from(value)),
             "--labelled" => labelled = Some(PathBuf::from(value)),
+            "--use" => tickets = Some(PathBuf::from(value)),
+            "--create-tickets" => create = Some(PathBuf::from(value)),
             "--connections" => {
                 connections = bounded(flag, value, 1..=MAX_CONNECTIONS, "1..=1024")?;
             }
@@ -180,7 +215,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 max_requests = bounded(flag, value, 1..=u64::MAX, "a positive count")?;
             }
             "--sources" => sources = bounded(flag, value, 1..=MAX_SOURCES, "1..=4096")?,
-            "--mix" => mix = Mix::parse(value).map_err(|e| format!("{flag}: {e}"))?,
+            "--mix" => mix = Some(Mix::parse(value).map_err(|e| format!("{flag}: {e}"))?),
             "--key" => key = Some(value.clone()),
             "--stall" => {
                 stall = Some(bounded(
@@ -204,16 +239,39 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     if sources > 1 && !addr.is_ipv4() {
         return Err("--sources needs an IPv4 --addr (127.0.0.0/8 holds the sources)".to_owned());
     }
-    if mix.needs_key() && key.is_none() {
-        return Err("--mix with issue or hold needs --key".to_owned());
-    }
-    let source = match (program, codes, labelled) {
+    let replacement = match (labelled, tickets, create) {
+        (None, None, None) => None,
+        (Some(file), None, None) => Some(CodeSource::Labelled(file)),
+        (None, Some(file), None) => Some(CodeSource::Tickets(file)),
+        (None, None, Some(file)) => Some(CodeSource::Create(file)),
+        _ => return Err("--labelled, --use and --create-tickets exclude each other".to_owned()),
+    };
+    let source = match (program, codes, replacement) {
         (Some(program), Some(codes), None) => CodeSource::Codes { program, codes },
-        (None, None, Some(file)) => CodeSource::Labelled(file),
-        (_, _, Some(_)) => return Err("--labelled replaces --program and --codes".to_owned()),
+        (None, None, Some(source)) => source,
+        (_, _, Some(_)) => {
+            return Err(
+                "--labelled, --use and --create-tickets replace --program and --codes".to_owned(),
+            )
+        }
         (None, _, None) => return Err("--program is required".to_owned()),
         (_, None, None) => return Err("--codes is required".to_owned()),
     };
+    // The standalone modes send one kind only.
+    let mix = match (&source, mix) {
+        (CodeSource::Tickets(_), None) => Mix::only(Kind::Use),
+        (CodeSource::Create(_), None) => Mix::only(Kind::Create),
+        (CodeSource::Tickets(_) | CodeSource::Create(_), Some(_)) => {
+            return Err("--use and --create-tickets take no --mix".to_owned())
+        }
+        (_, mix) => mix.unwrap_or_default(),
+    };
+    if mix.needs_key() && key.is_none() {
+        return Err("--mix with issue or hold, --use and --create-tickets need --key".to_owned());
+    }
+    if keyed && key.is_none() {
+        return Err("--keyed needs --key".to_owned());
+    }
     Ok(Options {
         addr,
         source,
@@ -225,6 +283,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         sources,
         mix,
         key,
+        keyed,
         stall,
         wait_on_503,
     })
@@ -262,6 +321,42 @@ fn read_codes(text: &str, limit: Option<usize>) -> Vec<String> {
         .filter(|code| !code.is_empty())
         .take(limit.unwrap_or(usize::MAX))
         .collect()
+}
+
+/// The tickets of a `--use` file: a `ticket` header, then one ticket per line.
+fn read_tickets(text: &str, limit: Option<usize>) -> Result<Vec<String>, String> {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    if lines.next() != Some("ticket") {
+        return Err("a tickets file starts with the header ticket".to_owned());
+    }
+    let tickets: Vec<String> = lines
+        .take(limit.unwrap_or(usize::MAX))
+        .map(str::to_owned)
+        .collect();
+    if tickets.is_empty() {
+        return Err("no tickets".to_owned());
+    }
+    Ok(tickets)
+}
+
+/// The ticket of a `201 {"ticket":"..."}` answer to `POST /v1/tickets`.
+fn created_ticket(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let (_, after) = text.split_once("\"ticket\"")?;
+    let value = after.trim_start().strip_prefix(':')?.trim_start();
+    let (ticket, _) = value.strip_prefix('"')?.split_once('"')?;
+    (!ticket.is_empty() && !ticket.contains('\\')).then(|| ticket.to_owned())
+}
+
+/// A `--create-tickets` file: the header, then one ticket per line.
+fn tickets_file(tickets: &[String]) -> String {
+    let mut text = String::with_capacity(7 + tickets.len() * 33);
+    text.push_str("ticket\n");
+    for ticket in tickets {
+        text.push_str(ticket);
+        text.push('\n');
+    }
+    text
 }
 
 /// Everything the connections share.
@@ -314,6 +409,8 @@ struct Tally {
     shed_latencies: Vec<u32>,
     /// A labelled run's answers per label (empty otherwise).
     per_label: Vec<LabelTally>,
+    /// `--create-tickets`: the tickets the 201s carried.
+    created: Vec<String>,
 }
 
 /// One label's answers: counted by outcome, every latency kept.
@@ -354,6 +451,7 @@ impl Tally {
         self.latencies.extend(other.latencies);
         self.ok_latencies.extend(other.ok_latencies);
         self.shed_latencies.extend(other.shed_latencies);
+        self.created.extend(other.created);
         if self.per_label.len() < other.per_label.len() {
             self.per_label
                 .resize(other.per_label.len(), LabelTally::default());
@@ -421,14 +519,22 @@ fn run_connection(
         let outcome = connected.and_then(|mut open| open.exchange(&request).map(|a| (open, a)));
         let micros = u32::try_from(scheduled.elapsed().as_micros()).unwrap_or(u32::MAX);
         tally.latencies.push(micros);
-        let expected =
-            matches!(&outcome, Ok((_, answer)) if answer.status == kind.expected_status());
+        // A creation counts only with the ticket its answer carries.
+        let created = match (&outcome, kind) {
+            (Ok((open, answer)), Kind::Create) if answer.status == 201 => {
+                created_ticket(open.body())
+            }
+            _ => None,
+        };
+        let expected = matches!(&outcome, Ok((_, answer)) if answer.status == kind.expected_status())
+            && (kind != Kind::Create || created.is_some());
         tally.label(label, expected, micros);
         match outcome {
             Ok((open, answer)) => {
-                if answer.status == kind.expected_status() {
+                if expected {
                     tally.ok += 1;
                     tally.ok_latencies.push(micros);
+                    tally.created.extend(created);
                 } else if answer.status == 503 {
                     tally.shed += 1;
                     tally.shed_retry_after += u64::from(answer.retry_after.is_some());
@@ -485,11 +591,16 @@ fn run(options: Options) -> Result<ExitCode, String> {
         )?;
         return Ok(ExitCode::SUCCESS);
     }
+    let created_file = match &options.source {
+        CodeSource::Create(path) => Some(path.clone()),
+        _ => None,
+    };
     let rows = read_rows(options.source, options.limit)?;
     let shared = Arc::new(Shared {
         target: Target {
             addr: options.addr,
             key: options.key,
+            keyed: options.keyed,
         },
         mix: options.mix,
         rows,
@@ -539,6 +650,10 @@ fn run(options: Options) -> Result<ExitCode, String> {
     for tally in &mut total.per_label {
         tally.latencies.sort_unstable();
     }
+    if let Some(path) = created_file {
+        std::fs::write(&path, tickets_file(&total.created))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     println!("{}", result_json(&total, &shared.rows.labels, seconds));
     if total.ok == 0 {
         eprintln!("tessera-load: no request succeeded");
@@ -549,18 +664,20 @@ fn run(options: Options) -> Result<ExitCode, String> {
 
 /// The requests a run sends, from either kind of file.
 fn read_rows(source: CodeSource, limit: Option<usize>) -> Result<Labelled, String> {
-    let path = match &source {
-        CodeSource::Codes { codes, .. } => codes,
-        CodeSource::Labelled(path) => path,
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     match source {
         CodeSource::Labelled(path) => {
-            Labelled::parse(&text, limit).map_err(|e| format!("{}: {e}", path.display()))
+            Labelled::parse(&read(&path)?, limit).map_err(|e| format!("{}: {e}", path.display()))
         }
+        CodeSource::Tickets(path) => read_tickets(&read(&path)?, limit)
+            .map(|tickets| Labelled::single(String::new(), tickets))
+            .map_err(|e| format!("{}: {e}", path.display())),
+        // Nothing to read: every creation has the same body (one empty row).
+        CodeSource::Create(_) => Ok(Labelled::single(String::new(), vec![String::new()])),
         CodeSource::Codes { program, codes } => {
-            let list = read_codes(&text, limit);
+            let list = read_codes(&read(&codes)?, limit);
             if list.is_empty() {
                 return Err(format!("no codes in {}", codes.display()));
             }
@@ -744,6 +861,7 @@ mod tests {
             target: Target {
                 addr: "127.0.0.1:9".parse().unwrap(),
                 key: None,
+                keyed: false,
             },
             mix: Mix::default(),
             rows: Labelled::single("prg_1".to_owned(), vec!["ab\"c".to_owned()]),
@@ -760,6 +878,140 @@ mod tests {
         assert!(text.starts_with("POST /v1/redeem HTTP/1.1\r\n"));
         assert!(text.contains(&format!("Content-Length: {}\r\n", expected_body.len())));
         assert!(text.ends_with(&format!("\r\n\r\n{expected_body}")));
+    }
+
+    #[test]
+    fn the_standalone_modes_replace_the_codes_and_need_the_key() {
+        let base = args(&["--addr", "127.0.0.1:1", "--key", "sk_x"]);
+        let mut using = base.clone();
+        using.extend(args(&["--use", "t.csv"]));
+        let options = parse_options(&using).unwrap();
+        assert_eq!(options.source, CodeSource::Tickets(PathBuf::from("t.csv")));
+        assert_eq!(options.mix, Mix::only(Kind::Use));
+        let mut creating = base.clone();
+        creating.extend(args(&[
+            "--create-tickets",
+            "out.csv",
+            "--max-requests",
+            "5",
+        ]));
+        let options = parse_options(&creating).unwrap();
+        assert_eq!(options.source, CodeSource::Create(PathBuf::from("out.csv")));
+        assert_eq!(options.mix, Mix::only(Kind::Create));
+        assert_eq!(options.max_requests, 5);
+        for keyless in [["--use", "t.csv"], ["--create-tickets", "o.csv"]] {
+            let mut list = args(&["--addr", "127.0.0.1:1"]);
+            list.extend(args(&keyless));
+            assert!(parse_options(&list).is_err(), "{keyless:?}");
+        }
+        // Another source as well, or a mix.
+        for extra in [
+            ["--codes", "c"],
+            ["--labelled", "l"],
+            ["--create-tickets", "o"],
+            ["--mix", "redeem=1"],
+        ] {
+            let mut list = using.clone();
+            list.extend(args(&extra));
+            assert!(parse_options(&list).is_err(), "{extra:?}");
+        }
+    }
+
+    #[test]
+    fn keyed_is_a_flag_that_needs_the_key() {
+        let base = args(&["--addr", "127.0.0.1:1", "--program", "p", "--codes", "c"]);
+        assert!(!parse_options(&base).unwrap().keyed);
+        let mut keyed = base.clone();
+        keyed.extend(args(&["--keyed", "--key", "sk_x"]));
+        let options = parse_options(&keyed).unwrap();
+        assert!(options.keyed);
+        assert_eq!(options.key.as_deref(), Some("sk_x"));
+        assert_eq!(options.mix, Mix::default());
+        let mut last = base.clone();
+        last.extend(args(&["--key", "sk_x", "--keyed"]));
+        assert!(parse_options(&last).unwrap().keyed);
+        let mut keyless = base;
+        keyless.push("--keyed".to_owned());
+        assert!(parse_options(&keyless).is_err());
+    }
+
+    #[test]
+    fn tickets_files_are_written_as_they_are_read() {
+        let tickets = [
+            "AbCdEfGhIjKlMnOpQrStUvWxYz012-_9".to_owned(),
+            "t2".to_owned(),
+        ];
+        let text = tickets_file(&tickets);
+        assert_eq!(text, "ticket\nAbCdEfGhIjKlMnOpQrStUvWxYz012-_9\nt2\n");
+        assert_eq!(read_tickets(&text, None).unwrap(), tickets);
+        assert_eq!(
+            read_tickets("ticket\r\nt1\r\n\nt2\n", Some(1)).unwrap(),
+            ["t1"]
+        );
+        assert!(read_tickets("t1\nt2\n", None).is_err());
+        assert!(read_tickets("ticket\n", None).is_err());
+        assert!(read_tickets(&tickets_file(&[]), None).is_err());
+    }
+
+    #[test]
+    fn a_created_ticket_is_read_from_its_answer() {
+        assert_eq!(
+            created_ticket(br#"{"ticket":"AbC-_9"}"#).as_deref(),
+            Some("AbC-_9")
+        );
+        assert_eq!(
+            created_ticket(br#"{ "ticket" : "x1" }"#).as_deref(),
+            Some("x1")
+        );
+        for bad in [
+            &br#"{"ticket":""}"#[..],
+            br#"{"id":"x"}"#,
+            br#"{"ticket":1}"#,
+            b"\xff",
+        ] {
+            assert_eq!(created_ticket(bad), None, "{bad:?}");
+        }
+        let mut one = Tally {
+            created: vec!["a".to_owned()],
+            ..Tally::default()
+        };
+        one.add(Tally {
+            created: vec!["b".to_owned()],
+            ..Tally::default()
+        });
+        assert_eq!(one.created, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_use_run_sends_its_tickets_round_robin_with_the_key() {
+        let shared = Shared {
+            target: Target {
+                addr: "127.0.0.1:9".parse().unwrap(),
+                key: Some("sk_x".to_owned()),
+                keyed: false,
+            },
+            mix: Mix::only(Kind::Use),
+            rows: Labelled::single(String::new(), vec!["t1".to_owned(), "t2".to_owned()]),
+            next_request: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
+            max_requests: 3,
+            failures_shown: AtomicUsize::new(0),
+            wait_on_503: false,
+        };
+        let (mut out, mut body) = (Vec::new(), String::new());
+        for expected in ["t1", "t2", "t1"] {
+            assert_eq!(shared.request(&mut out, &mut body), (Kind::Use, 0));
+            let text = String::from_utf8(out.clone()).unwrap();
+            assert!(
+                text.starts_with("POST /v1/tickets/use HTTP/1.1\r\n"),
+                "{text}"
+            );
+            assert!(text.contains("Authorization: Bearer sk_x\r\n"), "{text}");
+            assert!(
+                text.ends_with(&format!(r#"{{"ticket":"{expected}"}}"#)),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! What the load consists of: by default only redemptions of issued codes; with
 //! `--mix`, a weighted mix of redemptions that succeed, redemptions that fail,
-//! issuance and holds — the mixed traffic of the soak.
+//! issuance and holds — the mixed traffic of the soak; with `--use` or
+//! `--create-tickets`, only uses or only creations of standalone tickets (the
+//! Authen-compatible API). With `--keyed`, redemptions carry the key too (the
+//! authenticated redemption).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -18,19 +21,28 @@ pub(crate) enum Kind {
     Issue,
     /// `POST /v1/holds` of an issued code for one second, with the key: 201.
     Hold,
+    /// `POST /v1/tickets/use` of a standalone ticket, with the key: 200.
+    Use,
+    /// `POST /v1/tickets` of a standalone ticket that never expires and has
+    /// unlimited uses (`{"ttl":0,"uses":0}`), with the key: 201.
+    Create,
 }
 
 impl Kind {
     pub(crate) fn expected_status(self) -> u16 {
         match self {
-            Self::Redeem => 200,
+            Self::Redeem | Self::Use => 200,
             Self::Fail => 404,
-            Self::Issue | Self::Hold => 201,
+            Self::Issue | Self::Hold | Self::Create => 201,
         }
     }
 
     fn needs_key(self) -> bool {
-        matches!(self, Self::Issue | Self::Hold)
+        matches!(self, Self::Issue | Self::Hold | Self::Use | Self::Create)
+    }
+
+    fn is_redemption(self) -> bool {
+        matches!(self, Self::Redeem | Self::Fail)
     }
 }
 
@@ -46,6 +58,11 @@ impl Default for Mix {
 }
 
 impl Mix {
+    /// Every request of one kind (`--use`, `--create-tickets`).
+    pub(crate) fn only(kind: Kind) -> Self {
+        Self(vec![(kind, 1)])
+    }
+
     /// `redeem=70,fail=15,issue=10,hold=5`.
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let mut weights = Vec::new();
@@ -93,11 +110,20 @@ impl Mix {
 pub(crate) struct Target {
     pub(crate) addr: SocketAddr,
     pub(crate) key: Option<String>,
+    /// `--keyed`: redemptions (and failing ones) carry the key as well, not only
+    /// the kinds that need it.
+    pub(crate) keyed: bool,
 }
 
 impl Target {
-    /// Request `k` of kind `kind` into `out`; `code` is the issued code it uses,
-    /// `program` the program it names.
+    /// Whether a request of `kind` carries `Authorization: Bearer <key>`.
+    fn sends_key(&self, kind: Kind) -> bool {
+        kind.needs_key() || (self.keyed && kind.is_redemption())
+    }
+
+    /// Request `k` of kind `kind` into `out`; `code` is the issued code it uses
+    /// (for `Use`, the standalone ticket), `program` the program it names (none
+    /// for `Use` and `Create`).
     pub(crate) fn request(
         &self,
         kind: Kind,
@@ -135,6 +161,16 @@ impl Target {
                 body.push_str("{}");
                 format!("/v1/programs/{program}/tickets")
             }
+            Kind::Use => {
+                body.push_str("{\"ticket\":");
+                json_string(body, code);
+                body.push('}');
+                "/v1/tickets/use".to_owned()
+            }
+            Kind::Create => {
+                body.push_str("{\"ttl\":0,\"uses\":0}");
+                "/v1/tickets".to_owned()
+            }
         };
         out.clear();
         let _ = write!(
@@ -142,7 +178,7 @@ impl Target {
             "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n",
             self.addr
         );
-        if let (true, Some(key)) = (kind.needs_key(), &self.key) {
+        if let (true, Some(key)) = (self.sends_key(kind), &self.key) {
             let _ = write!(VecWriter(out), "Authorization: Bearer {key}\r\n");
         }
         let _ = write!(
@@ -178,6 +214,7 @@ mod tests {
         let target = Target {
             addr: "127.0.0.1:9".parse().unwrap(),
             key: Some("sk_x".to_owned()),
+            keyed: false,
         };
         let (mut out, mut body) = (Vec::new(), String::new());
         target.request(Kind::Hold, 0, "prg_1", "AbCd1234", &mut out, &mut body);
@@ -192,5 +229,62 @@ mod tests {
         target.request(Kind::Issue, 1, "prg_1", "AbCd1234", &mut out, &mut body);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("POST /v1/programs/prg_1/tickets HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn keyed_redemptions_carry_the_key_and_anonymous_ones_do_not() {
+        let mut target = Target {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            key: Some("sk_x".to_owned()),
+            keyed: false,
+        };
+        let (mut out, mut body) = (Vec::new(), String::new());
+        target.request(Kind::Redeem, 0, "prg_1", "AbCd1234", &mut out, &mut body);
+        let anonymous = String::from_utf8(out.clone()).unwrap();
+        assert!(!anonymous.contains("Authorization"), "{anonymous}");
+        target.keyed = true;
+        for kind in [Kind::Redeem, Kind::Fail] {
+            target.request(kind, 7, "prg_1", "AbCd1234", &mut out, &mut body);
+            let text = String::from_utf8(out.clone()).unwrap();
+            assert!(text.starts_with("POST /v1/redeem HTTP/1.1\r\n"), "{text}");
+            assert!(text.contains("Authorization: Bearer sk_x\r\n"), "{text}");
+        }
+        // The same body as the anonymous redemption: only the header differs.
+        target.request(Kind::Redeem, 0, "prg_1", "AbCd1234", &mut out, &mut body);
+        let keyed = String::from_utf8(out).unwrap();
+        assert_eq!(
+            keyed.replace("Authorization: Bearer sk_x\r\n", ""),
+            anonymous
+        );
+    }
+
+    #[test]
+    fn standalone_uses_and_creations_carry_the_key() {
+        let target = Target {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            key: Some("sk_x".to_owned()),
+            keyed: false,
+        };
+        let (mut out, mut body) = (Vec::new(), String::new());
+        let ticket = "AbCdEfGhIjKlMnOpQrStUvWxYz012-_9";
+        target.request(Kind::Use, 3, "", ticket, &mut out, &mut body);
+        let text = String::from_utf8(out.clone()).unwrap();
+        let expected = format!(r#"{{"ticket":"{ticket}"}}"#);
+        assert!(
+            text.starts_with("POST /v1/tickets/use HTTP/1.1\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("Authorization: Bearer sk_x\r\n"), "{text}");
+        assert!(text.contains(&format!("Content-Length: {}\r\n", expected.len())));
+        assert!(text.ends_with(&format!("\r\n\r\n{expected}")), "{text}");
+        target.request(Kind::Create, 4, "", "", &mut out, &mut body);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("POST /v1/tickets HTTP/1.1\r\n"), "{text}");
+        assert!(text.contains("Authorization: Bearer sk_x\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\n{\"ttl\":0,\"uses\":0}"), "{text}");
+        assert_eq!(Kind::Use.expected_status(), 200);
+        assert_eq!(Kind::Create.expected_status(), 201);
+        assert!(Mix::only(Kind::Use).needs_key());
+        assert_eq!(Mix::only(Kind::Create).kind_of(5), Kind::Create);
     }
 }
