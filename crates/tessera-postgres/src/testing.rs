@@ -2,8 +2,14 @@
 //! was migrated once, so tests run in parallel without sharing state.
 //!
 //! The server comes from `TESSERA_TEST_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`); its role must be allowed to
-//! create databases.
+//! `postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable`); its role must
+//! be allowed to create databases.
+//!
+//! The default turns TLS off: on loopback it buys nothing, and it keeps OpenSSL
+//! out of the test processes' connections. With TLS, a pool's worker thread still
+//! connecting while a test binary exits races OpenSSL's exit handler, a known way
+//! for the binary to die with SIGSEGV after every test passed
+//! (diesel-rs/diesel#3441), as tests/lifecycle.rs did once here.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -15,7 +21,7 @@ use rand::Rng;
 use crate::setup::{build_pool, database_exists, migrate, quote_ident, DatabaseUrl};
 use crate::{PgPool, SetupError};
 
-const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
 /// Serialises template builds across test processes ("tessera" + 2).
 const TEMPLATE_LOCK: i64 = 0x7465_7373_6572_6102;
 const MAINTENANCE_DB: &str = "postgres";
