@@ -111,6 +111,16 @@ pub enum ImportOutcome {
     RolledBack { taken: Vec<u64> },
 }
 
+/// The API key a queued request was vouched for by from this process's memory,
+/// which may not have heard of its delete yet: the statement that spends the use
+/// checks, in its own snapshot, that this key still exists, so a key whose delete
+/// was acknowledged before the request began never spends one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerKey {
+    pub tenant_id: tessera_domain::TenantId,
+    pub key_id: tessera_domain::ApiKeyId,
+}
+
 /// One redemption attempt, as the store evaluates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedemptionAttempt {

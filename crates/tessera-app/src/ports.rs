@@ -20,8 +20,9 @@ use tessera_domain::{HoldId, RedemptionId, RollbackReason};
 use thiserror::Error;
 
 use crate::model::{
-    AccessToken, ApiKey, Grant, ImportOutcome, ImportSource, NewTicket, Page, RedemptionAttempt,
-    SecretHash, StandaloneDeletion, StandaloneUse, Tenant, TicketChanges, TicketView,
+    AccessToken, ApiKey, CallerKey, Grant, ImportOutcome, ImportSource, NewTicket, Page,
+    RedemptionAttempt, SecretHash, StandaloneDeletion, StandaloneUse, Tenant, TicketChanges,
+    TicketView,
 };
 use crate::throttle::FailureSubject;
 
@@ -112,12 +113,14 @@ pub trait AccessStore: Send + Sync {
         tenant: Option<TenantId>,
         key_hash: SecretHash,
     ) -> StoreResult<Option<ApiKey>>;
-    /// `find_api_key` answered from this process's memory, without blocking the
-    /// caller's thread: `Some(key)` MUST be what `find_api_key` would answer now —
-    /// no delete committed before this call began may be missed. Resolves `None`
-    /// when memory cannot say (a key not cached, a cache that is off): the caller
-    /// then asks `find_api_key` on a thread that may block. Returns no [`Later`]
-    /// when the store keeps no such cache.
+    /// The key as this process's memory knows it, without blocking the caller's
+    /// thread and without asking the database: it MAY still be a key deleted a
+    /// moment ago (memory hears of deletes later), so what it vouches for MUST
+    /// only spend a use through a statement that checks the key
+    /// ([`CallerKey`](crate::model::CallerKey) of `redeem_later`, `use_ticket_later`),
+    /// and a refusal MUST be answered only after `find_api_key` confirmed the key.
+    /// Resolves `None` when memory does not know the key; returns no [`Later`] when
+    /// the store keeps no such cache.
     fn find_api_key_in_memory(&self, key_hash: SecretHash) -> Option<Later<Option<ApiKey>>>;
     /// The tenant's keys, oldest first.
     fn list_api_keys(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKey>>;
@@ -274,8 +277,14 @@ pub trait RedemptionStore: Send + Sync {
     /// answered once its batch committed: `Some(grant)` for a counted use, `None`
     /// when the statement refused — then nothing was written and the caller MUST
     /// finish with [`Self::classify_refused`]. Returns no [`Later`] when the store
-    /// has no queue (the caller then uses `redeem`).
-    fn redeem_later(&self, attempt: &RedemptionAttempt) -> Option<Later<Option<Grant>>>;
+    /// has no queue (the caller then uses `redeem`). With a `caller_key`, the
+    /// statement MUST refuse (write nothing, `None`) unless that key exists in
+    /// its own snapshot.
+    fn redeem_later(
+        &self,
+        attempt: &RedemptionAttempt,
+        caller_key: Option<CallerKey>,
+    ) -> Option<Later<Option<Grant>>>;
 
     /// The rest of `redeem` once its statement refused: classifies and records the
     /// failure exactly as `redeem` does, running the statement again when the rows
@@ -430,13 +439,16 @@ pub trait StandaloneStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<StandaloneUse>>;
     /// `use_ticket` queued for the store's own threads and answered once its
-    /// batch committed (never a use that was not). Returns no [`Later`] when the
-    /// store has no queue (the caller then uses `use_ticket`).
+    /// batch committed (never a use that was not). The statement MUST refuse
+    /// (spend nothing, `None`) unless the caller's key `caller_key` of `tenant`
+    /// exists in its own snapshot. Returns no [`Later`] when the store has no
+    /// queue (the caller then uses `use_ticket`).
     fn use_ticket_later(
         &self,
         tenant: &TenantId,
         token_hash: SecretHash,
         now: DateTime<Utc>,
+        caller_key: ApiKeyId,
     ) -> Option<Later<Option<StandaloneUse>>>;
     /// Deletes a live ticket, telling what it had left; `NothingLive` when there
     /// was no live ticket with that hash.

@@ -274,9 +274,12 @@ pub type Awaited<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Se
 /// classification) goes to the blocking pool. Every answer, count and event is
 /// that of the blocking use case it stands for.
 pub trait QueuedUseCases: Send + Sync {
-    /// The caller a presented key names, when this process can vouch for it from
-    /// memory (`AccessUseCases::authenticate`'s answer, deletes included); `None`
-    /// when it cannot say: then `authenticate` on the blocking pool.
+    /// The caller a presented key names, as this process's memory knows it —
+    /// which may lag a delete: a use is then spent only by a statement that checks
+    /// the key, and the caller MUST confirm the key with
+    /// `AccessUseCases::authenticate` before answering anything but a success.
+    /// `None` when memory does not know the key: then `authenticate` on the
+    /// blocking pool.
     fn authenticate_in_memory(&self, key: &PresentedApiKey) -> Awaited<Option<Principal>>;
 
     /// Starts the redemption, as `RedeemUseCases::redeem` with this caller.

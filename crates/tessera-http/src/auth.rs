@@ -116,6 +116,19 @@ pub(crate) fn resolve(
     state.access.authenticate(key)
 }
 
+/// Confirms a presented key (if any) on the blocking pool, with the access
+/// store's full check: an unknown or deleted key is `401 unauthorized`. For
+/// answers given after the key was taken from memory, which may lag a delete.
+pub(crate) async fn confirm(
+    state: &web::Data<AppState>,
+    key: Option<PresentedApiKey>,
+) -> Result<Option<Principal>, ApiError> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    authenticate(state.clone(), key).await.map(Some)
+}
+
 /// Checks the operator token: the route does not exist (`404`) when no token is
 /// configured; a missing or different token is `401`. Constant-time comparison.
 pub(crate) fn require_operator(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {

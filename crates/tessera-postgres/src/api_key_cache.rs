@@ -12,11 +12,13 @@
 //! the next query, so every delete acknowledged before the lookup began is in
 //! hand. One round trip serves every lookup waiting when it starts (32 concurrent
 //! requests share one), and it is an empty query on an idle connection: no
-//! pooled connection, no table read. The round trips run on a thread of their
-//! own that holds the listener; a lookup either waits for its round on a condition
-//! variable (`find_api_key`, on a thread that may block) or awaits it as a future
-//! (`find_api_key_in_memory`, on an HTTP worker: no blocking-pool hop at all for a
-//! known key).
+//! blocking-pool hop, no pooled connection, no table read.
+//!
+//! The hot paths do without even that round trip (`find_api_key_in_memory`): they
+//! take the key as cached, and the statement that spends the use checks that the
+//! key still exists (`CallerKey`); anything but a success is answered only once
+//! `find_api_key` confirmed the key, which also empties a cache that missed a
+//! notice.
 //!
 //! Correctness over speed: while the listener is lost (its round trip failed), the
 //! cache is empty and bypassed, every lookup reads the database, and a new listener
@@ -25,12 +27,11 @@
 //! the key's hash (never the key): a key created a moment ago is found at once.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use diesel::sql_types::Integer;
 use diesel::{sql_query, Connection, IntoSql, PgConnection, RunQueryDsl};
-use futures_channel::oneshot;
 use tessera_app::model::{ApiKey, SecretHash, Tenant};
 use tessera_app::ports::{AccessStore, Later, StoreResult};
 use tessera_domain::{ApiKeyId, TenantId};
@@ -59,35 +60,12 @@ struct State {
     /// Round trips started and completed; one is in flight iff they differ.
     started: u64,
     completed: u64,
-    /// The last round trip asked for: the round-trip thread runs rounds until
-    /// `completed` reaches it.
-    wanted: u64,
-    /// Lookups awaited on a thread that must not block, each with the round it
-    /// waits for.
-    waiting: Vec<(u64, oneshot::Sender<()>)>,
-    thread: RoundTrips,
-}
-
-/// The thread that runs the round trips (started by the first lookup).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RoundTrips {
-    NotStarted,
-    Running,
-    /// It could not be started: the cache stays off, every lookup reads the table.
-    Unavailable,
-    /// The cache was dropped: the thread ends.
-    Stopping,
 }
 
 impl State {
     fn empty(&mut self) {
         self.entries.clear();
         self.generation += 1;
-    }
-
-    /// Whether a lookup that began when `round` was asked for may trust the cache.
-    fn trusted(&self, round: u64) -> bool {
-        self.completed >= round && self.listening
     }
 }
 
@@ -154,65 +132,66 @@ fn listen(url: &str) -> diesel::ConnectionResult<PgConnection> {
     Ok(conn)
 }
 
-/// What the cache and its round-trip thread share.
-struct Shared {
+/// [`PgStore`]'s `AccessStore` with the key cache in front of `find_api_key`;
+/// every other method is the store's, and a delete empties this process's cache
+/// itself without waiting for its notice.
+pub struct CachedAccess {
+    store: PgStore,
     url: String,
     state: Mutex<State>,
-    /// Wakes the round-trip thread: a round asked for, or the cache dropped.
-    round_wanted: Condvar,
-    /// Wakes the blocking lookups waiting for a round trip to complete.
+    /// Wakes the lookups waiting for a round trip to complete.
     round_done: Condvar,
 }
 
-impl Shared {
+impl std::fmt::Debug for CachedAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("CachedAccess")
+            .field("listening", &state.listening)
+            .field("entries", &state.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedAccess {
+    /// Caches in front of `store`; listens on its own connection to `database_url`
+    /// (the first lookup connects it).
+    pub fn new(store: PgStore, database_url: &str) -> Self {
+        Self {
+            store,
+            url: database_url.to_owned(),
+            state: Mutex::new(State {
+                listener: None,
+                listening: false,
+                next_attempt: Instant::now(),
+                entries: HashMap::new(),
+                generation: 0,
+                started: 0,
+                completed: 0,
+            }),
+            round_done: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state is a cache: after a panic elsewhere it is still a valid one.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Asks for a round trip that begins after this call; the round to wait for,
-    /// or `None` when no round trip can run (the cache is then not to be used).
-    fn ask_round(self: &Arc<Self>, state: &mut State) -> Option<u64> {
-        if state.thread == RoundTrips::NotStarted {
-            let shared = Arc::clone(self);
-            let started = std::thread::Builder::new()
-                .name("api-key-listener".to_owned())
-                .spawn(move || shared.run_round_trips());
-            state.thread = match started {
-                Ok(_) => RoundTrips::Running,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot start the API-key listener; the cache is off");
-                    RoundTrips::Unavailable
-                }
-            };
-        }
-        if state.thread != RoundTrips::Running {
-            return None;
-        }
-        // A round in flight began before this call: the next one is needed.
-        let round = state.started + 1;
-        if state.wanted < round {
-            state.wanted = round;
-            self.round_wanted.notify_one();
-        }
-        Some(round)
-    }
-
-    /// The round-trip thread: one round at a time while any is wanted, every
-    /// waiter told as soon as its round completed.
-    fn run_round_trips(&self) {
+    /// The state once a round trip that began after this call has completed.
+    fn synced(&self) -> MutexGuard<'_, State> {
         let mut state = self.lock();
+        let needed = state.started + 1;
         loop {
-            while state.thread == RoundTrips::Running && state.wanted <= state.completed {
+            if state.completed >= needed {
+                return state;
+            }
+            if state.started > state.completed {
                 state = self
-                    .round_wanted
+                    .round_done
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
-            }
-            if state.thread != RoundTrips::Running {
-                // Dropped untold, the awaited lookups resolve as misses.
-                state.waiting.clear();
-                return;
+                continue;
             }
             state.started += 1;
             let round = state.started;
@@ -241,96 +220,12 @@ impl Shared {
             }
             state.completed = round;
             self.round_done.notify_all();
-            let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.waiting)
-                .into_iter()
-                .partition(|(needed, _)| *needed <= round);
-            state.waiting = waiting;
-            for (_, waiter) in done {
-                // A waiter whose future was dropped is gone: nothing to tell.
-                let _ = waiter.send(());
-            }
         }
-    }
-
-    /// The state once a round trip that began after this call has completed (or
-    /// at once when none can run: `listening` then says the cache is off).
-    fn synced(self: &Arc<Self>) -> MutexGuard<'_, State> {
-        let mut state = self.lock();
-        let Some(round) = self.ask_round(&mut state) else {
-            state.listening = false;
-            return state;
-        };
-        while state.completed < round {
-            state = self
-                .round_done
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        state
-    }
-}
-
-/// [`PgStore`]'s `AccessStore` with the key cache in front of `find_api_key`;
-/// every other method is the store's, and a delete empties this process's cache
-/// itself without waiting for its notice.
-pub struct CachedAccess {
-    store: PgStore,
-    shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for CachedAccess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.shared.lock();
-        f.debug_struct("CachedAccess")
-            .field("listening", &state.listening)
-            .field("entries", &state.entries.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for CachedAccess {
-    fn drop(&mut self) {
-        let mut state = self.shared.lock();
-        if state.thread == RoundTrips::Running {
-            state.thread = RoundTrips::Stopping;
-            self.shared.round_wanted.notify_all();
-        }
-    }
-}
-
-impl CachedAccess {
-    /// Caches in front of `store`; listens on its own connection to `database_url`
-    /// (the first lookup starts the thread that holds it).
-    pub fn new(store: PgStore, database_url: &str) -> Self {
-        Self {
-            store,
-            shared: Arc::new(Shared {
-                url: database_url.to_owned(),
-                state: Mutex::new(State {
-                    listener: None,
-                    listening: false,
-                    next_attempt: Instant::now(),
-                    entries: HashMap::new(),
-                    generation: 0,
-                    started: 0,
-                    completed: 0,
-                    wanted: 0,
-                    waiting: Vec::new(),
-                    thread: RoundTrips::NotStarted,
-                }),
-                round_wanted: Condvar::new(),
-                round_done: Condvar::new(),
-            }),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared.lock()
     }
 
     /// Whether the listener is connected (and the cache therefore in use).
     pub fn is_listening(&self) -> bool {
-        self.shared.synced().listening
+        self.synced().listening
     }
 }
 
@@ -356,7 +251,7 @@ impl AccessStore for CachedAccess {
         key_hash: SecretHash,
     ) -> StoreResult<Option<ApiKey>> {
         let generation = {
-            let state = self.shared.synced();
+            let state = self.synced();
             if state.listening {
                 if let Some(key) = state.entries.get(&key_hash.0) {
                     return Ok(Some(key.clone()));
@@ -380,30 +275,20 @@ impl AccessStore for CachedAccess {
         Ok(found)
     }
 
-    /// A hit once a round trip that began after this call completed, as
-    /// `find_api_key`'s; the wait is on a future the round-trip thread answers,
-    /// so the caller's thread is not held. A miss is `None`: only the table can
-    /// tell an unknown key, and reading it blocks.
+    /// The cached key as it is, with no round trip: it may be a key whose delete
+    /// this process has not heard of yet, which is the port's contract — the
+    /// statement that spends a use checks the key, and a refusal is answered
+    /// only after `find_api_key` (with its round trip) confirmed it. A key not
+    /// cached, or a cache that is off (the listener lost), is `None`.
     fn find_api_key_in_memory(&self, key_hash: SecretHash) -> Option<Later<Option<ApiKey>>> {
-        let shared = Arc::clone(&self.shared);
-        let (told, done) = oneshot::channel();
-        let round = {
-            let mut state = shared.lock();
-            let round = shared.ask_round(&mut state)?;
-            state.waiting.push((round, told));
-            round
-        };
-        Some(Box::pin(async move {
-            // Only a stopped thread drops a waiter untold: the cache is off then.
-            if done.await.is_err() {
-                return Ok(None);
-            }
-            let state = shared.lock();
-            Ok(state
-                .trusted(round)
+        let found = {
+            let state = self.lock();
+            state
+                .listening
                 .then(|| state.entries.get(&key_hash.0).cloned())
-                .flatten())
-        }))
+                .flatten()
+        };
+        Some(Box::pin(std::future::ready(Ok(found))))
     }
 
     fn list_api_keys(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKey>> {

@@ -226,6 +226,18 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
         "'ten_a', sha256('key'::bytea)",
     );
     assert_probes(&key, "api_keys", &["api_keys_key_hash_unique"]);
+    // The group commit's check of a key taken from memory (`statements.rs`): by
+    // the key's tenant and id, its primary key. (Written as `EXISTS`, the planner
+    // turned it into a hashed subplan that reads all of api_keys per batch.)
+    let caller_key = prepared_plan(
+        &mut conn,
+        "text[], text[]",
+        "SELECT u.ord FROM unnest($1, $2) WITH ORDINALITY AS u(key_tenant, key_id, ord) \
+         WHERE u.key_id IS NULL OR (SELECT true FROM api_keys k \
+             WHERE k.tenant_id = u.key_tenant AND k.id = u.key_id) IS TRUE",
+        "ARRAY['ten_a'], ARRAY['key_a']",
+    );
+    assert_probes(&caller_key, "api_keys", &["api_keys_pkey"]);
 
     // The directories a tenant-less identifier is routed through.
     let program_route = prepared_plan(

@@ -37,8 +37,12 @@ impl RedemptionStore for MeteredRedemptions {
 
     /// A success is counted when it is known; a refusal is counted (with its
     /// reason) by `classify_refused`, which finishes it.
-    fn redeem_later(&self, attempt: &RedemptionAttempt) -> Option<Later<Option<Grant>>> {
-        let queued = self.0.redeem_later(attempt)?;
+    fn redeem_later(
+        &self,
+        attempt: &RedemptionAttempt,
+        caller_key: Option<tessera_app::model::CallerKey>,
+    ) -> Option<Later<Option<Grant>>> {
+        let queued = self.0.redeem_later(attempt, caller_key)?;
         Some(Box::pin(async move {
             let outcome = queued.await;
             if let Ok(Some(_)) = &outcome {

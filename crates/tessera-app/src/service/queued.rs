@@ -4,7 +4,11 @@
 //! thread — the presented key too, from the access store's cache — the store's
 //! batch answers the awaited future, and only what needs the database (a key not
 //! cached, a refusal's classification, a program not cached yet, a failure counted
-//! through the shared ledger) goes to the blocking pool. Public failures all take
+//! through the shared ledger) goes to the blocking pool. A key is taken from memory
+//! as it is known there, which may lag a delete: the statement that spends the
+//! use checks the key itself (`CallerKey`), and the HTTP adapter confirms the key
+//! through `AccessUseCases::authenticate` before it answers anything but a
+//! success. Public failures all take
 //! one path — the queued statement (or the probe's), then the rest on the
 //! blocking pool — so they take one time.
 
@@ -14,6 +18,7 @@ use tessera_domain::{Permission, PresentedApiKey, PresentedTicket, StandaloneTok
 
 use super::redeem::{Prepared, Reach, Screened, Stage};
 use super::{require, Tessera};
+use crate::model::CallerKey;
 use crate::throttle::Admission;
 use crate::usecases::{
     Awaited, Principal, QueuedRedemption, QueuedUse, QueuedUseCases, RedeemRequest, Redemption,
@@ -70,8 +75,16 @@ impl QueuedUseCases for Tessera {
                     }
                 }
                 Screened::Ready(prepared) => {
-                    let Some(queued) = self.ports.redemptions.redeem_later(&prepared.attempt)
-                    else {
+                    // A key vouched for from memory is checked by the statement.
+                    let caller_key = caller.as_ref().map(|caller| CallerKey {
+                        tenant_id: caller.tenant_id.clone(),
+                        key_id: caller.key_id.clone(),
+                    });
+                    let queued = self
+                        .ports
+                        .redemptions
+                        .redeem_later(&prepared.attempt, caller_key);
+                    let Some(queued) = queued else {
                         prepared.admission.withdraw();
                         return QueuedRedemption::Unqueued(caller, request);
                     };
@@ -134,11 +147,12 @@ impl QueuedUseCases for Tessera {
             };
             let hash = self.ports.hasher.standalone_hash(&caller.tenant_id, &token);
             let now = self.ports.clock.now();
-            let Some(queued) = self
-                .ports
-                .standalone
-                .use_ticket_later(&caller.tenant_id, hash, now)
-            else {
+            let Some(queued) = self.ports.standalone.use_ticket_later(
+                &caller.tenant_id,
+                hash,
+                now,
+                caller.key_id.clone(),
+            ) else {
                 return QueuedUse::Unqueued(caller, presented);
             };
             QueuedUse::Done(match queued.await {

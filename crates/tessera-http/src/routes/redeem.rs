@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::json;
-use crate::auth::{resolve, OptionalPresentedKey};
+use crate::auth::{confirm, resolve, OptionalPresentedKey};
 use crate::client_addr::client_address;
 use crate::dto::redeem::{RedeemRequestBody, RedeemResponse, ResolvedRedeem};
 use crate::error::{ApiError, ErrorBody};
@@ -13,6 +13,7 @@ use crate::state::{run, AppState};
 use tessera_app::usecases::{
     Principal, QueuedRedemption, QueuedUseCases, RedeemRequest, Redemption,
 };
+use tessera_domain::PresentedApiKey;
 
 /// Redeems one use of a code (or of a `signedCode`, as issued). No key needed;
 /// with a key of the program's tenant that may see details, failures carry their
@@ -50,10 +51,16 @@ pub(crate) async fn redeem(
             Some(key) => queue.authenticate_in_memory(key).await.map(Some),
         };
         if let Some(caller) = caller {
-            let mut resolved = resolved?;
+            let mut resolved = match resolved {
+                Ok(resolved) => resolved,
+                Err(error) => {
+                    confirm(&state, key.0).await?;
+                    return Err(error);
+                }
+            };
             resolved.request.client = client;
             let include_program_id = resolved.include_program_id;
-            let redemption = redeem_queued(&state, queue, caller, resolved.request).await?;
+            let redemption = redeem_queued(&state, queue, key.0, caller, resolved.request).await?;
             return Ok(json(
                 StatusCode::OK,
                 &RedeemResponse::new(redemption, include_program_id),
@@ -85,20 +92,37 @@ pub(crate) async fn redeem(
 /// A redemption through the store's queue, awaited on this worker: no
 /// blocking-pool thread waits for the batch. A refusal (or an attempt the queue
 /// cannot take) finishes on the blocking pool, where the database may be read.
+/// A key taken from memory may have been deleted since: the statement checks it
+/// before it spends a use, and every other answer waits for the key to be
+/// confirmed (`resolve`), so a deleted key is `401`, never a reason.
 async fn redeem_queued(
     state: &web::Data<AppState>,
     queue: Arc<dyn QueuedUseCases>,
+    presented: Option<PresentedApiKey>,
     caller: Option<Principal>,
     request: RedeemRequest,
 ) -> Result<Redemption, ApiError> {
     match queue.clone().redeem_queued(caller, request).await {
-        QueuedRedemption::Done(result) => Ok(result?),
-        QueuedRedemption::Refused(caller, request) => {
-            run(move || queue.redeem_refused(caller, request)).await
+        QueuedRedemption::Done(Ok(redemption)) => Ok(redemption),
+        QueuedRedemption::Done(Err(error)) => {
+            confirm(state, presented).await?;
+            Err(error.into())
         }
-        QueuedRedemption::Unqueued(caller, request) => {
-            let redeem = state.redeem.clone();
-            run(move || redeem.redeem(caller, request)).await
+        QueuedRedemption::Refused(_, request) => {
+            let state = state.clone();
+            run(move || {
+                let caller = presented.map(|key| resolve(&state, &key)).transpose()?;
+                queue.redeem_refused(caller, request)
+            })
+            .await
+        }
+        QueuedRedemption::Unqueued(_, request) => {
+            let state = state.clone();
+            run(move || {
+                let caller = presented.map(|key| resolve(&state, &key)).transpose()?;
+                state.redeem.redeem(caller, request)
+            })
+            .await
         }
     }
 }

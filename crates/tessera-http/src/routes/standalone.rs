@@ -6,7 +6,7 @@ use tessera_app::AppError;
 use tessera_domain::PageRequest;
 
 use super::json;
-use crate::auth::{resolve, Caller, PresentedKey};
+use crate::auth::{confirm, resolve, Caller, PresentedKey};
 use crate::dto::common::{page_bounds, PageQuery};
 use crate::dto::standalone::{
     CreateStandaloneRequest, CreatedStandaloneResponse, DeletedStandaloneResponse, StandaloneList,
@@ -58,13 +58,30 @@ pub(crate) async fn use_standalone(
     let presented = body.into_inner();
     if let Some(queue) = state.queued.clone() {
         // A key this process knows: the use is awaited on this worker.
+        // A key may have been deleted since memory learnt it: the statement
+        // checks it before spending the use, and any other answer waits for the
+        // key to be confirmed (a deleted key is `401`, not `404`).
         if let Some(caller) = queue.authenticate_in_memory(&key.0).await {
-            let ticket = presented?.ticket;
+            let ticket = match presented {
+                Ok(body) => body.ticket,
+                Err(error) => {
+                    confirm(&state, Some(key.0)).await?;
+                    return Err(error);
+                }
+            };
             let used = match queue.use_standalone_queued(caller, ticket).await {
-                QueuedUse::Done(used) => used,
-                QueuedUse::Unqueued(caller, ticket) => {
-                    let standalone = state.standalone.clone();
-                    run(move || Ok(standalone.use_standalone(&caller, &ticket))).await?
+                QueuedUse::Done(Ok(used)) => Ok(used),
+                QueuedUse::Done(Err(error)) => {
+                    confirm(&state, Some(key.0)).await?;
+                    Err(error)
+                }
+                QueuedUse::Unqueued(_, ticket) => {
+                    let state = state.clone();
+                    run(move || {
+                        let caller = resolve(&state, &key.0)?;
+                        Ok(state.standalone.use_standalone(&caller, &ticket))
+                    })
+                    .await?
                 }
             };
             return used_answer(used);

@@ -26,7 +26,11 @@ struct Scripted {
 
 impl QueuedUseCases for Scripted {
     fn authenticate_in_memory(&self, key: &PresentedApiKey) -> Awaited<Option<Principal>> {
-        let known = (key.expose_secret() == REDEEMER_KEY).then(|| principal(Role::Redeemer));
+        // Memory may lag a delete: it still knows DELETED_KEY, which the
+        // blocking lookup (`Mocks::new`) refuses.
+        let known = [REDEEMER_KEY, DELETED_KEY]
+            .contains(&key.expose_secret())
+            .then(|| principal(Role::Redeemer));
         Box::pin(std::future::ready(known))
     }
 
@@ -83,6 +87,9 @@ impl QueuedUseCases for Scripted {
         })
     }
 }
+
+/// A key this process's memory still knows, deleted from the database.
+const DELETED_KEY: &str = "tsk_deleted_meanwhile";
 
 fn body(code: &str) -> String {
     format!(r#"{{"code":"{code}","programId":"{PROGRAM_ID}"}}"#)
@@ -252,4 +259,35 @@ async fn a_standalone_use_the_queue_hands_back_or_a_key_not_in_memory_runs_block
     .await;
     reply.assert_error(401, "unauthorized");
     assert!(queue.used.lock().unwrap().is_empty());
+}
+
+#[actix_web::test]
+async fn a_key_memory_still_knows_is_confirmed_before_anything_but_a_success() {
+    // The statement checked the key (the store's business): a success stands.
+    let (mocks, queue) = with_queue(0);
+    let reply = send(
+        mocks,
+        post_json("/v1/redeem", Some(DELETED_KEY), &body("GRANTED")),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(queue.queued.lock().unwrap().len(), 1);
+    // Every other answer waits for the key's confirmation, which refuses it.
+    for (path, request) in [
+        ("/v1/redeem", body("REFUSED")),
+        ("/v1/redeem", body("BUSY")),
+        ("/v1/redeem", body("UNCACHED")),
+        ("/v1/redeem", r#"{"code":"GRANTED"}"#.to_owned()),
+        ("/v1/tickets/use", use_body("gone")),
+        ("/v1/tickets/use", use_body("unqueued")),
+        ("/v1/tickets/use", "not json".to_owned()),
+    ] {
+        let (mocks, queue) = with_queue(0);
+        let reply = send(mocks, post_json(path, Some(DELETED_KEY), &request)).await;
+        reply.assert_error(401, "unauthorized");
+        assert!(
+            queue.finished.lock().unwrap().is_empty(),
+            "{path} {request}: nothing finished for a deleted key"
+        );
+    }
 }

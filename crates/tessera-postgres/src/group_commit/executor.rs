@@ -145,6 +145,13 @@ fn evaluate_redemptions(
         columns
             .redeemer_key
             .push(attempt.redeemer.as_ref().map(|hash| &hash.0[..]));
+        let key = job.caller_key.as_ref();
+        columns
+            .caller_key_tenant
+            .push(key.map(|key| key.tenant_id.as_str()));
+        columns
+            .caller_key_id
+            .push(key.map(|key| key.key_id.as_str()));
     }
     let rows = redeem_batch(conn, &columns)?;
     let mut answers: Vec<Outcome<Option<Grant>>> = members.iter().map(|_| Ok(None)).collect();
@@ -181,6 +188,11 @@ fn evaluate_uses(
         columns.tenant_id.push(job.tenant.as_str());
         columns.token_hash.push(&job.token_hash.0[..]);
         columns.now.push(job.now);
+        columns.caller_key_id.push(
+            job.caller_key
+                .as_ref()
+                .map(tessera_domain::ApiKeyId::as_str),
+        );
     }
     let rows = use_batch(conn, &columns)?;
     let mut answers: Vec<Outcome<Option<StandaloneUse>>> =

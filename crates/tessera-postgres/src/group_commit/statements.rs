@@ -28,6 +28,10 @@ pub(crate) struct RedeemColumns<'a> {
     pub exhausted_event_id: Vec<&'a str>,
     pub redemption_id: Vec<&'a str>,
     pub redeemer_key: Vec<Option<&'a [u8]>>,
+    /// The API key a member was vouched for by from memory (tenant and id), or
+    /// none: such a member is refused unless the key exists.
+    pub caller_key_tenant: Vec<Option<&'a str>>,
+    pub caller_key_id: Vec<Option<&'a str>>,
 }
 
 /// What the batched redemption returns per success: the member's 1-based position,
@@ -36,6 +40,14 @@ pub(crate) type RedeemedMember = (i64, (String, Option<String>, String, Vec<Stri
 
 /// `tessera_redeem` (the latest body is in migration `email_lock_expiry`) once per
 /// member, wrapped, not rewritten: a refused member has no row.
+///
+/// A member vouched for by an API key from memory (which may lag a delete) is
+/// first kept only if that key exists in the statement's snapshot: the
+/// MATERIALIZED CTE makes the filter a step of its own, so a member whose key is
+/// gone never reaches `tessera_redeem` and spends nothing. The check is a scalar
+/// subquery on `api_keys`' primary key `(tenant_id, id)`, a probe per member:
+/// written as `EXISTS`, the planner hashes all of `api_keys` instead
+/// (`tests/plans.rs`).
 struct RedeemBatch<'q, 'a>(&'q RedeemColumns<'a>);
 
 /// The static query id both batches are cached under.
@@ -54,10 +66,7 @@ impl Query for RedeemBatch<'_, '_> {
 impl QueryFragment<Pg> for RedeemBatch<'_, '_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let c = self.0;
-        out.push_sql(
-            "SELECT m.ord, r.ticket_id, r.payload, r.object_id, r.group_addresses, r.remaining \
-             FROM unnest(",
-        );
+        out.push_sql("WITH m AS MATERIALIZED (SELECT * FROM unnest(");
         out.push_bind_param::<Array<Text>, _>(&c.tenant_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Bytea>, _>(&c.code_hash)?;
@@ -75,11 +84,19 @@ impl QueryFragment<Pg> for RedeemBatch<'_, '_> {
         out.push_bind_param::<Array<Text>, _>(&c.redemption_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Nullable<Bytea>>, _>(&c.redeemer_key)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&c.caller_key_tenant)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&c.caller_key_id)?;
         out.push_sql(
-            ") WITH ORDINALITY AS m(tenant_id, code_hash, program_id, at, email, \
-                 redeemed_event_id, exhausted_event_id, redemption_id, redeemer_key, ord) \
-             CROSS JOIN LATERAL tessera_redeem(m.tenant_id, m.code_hash, m.program_id, m.at, \
-                 m.email, m.redeemed_event_id, m.exhausted_event_id, m.redemption_id, \
+            ") WITH ORDINALITY AS u(tenant_id, code_hash, program_id, at, email, \
+                 redeemed_event_id, exhausted_event_id, redemption_id, redeemer_key, \
+                 key_tenant, key_id, ord) \
+             WHERE u.key_id IS NULL OR (SELECT true FROM api_keys k \
+                 WHERE k.tenant_id = u.key_tenant AND k.id = u.key_id) IS TRUE) \
+             SELECT m.ord, r.ticket_id, r.payload, r.object_id, r.group_addresses, r.remaining \
+             FROM m CROSS JOIN LATERAL tessera_redeem(m.tenant_id, m.code_hash, m.program_id, \
+                 m.at, m.email, m.redeemed_event_id, m.exhausted_event_id, m.redemption_id, \
                  m.redeemer_key) AS r",
         );
         Ok(())
@@ -102,6 +119,9 @@ pub(crate) struct UseColumns<'a> {
     pub tenant_id: Vec<&'a str>,
     pub token_hash: Vec<&'a [u8]>,
     pub now: Vec<DateTime<Utc>>,
+    /// The id of the member's tenant's API key it was vouched for by from
+    /// memory, or none: such a member is refused unless the key exists.
+    pub caller_key_id: Vec<Option<&'a str>>,
 }
 
 /// Per success: the member's position, uses left (`None`: unlimited), payload.
@@ -111,7 +131,8 @@ pub(crate) type UsedMember = (i64, Option<i64>, Option<String>);
 /// then the tenants' live-ticket counters lowered once each for the tickets the
 /// batch used up. The counter UPDATE aggregates over every call, so it runs after
 /// the loop has locked all the batch's ticket rows: counters are always locked
-/// last, whichever batch or `delete` takes them.
+/// last, whichever batch or `delete` takes them. As for redemptions, a member
+/// vouched for by a key from memory is first kept only if the key exists.
 struct UseBatch<'q, 'a>(&'q UseColumns<'a>);
 
 impl QueryId for UseBatch<'_, '_> {
@@ -126,15 +147,20 @@ impl Query for UseBatch<'_, '_> {
 impl QueryFragment<Pg> for UseBatch<'_, '_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let c = self.0;
-        out.push_sql("WITH used AS MATERIALIZED (SELECT m.ord, m.tenant_id, u.uses_left, u.payload, u.removed FROM unnest(");
+        out.push_sql("WITH m AS MATERIALIZED (SELECT * FROM unnest(");
         out.push_bind_param::<Array<Text>, _>(&c.tenant_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Bytea>, _>(&c.token_hash)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Timestamptz>, _>(&c.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&c.caller_key_id)?;
         out.push_sql(
-            ") WITH ORDINALITY AS m(tenant_id, token_hash, at, ord) \
-             CROSS JOIN LATERAL tessera_use_standalone_member(m.tenant_id, m.token_hash, m.at) AS u), \
+            ") WITH ORDINALITY AS v(tenant_id, token_hash, at, key_id, ord) \
+             WHERE v.key_id IS NULL OR (SELECT true FROM api_keys k \
+                 WHERE k.tenant_id = v.tenant_id AND k.id = v.key_id) IS TRUE), \
+             used AS MATERIALIZED (SELECT m.ord, m.tenant_id, u.uses_left, u.payload, u.removed \
+             FROM m CROSS JOIN LATERAL tessera_use_standalone_member(m.tenant_id, m.token_hash, m.at) AS u), \
              counted AS (UPDATE tenant_counters c \
                  SET live_standalone = c.live_standalone - g.removed \
                  FROM (SELECT tenant_id, count(*) AS removed FROM used WHERE removed \

@@ -5,7 +5,7 @@ use diesel::{
     SelectableHelper,
 };
 use serde_json::json;
-use tessera_app::model::{Grant, RedemptionAttempt, SecretHash, TicketView};
+use tessera_app::model::{CallerKey, Grant, RedemptionAttempt, SecretHash, TicketView};
 use tessera_app::ports::{Later, RedemptionStore, StoreError, StoreResult};
 use tessera_domain::{
     EventId, EventType, Payload, RedemptionFailure, TicketId, TicketState,
@@ -437,8 +437,15 @@ impl RedemptionStore for PgStore {
         self.probe_refused(program, now)
     }
 
-    fn redeem_later(&self, attempt: &RedemptionAttempt) -> Option<Later<Option<Grant>>> {
-        let queued = self.group_commit.as_ref()?.redeem_later(attempt);
+    fn redeem_later(
+        &self,
+        attempt: &RedemptionAttempt,
+        caller_key: Option<CallerKey>,
+    ) -> Option<Later<Option<Grant>>> {
+        let queued = self
+            .group_commit
+            .as_ref()?
+            .redeem_later(attempt, caller_key);
         Some(Box::pin(async move { Ok(queued.await?) }))
     }
 
@@ -453,7 +460,7 @@ impl RedemptionStore for PgStore {
         let queued = self
             .group_commit
             .as_ref()?
-            .redeem_later(&probe_attempt(program, now));
+            .redeem_later(&probe_attempt(program, now), None);
         Some(Box::pin(async move {
             match queued.await? {
                 Some(_) => Err(probe_matched().into()),

@@ -6,7 +6,7 @@ use diesel::{
 };
 use tessera_app::model::{Page, SecretHash, StandaloneDeletion, StandaloneUse, UsesLeft};
 use tessera_app::ports::{Later, StandaloneStore, StoreError, StoreResult};
-use tessera_domain::{PageRequest, StandaloneTicket, TenantId};
+use tessera_domain::{ApiKeyId, PageRequest, StandaloneTicket, TenantId};
 
 use super::limit_offset;
 use crate::error::Outcome;
@@ -157,11 +157,12 @@ impl StandaloneStore for PgStore {
         tenant: &TenantId,
         token_hash: SecretHash,
         now: DateTime<Utc>,
+        caller_key: ApiKeyId,
     ) -> Option<Later<Option<StandaloneUse>>> {
         let queued = self
             .group_commit
             .as_ref()?
-            .use_ticket_later(tenant, token_hash, now);
+            .use_ticket_later(tenant, token_hash, now, caller_key);
         Some(Box::pin(async move { Ok(queued.await?) }))
     }
 

@@ -16,7 +16,7 @@ fn later(
     a: &tessera_app::model::RedemptionAttempt,
 ) -> Later<Option<Grant>> {
     store
-        .redeem_later(a)
+        .redeem_later(a, None)
         .expect("a store with a group commit queues")
 }
 
@@ -117,14 +117,15 @@ fn a_store_without_a_group_commit_has_no_queue() {
     let tenant = common::tenant(&store);
     let program = common::program(&store, &tenant, |_| {});
     assert!(store
-        .redeem_later(&attempt(&program, "code", None))
+        .redeem_later(&attempt(&program, "code", None), None)
         .is_none());
     assert!(store.probe_later(&program.id, common::now()).is_none());
     assert!(tessera_app::ports::StandaloneStore::use_ticket_later(
         &store,
         &tenant,
         common::hash("token"),
-        common::now()
+        common::now(),
+        tessera_domain::ApiKeyId::generate()
     )
     .is_none());
 }
@@ -147,9 +148,10 @@ fn sixty_four_queued_uses_of_a_one_use_standalone_ticket_give_exactly_one_succes
         )
         .unwrap();
     let blocker = Blocker::standalone(&g.f, &tenant, &blocker_ticket.id);
+    let key = admin_key_id(&g.store, &tenant);
     let use_later = |token: &str| {
         g.store
-            .use_ticket_later(&tenant, common::hash(token), common::now())
+            .use_ticket_later(&tenant, common::hash(token), common::now(), key.clone())
             .expect("a store with a group commit queues")
     };
     let blocked = use_later("blocker");
@@ -172,4 +174,85 @@ fn sixty_four_queued_uses_of_a_one_use_standalone_ticket_give_exactly_one_succes
         1
     );
     assert_eq!(g.sizes().iter().sum::<usize>(), 65);
+}
+
+fn admin_key_id(
+    store: &tessera_postgres::PgStore,
+    tenant: &tessera_domain::TenantId,
+) -> tessera_domain::ApiKeyId {
+    use tessera_app::ports::AccessStore;
+    store.list_api_keys(tenant).unwrap().remove(0).id
+}
+
+#[test]
+fn a_queued_member_whose_key_was_deleted_spends_nothing() {
+    use tessera_app::model::CallerKey;
+    use tessera_app::ports::{AccessStore, StandaloneStore};
+    let g = grouped(1, 16, 1024);
+    let tenant = common::tenant(&g.store);
+    let program = common::program(&g.store, &tenant, |_| {});
+    let id = common::issue(&g.store, &program, "code", |t| {
+        t.max_redemptions = Some(limit(5))
+    });
+    g.store
+        .create(
+            &super::standalone(&tenant, 5),
+            common::hash("ticket"),
+            100,
+            common::now(),
+        )
+        .unwrap();
+    let key_id = admin_key_id(&g.store, &tenant);
+    let caller_key = CallerKey {
+        tenant_id: tenant.clone(),
+        key_id: key_id.clone(),
+    };
+    let attempt = attempt(&program, "code", None);
+    let redeem =
+        |key: Option<CallerKey>| block_on(g.store.redeem_later(&attempt, key).unwrap()).unwrap();
+    let use_once = || {
+        let used = g
+            .store
+            .use_ticket_later(
+                &tenant,
+                common::hash("ticket"),
+                common::now(),
+                key_id.clone(),
+            )
+            .unwrap();
+        block_on(used).unwrap()
+    };
+    // While the key exists, its members spend their uses.
+    assert!(redeem(Some(caller_key.clone())).is_some());
+    assert!(use_once().is_some());
+    g.store.delete_api_key(&tenant, &key_id).unwrap();
+    // Once it is deleted, the statement refuses them and writes nothing...
+    assert_eq!(redeem(Some(caller_key.clone())), None);
+    assert_eq!(use_once(), None);
+    assert_eq!(redemptions_of(&g, &tenant, &id), 1);
+    let pool = g.f.db.pool();
+    assert_eq!(common::events(&pool, &tenant, "ticket.redeemed"), 1);
+    assert_eq!(
+        count(&g, "SELECT uses_left AS n FROM standalone_tickets"),
+        4,
+        "one use spent, by the key while it existed"
+    );
+    // ...and a key of another tenant with the same id is no key of this one.
+    let other = common::tenant(&g.store);
+    let foreign = CallerKey {
+        tenant_id: other.clone(),
+        key_id: admin_key_id(&g.store, &other),
+    };
+    assert!(
+        redeem(Some(foreign)).is_some(),
+        "a valid key of any tenant may redeem"
+    );
+    let mismatched = CallerKey {
+        tenant_id: tenant.clone(),
+        key_id: admin_key_id(&g.store, &other),
+    };
+    assert_eq!(redeem(Some(mismatched)), None);
+    // Anonymous members are not checked against any key.
+    assert!(redeem(None).is_some());
+    assert_eq!(redemptions_of(&g, &tenant, &id), 3);
 }

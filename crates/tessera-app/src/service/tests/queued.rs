@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use tessera_domain::{Program, RedemptionFailure};
 
 use super::redeem::{expect_locate, redeemed, request, succeed, CODE};
-use crate::model::RedemptionAttempt;
+use crate::model::{CallerKey, RedemptionAttempt};
 use crate::service::test_support::*;
 use crate::usecases::{QueuedRedemption, QueuedUseCases, RedeemRequest, RedeemUseCases};
 use crate::{AppError, Limits, Tessera};
@@ -56,15 +56,19 @@ pub(super) fn with_budget(budget: u32) -> Harness {
     h
 }
 
-/// The store's queue answers every attempt with `answer` and records it.
-pub(super) fn queue_answers(h: &mut Harness, granted: bool) -> Recorder<RedemptionAttempt> {
+/// The store's queue answers every attempt with `answer` and records it, with
+/// the caller's key the statement is to check.
+pub(super) fn queue_answers(
+    h: &mut Harness,
+    granted: bool,
+) -> Recorder<(RedemptionAttempt, Option<CallerKey>)> {
     let seen = Recorder::new();
     let record = seen.clone();
     let grant = redeemed(&program());
     h.redemptions
         .expect_redeem_later()
-        .returning(move |attempt| {
-            record.record(attempt.clone());
+        .returning(move |attempt, caller_key| {
+            record.record((attempt.clone(), caller_key));
             let answer = granted.then(|| grant.clone());
             Some(Box::pin(async move { Ok(answer) }))
         });
@@ -100,10 +104,14 @@ fn a_queued_success_is_answered_from_the_store_future_and_signed() {
     }
     let attempts = attempts.all();
     assert_eq!(attempts.len(), 1);
-    assert_eq!(attempts[0].program_id, program.id);
+    assert_eq!(attempts[0].0.program_id, program.id);
     assert_eq!(
-        attempts[0].code_hash,
+        attempts[0].0.code_hash,
         code_hash_of(&program.tenant_id, CODE)
+    );
+    assert_eq!(
+        attempts[0].1, None,
+        "an anonymous attempt has no key to check"
     );
 }
 
@@ -205,7 +213,7 @@ fn a_store_without_a_queue_gets_every_attempt_back_with_nothing_counted() {
     let mut h = with_budget(1);
     expect_locate(&mut h, &program);
     succeed(&mut h);
-    h.redemptions.expect_redeem_later().returning(|_| None);
+    h.redemptions.expect_redeem_later().returning(|_, _| None);
     let tessera = warmed(h, &program);
     let attempt = from_client(&program);
     for _ in 0..5 {
@@ -256,7 +264,7 @@ fn a_queued_attempt_dropped_while_it_waits_counts_nothing() {
     // A batch that never answers: the caller (its client gone) drops the future.
     h.redemptions
         .expect_redeem_later()
-        .returning(|_| Some(Box::pin(std::future::pending())));
+        .returning(|_, _| Some(Box::pin(std::future::pending())));
     let tessera = warmed(h, &program);
     let attempt = from_client(&program);
     for _ in 0..3 {

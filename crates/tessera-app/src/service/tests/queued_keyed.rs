@@ -9,7 +9,7 @@ use tessera_domain::{PresentedApiKey, PresentedTicket, RedemptionFailure, Role, 
 
 use super::queued::{block_on, from_client, queue_answers, warmed};
 use super::redeem::{expect_locate, succeed};
-use crate::model::{ApiKey, StandaloneUse, UsesLeft};
+use crate::model::{ApiKey, CallerKey, StandaloneUse, UsesLeft};
 use crate::ports::StoreError;
 use crate::service::test_support::*;
 use crate::usecases::{Principal, QueuedRedemption, QueuedUse, QueuedUseCases};
@@ -106,11 +106,12 @@ fn a_keyed_queued_success_is_answered_from_the_store_future() {
     succeed(&mut h);
     let attempts = queue_answers(&mut h, true);
     let tessera = warmed(h, &program);
-    for caller in [admin(), principal_of(other_tenant(), Role::Admin)] {
+    let callers = [admin(), principal_of(other_tenant(), Role::Admin)];
+    for caller in &callers {
         match block_on(
             tessera
                 .clone()
-                .redeem_queued(Some(caller), from_client(&program)),
+                .redeem_queued(Some(caller.clone()), from_client(&program)),
         ) {
             QueuedRedemption::Done(Ok(redemption)) => {
                 assert_eq!(redemption.access_token, access_token());
@@ -118,7 +119,18 @@ fn a_keyed_queued_success_is_answered_from_the_store_future() {
             other => panic!("expected a redemption, got {other:?}"),
         }
     }
-    assert_eq!(attempts.all().len(), 2);
+    // Each statement checks the key the caller was vouched for by.
+    let checked: Vec<_> = attempts.all().into_iter().map(|(_, key)| key).collect();
+    let expected: Vec<_> = callers
+        .iter()
+        .map(|caller| {
+            Some(CallerKey {
+                tenant_id: caller.tenant_id.clone(),
+                key_id: caller.key_id.clone(),
+            })
+        })
+        .collect();
+    assert_eq!(checked, expected);
 }
 
 fn used() -> StandaloneUse {
@@ -139,6 +151,7 @@ fn use_queued(tessera: &Arc<crate::Tessera>, caller: Principal, token: &str) -> 
 #[test]
 fn a_queued_standalone_use_is_answered_from_the_store_future() {
     let token = StandaloneToken::generate();
+    let caller = redeemer();
     for (answer, expected) in [
         (Ok(Some(used())), Ok(used())),
         (Ok(None), Err(AppError::NotFound)),
@@ -154,14 +167,15 @@ fn a_queued_standalone_use_is_answered_from_the_store_future() {
                 eq(tenant()),
                 eq(standalone_hash_of(&tenant(), token.expose_secret())),
                 eq(now()),
+                eq(caller.key_id.clone()),
             )
             .times(1)
-            .returning(move |_, _, _| {
+            .returning(move |_, _, _, _| {
                 let answer = answer.clone();
                 Some(Box::pin(async move { answer }))
             });
         let tessera = Arc::new(h.build());
-        match use_queued(&tessera, redeemer(), token.expose_secret()) {
+        match use_queued(&tessera, caller.clone(), token.expose_secret()) {
             QueuedUse::Done(outcome) => assert_eq!(outcome, expected),
             other => panic!("expected an answer, got {other:?}"),
         }
@@ -188,7 +202,7 @@ fn a_store_without_a_queue_gets_the_use_back() {
     h.standalone
         .expect_use_ticket_later()
         .times(1)
-        .returning(|_, _, _| None);
+        .returning(|_, _, _, _| None);
     let tessera = Arc::new(h.build());
     let token = StandaloneToken::generate();
     let redeemer = redeemer();
