@@ -25,6 +25,26 @@ pub struct Principal {
     pub role: Role,
 }
 
+impl From<ApiKey> for Principal {
+    fn from(key: ApiKey) -> Self {
+        Self {
+            tenant_id: key.tenant_id,
+            key_id: key.id,
+            role: key.role,
+        }
+    }
+}
+
+impl Principal {
+    /// The key a queued statement checks for this caller.
+    pub fn key(&self) -> crate::model::CallerKey {
+        crate::model::CallerKey {
+            tenant_id: self.tenant_id.clone(),
+            key_id: self.key_id.clone(),
+        }
+    }
+}
+
 /// A new API key with its secret, which is shown this once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedKey {

@@ -32,11 +32,7 @@ impl AccessUseCases for Tessera {
             .access
             .find_api_key(presented_key.tenant(), hash)?
             .ok_or(AppError::Unauthorized)?;
-        Ok(Principal {
-            tenant_id: key.tenant_id,
-            key_id: key.id,
-            role: key.role,
-        })
+        Ok(Principal::from(key))
     }
 
     fn create_tenant(&self, name: TenantName) -> AppResult<CreatedTenant> {

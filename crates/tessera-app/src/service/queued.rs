@@ -18,7 +18,6 @@ use tessera_domain::{Permission, PresentedApiKey, PresentedTicket, StandaloneTok
 
 use super::redeem::{Prepared, Reach, Screened, Stage};
 use super::{require, Tessera};
-use crate::model::CallerKey;
 use crate::throttle::Admission;
 use crate::usecases::{
     Awaited, Principal, QueuedRedemption, QueuedUse, QueuedUseCases, RedeemRequest, Redemption,
@@ -33,12 +32,7 @@ impl QueuedUseCases for Tessera {
         };
         Box::pin(async move {
             // A store error is left to `authenticate`, which reports it.
-            let key = found.await.ok().flatten()?;
-            Some(Principal {
-                tenant_id: key.tenant_id,
-                key_id: key.id,
-                role: key.role,
-            })
+            found.await.ok().flatten().map(Principal::from)
         })
     }
 
@@ -76,10 +70,7 @@ impl QueuedUseCases for Tessera {
                 }
                 Screened::Ready(prepared) => {
                     // A key vouched for from memory is checked by the statement.
-                    let caller_key = caller.as_ref().map(|caller| CallerKey {
-                        tenant_id: caller.tenant_id.clone(),
-                        key_id: caller.key_id.clone(),
-                    });
+                    let caller_key = caller.as_ref().map(Principal::key);
                     let queued = self
                         .ports
                         .redemptions

@@ -110,19 +110,20 @@ async fn redeem_queued(
         }
         QueuedRedemption::Refused(_, request) => {
             let state = state.clone();
-            run(move || {
-                let caller = presented.map(|key| resolve(&state, &key)).transpose()?;
-                queue.redeem_refused(caller, request)
-            })
-            .await
+            run(move || queue.redeem_refused(confirmed(&state, presented)?, request)).await
         }
         QueuedRedemption::Unqueued(_, request) => {
             let state = state.clone();
-            run(move || {
-                let caller = presented.map(|key| resolve(&state, &key)).transpose()?;
-                state.redeem.redeem(caller, request)
-            })
-            .await
+            run(move || state.redeem.redeem(confirmed(&state, presented)?, request)).await
         }
     }
+}
+
+/// The caller a presented key names, confirmed by the access store (on the
+/// blocking pool): `None` for an anonymous request.
+fn confirmed(
+    state: &AppState,
+    presented: Option<PresentedApiKey>,
+) -> tessera_app::AppResult<Option<Principal>> {
+    presented.map(|key| resolve(state, &key)).transpose()
 }
