@@ -23,10 +23,15 @@ pub(crate) enum Kind {
     Hold,
     /// `POST /v1/tickets/use` of a standalone ticket, with the key: 200.
     Use,
-    /// `POST /v1/tickets` of a standalone ticket that never expires and has
-    /// unlimited uses (`{"ttl":0,"uses":0}`), with the key: 201.
+    /// `POST /v1/tickets` of a standalone ticket that never expires and has a
+    /// billion uses (`{"ttl":0,"uses":1000000000}`), with the key: 201. Limited,
+    /// so that each use writes the count down as Authen's statement does (an
+    /// unlimited ticket's use writes nothing), and more than a run can spend.
     Create,
 }
+
+/// The body of a [`Kind::Create`].
+const CREATED_TICKET: &str = r#"{"ttl":0,"uses":1000000000}"#;
 
 impl Kind {
     pub(crate) fn expected_status(self) -> u16 {
@@ -168,7 +173,7 @@ impl Target {
                 "/v1/tickets/use".to_owned()
             }
             Kind::Create => {
-                body.push_str("{\"ttl\":0,\"uses\":0}");
+                body.push_str(CREATED_TICKET);
                 "/v1/tickets".to_owned()
             }
         };
@@ -281,7 +286,10 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("POST /v1/tickets HTTP/1.1\r\n"), "{text}");
         assert!(text.contains("Authorization: Bearer sk_x\r\n"), "{text}");
-        assert!(text.ends_with("\r\n\r\n{\"ttl\":0,\"uses\":0}"), "{text}");
+        assert!(
+            text.ends_with("\r\n\r\n{\"ttl\":0,\"uses\":1000000000}"),
+            "{text}"
+        );
         assert_eq!(Kind::Use.expected_status(), 200);
         assert_eq!(Kind::Create.expected_status(), 201);
         assert!(Mix::only(Kind::Use).needs_key());

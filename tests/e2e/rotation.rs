@@ -30,12 +30,16 @@ fn rotating_the_master_key_under_load_fails_no_redemption() {
         br#"{"count": 3000}"#,
     );
     assert_eq!(batch.status, 200, "{}", batch.text);
-    let codes: Vec<String> = batch
+    let (ticket_ids, codes): (Vec<String>, Vec<String>) = batch
         .text
         .lines()
         .skip(1)
-        .map(|row| row.split(',').nth(1).unwrap().to_owned())
-        .collect();
+        .map(|row| {
+            let mut fields = row.split(',');
+            let id = fields.next().unwrap().to_owned();
+            (id, fields.next().unwrap().to_owned())
+        })
+        .unzip();
     let (_, signed) = admin.post(
         &format!("/v1/programs/{program_id}/tickets"),
         json!({"signed": true}),
@@ -47,11 +51,17 @@ fn rotating_the_master_key_under_load_fails_no_redemption() {
     let next = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let codes = Arc::new(codes);
+    let ticket_ids = Arc::new(ticket_ids);
     let redeemers: Vec<_> = (0..4)
         .map(|_| {
-            let (servers, next, stop, codes) =
-                (servers.clone(), next.clone(), stop.clone(), codes.clone());
-            let program_id = program_id.clone();
+            let (servers, next, stop, codes, ticket_ids) = (
+                servers.clone(),
+                next.clone(),
+                stop.clone(),
+                codes.clone(),
+                ticket_ids.clone(),
+            );
+            let (program_id, admin_key) = (program_id.clone(), admin_key.clone());
             std::thread::spawn(move || {
                 let agent = ureq::AgentBuilder::new()
                     .timeout(Duration::from_secs(10))
@@ -70,8 +80,12 @@ fn rotating_the_master_key_under_load_fails_no_redemption() {
                         .send_json(json!({"programId": program_id, "code": code}));
                     match answer {
                         Ok(response) if response.status() == 200 => done += 1,
-                        // A server being replaced refused the connection: retry the
-                        // same code elsewhere (nothing was consumed).
+                        // A server being replaced refused the connection, or was
+                        // killed with the request in flight: retry the same code
+                        // elsewhere. Killed after its batch committed, it had
+                        // redeemed the code (the answer, not the use, was lost):
+                        // then the retry is refused and the ticket shows exactly
+                        // that one redemption.
                         Err(ureq::Error::Transport(_)) => {
                             let up = servers.lock().unwrap().clone();
                             let retried = up.iter().any(|other| {
@@ -80,7 +94,16 @@ fn rotating_the_master_key_under_load_fails_no_redemption() {
                                     .send_json(json!({"programId": program_id, "code": code}))
                                     .is_ok_and(|r| r.status() == 200)
                             });
-                            if retried {
+                            let committed_before_the_kill = || {
+                                agent
+                                    .get(&format!("{}/v1/tickets/{}", up[0], ticket_ids[n]))
+                                    .set("Authorization", &format!("Bearer {admin_key}"))
+                                    .call()
+                                    .ok()
+                                    .and_then(|r| r.into_json::<serde_json::Value>().ok())
+                                    .is_some_and(|ticket| ticket["redemptions"] == 1)
+                            };
+                            if retried || committed_before_the_kill() {
                                 done += 1
                             } else {
                                 failures.push(format!("{code}: transport"))

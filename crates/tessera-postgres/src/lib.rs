@@ -18,7 +18,9 @@ mod stores;
 pub mod testing;
 
 pub use api_key_cache::{CachedAccess, LISTENER_NAME};
-pub use group_commit::{BatchKind, BatchObserver, GroupCommit, GroupCommitSettings};
+pub use group_commit::{
+    BatchKind, BatchObserver, GroupCommit, GroupCommitSettings, EXECUTOR_PLANNER_SETTINGS,
+};
 pub use setup::{
     connect, connect_with_timeout, ensure_database, run_migrations, SetupError,
     DEFAULT_STATEMENT_TIMEOUT, MIGRATIONS,

@@ -11,10 +11,12 @@
 //! executions per connection, and every unprepared statement).
 #![allow(clippy::unwrap_used)]
 
+use diesel::connection::SimpleConnection;
 use diesel::sql_types::Text;
 use diesel::{sql_query, Connection, PgConnection, QueryableByName, RunQueryDsl};
 use serde_json::Value;
 use tessera_postgres::testing::TestDatabase;
+use tessera_postgres::EXECUTOR_PLANNER_SETTINGS;
 
 const TICKETS: i64 = 100_000;
 
@@ -122,6 +124,7 @@ fn assert_probes(plan: &[(String, String, String)], relation: &str, indexes: &[&
 
 const TICKET_PROBE: &[&str] = &["tickets_code_hash_unique"];
 const PROGRAM_PROBE: &[&str] = &["programs_probe", "programs_pkey"];
+const KEY_PROBE: &[&str] = &["api_keys_probe", "api_keys_pkey"];
 
 /// The conditional UPDATE of `tessera_redeem` (migration `program_id_as_filter`),
 /// its parameters as placeholders; `tessera_hold`'s and `tessera_validate`'s have
@@ -151,6 +154,13 @@ const FIND_TICKET: &str = "SELECT t.* FROM tickets t \
     JOIN programs p ON p.tenant_id = t.tenant_id AND p.id = t.program_id \
     WHERE t.tenant_id = $1 AND t.code_hash = $2";
 const FIND_TICKET_ARGS: &str = "'ten_a', sha256('7'::bytea)";
+
+/// The group commit's check of a key taken from memory (`statements.rs`).
+const CALLER_KEY: &str =
+    "SELECT u.ord FROM unnest($1, $2) WITH ORDINALITY AS u(key_tenant, key_id, ord) \
+    WHERE u.key_id IS NULL OR (SELECT true FROM api_keys k \
+        WHERE k.tenant_id = u.key_tenant AND k.id = u.key_id) IS TRUE";
+const CALLER_KEY_ARGS: &str = "ARRAY['ten_a'], ARRAY['key_a']";
 
 #[test]
 fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
@@ -229,15 +239,8 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
     // The group commit's check of a key taken from memory (`statements.rs`): by
     // the key's tenant and id, its primary key. (Written as `EXISTS`, the planner
     // turned it into a hashed subplan that reads all of api_keys per batch.)
-    let caller_key = prepared_plan(
-        &mut conn,
-        "text[], text[]",
-        "SELECT u.ord FROM unnest($1, $2) WITH ORDINALITY AS u(key_tenant, key_id, ord) \
-         WHERE u.key_id IS NULL OR (SELECT true FROM api_keys k \
-             WHERE k.tenant_id = u.key_tenant AND k.id = u.key_id) IS TRUE",
-        "ARRAY['ten_a'], ARRAY['key_a']",
-    );
-    assert_probes(&caller_key, "api_keys", &["api_keys_pkey"]);
+    let caller_key = prepared_plan(&mut conn, "text[], text[]", CALLER_KEY, CALLER_KEY_ARGS);
+    assert_probes(&caller_key, "api_keys", KEY_PROBE);
 
     // The directories a tenant-less identifier is routed through.
     let program_route = prepared_plan(
@@ -336,6 +339,19 @@ fn analysed_statistics_keep_the_probe() {
         REDEEM_ARGS,
     );
     assert_probes(&redeem, "tickets", TICKET_PROBE);
+    // One key analysed: a seq scan of its one page is the cheapest plan, and an
+    // executor would keep it however large the table grows; under the executors'
+    // settings the probe stays, and api_keys_probe, the newest index, wins its tie
+    // with a walk of the tenant's keys.
+    sql_query("ANALYZE api_keys").execute(&mut conn).unwrap();
+    let unset = prepared_plan(&mut conn, "text[], text[]", CALLER_KEY, CALLER_KEY_ARGS);
+    assert!(
+        unset.iter().any(|(kind, _, _)| kind == "Seq Scan"),
+        "the control: {unset:?}"
+    );
+    conn.batch_execute(EXECUTOR_PLANNER_SETTINGS).unwrap();
+    let caller_key = prepared_plan(&mut conn, "text[], text[]", CALLER_KEY, CALLER_KEY_ARGS);
+    assert_probes(&caller_key, "api_keys", &["api_keys_probe"]);
 }
 
 /// One big program (and a thousand small ones) analysed, then a further
@@ -439,4 +455,100 @@ fn the_functions_have_the_shapes_explained_here() {
         );
         assert!(!body.contains("p.id = t.program_id"), "{function}: {body}");
     }
+}
+
+#[derive(QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = Text)]
+    setting: String,
+}
+
+/// The statement of the group commit's standalone batch, taken from the function
+/// itself (`tessera_use_standalone_batch`) with its arguments as placeholders.
+fn standalone_batch_statement(conn: &mut PgConnection) -> String {
+    let found: Definition = sql_query(
+        "SELECT pg_get_functiondef('tessera_use_standalone_batch'::regproc) AS definition",
+    )
+    .get_result(conn)
+    .unwrap();
+    let body = found.definition;
+    let start = body.find("RETURN QUERY").unwrap() + "RETURN QUERY".len();
+    let end = start + body[start..].find(";\nEND").unwrap();
+    [
+        ("p_tenant_id", "$1"),
+        ("p_token_hash", "$2"),
+        ("p_now", "$3"),
+        ("p_key_id", "$4"),
+    ]
+    .iter()
+    .fold(
+        body[start..end].to_owned(),
+        |statement, (name, placeholder)| statement.replace(name, placeholder),
+    )
+}
+
+/// The scans of the standalone batch's generic plan under `settings`.
+fn standalone_batch_plan(
+    conn: &mut PgConnection,
+    settings: &[String],
+) -> Vec<(String, String, String)> {
+    let statement = standalone_batch_statement(conn);
+    for setting in settings {
+        sql_query(format!("SET {setting}")).execute(conn).unwrap();
+    }
+    let plan = prepared_plan(
+        conn,
+        "text[], bytea[], timestamptz[], text[]",
+        &statement,
+        "ARRAY['ten_a'], ARRAY[sha256('s7'::bytea)], ARRAY[now()], ARRAY['key_a']",
+    );
+    sql_query("RESET ALL").execute(conn).unwrap();
+    plan
+}
+
+/// The standalone batch is a nested loop of probes whatever the statistics: the
+/// planner settings the function carries make it so. Without them, once the
+/// statistics say api_keys and tenant_counters are small, the same statement
+/// reads them whole (the control: the assertion can fail).
+#[test]
+fn the_standalone_batch_probes_every_table_it_reads() {
+    let db = TestDatabase::new();
+    let mut conn = PgConnection::establish(db.url()).unwrap();
+    fresh_bulk(&mut conn);
+    sql_query("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut conn)
+        .unwrap();
+    let settings: Vec<String> = sql_query(
+        "SELECT unnest(proconfig) AS setting FROM pg_proc \
+         WHERE proname = 'tessera_use_standalone_batch'",
+    )
+    .load::<Setting>(&mut conn)
+    .unwrap()
+    .into_iter()
+    .map(|found| found.setting)
+    .collect();
+    assert!(
+        !settings.is_empty(),
+        "the function carries its planner settings"
+    );
+
+    // Right after the bulk insert, then with the small tables analysed as small.
+    for state in ["fresh", "analysed"] {
+        if state == "analysed" {
+            sql_query("ANALYZE").execute(&mut conn).unwrap();
+        }
+        let plan = standalone_batch_plan(&mut conn, &settings);
+        assert_probes(
+            &plan,
+            "standalone_tickets",
+            &["standalone_tickets_token_hash_unique"],
+        );
+        assert_probes(&plan, "api_keys", KEY_PROBE);
+        assert_probes(&plan, "tenant_counters", &["tenant_counters_pkey"]);
+    }
+    let unset = standalone_batch_plan(&mut conn, &[]);
+    assert!(
+        unset.iter().any(|(kind, _, _)| kind == "Seq Scan"),
+        "without the settings the small tables are read whole: {unset:?}"
+    );
 }

@@ -77,7 +77,8 @@ pub struct Settings {
     /// Every statement is cancelled after this long (PostgreSQL `statement_timeout`).
     pub statement_timeout_ms: u32,
     /// Group commit executors (one connection each, on top of the pool); 0 turns
-    /// group commit off. Default: a quarter of the pool, 1 to 4.
+    /// group commit off. Default: a quarter of the pool, 1 to 4, at most half
+    /// the CPUs.
     pub group_commit_executors: u32,
     /// Redemptions (or standalone uses) one statement and commit carries at most.
     pub group_commit_max_batch: u32,
@@ -240,7 +241,7 @@ impl Settings {
                 default_group_commit_executors(db_pool_size),
                 0..=64,
             )?,
-            group_commit_max_batch: number(get, "TESSERA_GROUP_COMMIT_MAX_BATCH", 16, 1..=256)?,
+            group_commit_max_batch: number(get, "TESSERA_GROUP_COMMIT_MAX_BATCH", 32, 1..=256)?,
             group_commit_queue: number(get, "TESSERA_GROUP_COMMIT_QUEUE", 1024, 1..=1_000_000)?,
             statement_timeout_ms: number(
                 get,
@@ -325,14 +326,17 @@ fn cpus() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
 }
 
-/// A quarter of the pool, 1 to 4, and no more than the CPUs: each executor keeps
-/// one database backend busy with its batch, and more executors than CPUs only
-/// split the same load into smaller batches (on 2 CPUs, 2 executors redeemed
-/// 3,750–3,860/s where 4 did 2,640–2,810/s, side by side; docs/performance.md).
-/// The CPUs that matter are the database's: with PostgreSQL on a larger machine
-/// of its own, set `TESSERA_GROUP_COMMIT_EXECUTORS`.
+/// A quarter of the pool, 1 to 4, and no more than half the CPUs (at least 1):
+/// each executor keeps one database backend busy with its batch, and PostgreSQL
+/// shares the machine with this process. More executors only split the same load
+/// into smaller batches whose backends contend: on 2 CPUs, 1 executor (batches up
+/// to 32) did 6,900–9,700 redemptions/s where 2 did 5,600–9,700/s, and 23,000–
+/// 26,000 standalone uses/s where 2 did 21,000–24,800/s, side by side
+/// (docs/performance.md); 2 had beaten 4 by about 35 % earlier. The CPUs that
+/// matter are the database's: with PostgreSQL on a larger machine of its own, set
+/// `TESSERA_GROUP_COMMIT_EXECUTORS`.
 fn default_group_commit_executors(db_pool_size: u32) -> u32 {
-    (db_pool_size / 4).clamp(1, 4).min(cpus())
+    (db_pool_size / 4).clamp(1, 4).min((cpus() / 2).max(1))
 }
 
 #[cfg(test)]
@@ -378,7 +382,7 @@ mod tests {
                 s.group_commit_max_batch,
                 s.group_commit_queue
             ),
-            (4.min(cpus()), 16, 1024)
+            (4.min((cpus() / 2).max(1)), 32, 1024)
         );
     }
 
@@ -389,8 +393,8 @@ mod tests {
         let large = settings(&[("TESSERA_DB_POOL_SIZE", "64")]).expect("valid");
         assert_eq!(
             large.group_commit_executors,
-            4.min(cpus()),
-            "at most 4, at most the CPUs"
+            4.min((cpus() / 2).max(1)),
+            "at most 4, at most half the CPUs"
         );
         let off = settings(&[("TESSERA_GROUP_COMMIT_EXECUTORS", "0")]).expect("valid");
         assert_eq!(off.group_commit_executors, 0, "0 turns group commit off");

@@ -6,13 +6,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::PgConnection;
 use tessera_app::model::{Grant, StandaloneUse, UsesLeft};
 
 use super::statements::{redeem_batch, use_batch, RedeemColumns, UseColumns};
-use super::{unavailable, BatchKind, BatchObserver, Job, RedeemJob, UseJob};
+use super::{
+    unavailable, BatchKind, BatchObserver, Job, RedeemJob, UseJob, EXECUTOR_PLANNER_SETTINGS,
+};
 use crate::error::{corrupt, is_connection_loss, Failure, Outcome};
 use crate::models::StandaloneUseRow;
 use crate::stores::into_grant;
@@ -248,6 +251,16 @@ impl Executor {
         Some(jobs)
     }
 
+    /// A connection of the executors' pool, with the planner settings every
+    /// batch statement is planned under.
+    fn connect(&self) -> Result<PooledConnection<ConnectionManager<PgConnection>>, String> {
+        let mut connection = self.pool.get().map_err(|error| error.to_string())?;
+        connection
+            .batch_execute(EXECUTOR_PLANNER_SETTINGS)
+            .map_err(|error| error.to_string())?;
+        Ok(connection)
+    }
+
     fn run_batch(&mut self, jobs: Vec<Job>) {
         let (mut redemptions, mut uses) = (Vec::new(), Vec::new());
         for job in jobs {
@@ -257,7 +270,7 @@ impl Executor {
             }
         }
         if self.connection.is_none() {
-            match self.pool.get() {
+            match self.connect() {
                 Ok(connection) => self.connection = Some(connection),
                 Err(error) => {
                     tracing::warn!(%error, "group commit executor has no connection");

@@ -32,6 +32,16 @@ use tessera_domain::{ApiKeyId, EventId, RedemptionId, TenantId};
 use crate::error::Outcome;
 use crate::PgPool;
 
+/// What an executor sets on its connection before its first batch. A batch is a
+/// few rows joined to tables that may hold millions, and an executor keeps its
+/// prepared statements (and the generic plans PostgreSQL caches for them) for the
+/// life of its connection: a plan chosen while a table was small (a seq scan, a
+/// hash join) would still be used once it is large. With these off, every batch
+/// statement is a nested loop of index probes whatever the statistics say
+/// (`tests/plans.rs`).
+pub const EXECUTOR_PLANNER_SETTINGS: &str =
+    "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off";
+
 /// How many executors, how large a batch, how long a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupCommitSettings {

@@ -1,11 +1,17 @@
 //! The batched statements: one statement, hence one commit, for a whole batch.
 //!
-//! Each calls the single-member SQL function once per member over
-//! `unnest(...) WITH ORDINALITY`, in the members' order. The functions are
-//! VOLATILE PL/pgSQL, so each of their statements takes a fresh snapshot and sees
+//! Redemptions call the single-member SQL function `tessera_redeem` once per
+//! member over `unnest(...) WITH ORDINALITY`, in the members' order. It is
+//! VOLATILE PL/pgSQL, so each of its statements takes a fresh snapshot and sees
 //! what the earlier calls of the same outer statement wrote: the same ticket twice
 //! in a batch is judged the second time against the first call's write, exactly as
 //! two statements in a row would be (`tests::the_same_code_twice_in_one_batch_*`).
+//!
+//! Standalone uses are one set-based statement instead (`tessera_use_standalone_batch`,
+//! migration `standalone_use_set_based`): it locks each ticket once, ranks the
+//! members that ask for the same ticket, and grants the first as many as it has
+//! uses left. Per member it costs an index probe, not a function call with an
+//! executor of its own.
 //!
 //! Both are written as query fragments with a static query id rather than
 //! `sql_query`, so diesel prepares each once per connection and reuses it.
@@ -127,12 +133,10 @@ pub(crate) struct UseColumns<'a> {
 /// Per success: the member's position, uses left (`None`: unlimited), payload.
 pub(crate) type UsedMember = (i64, Option<i64>, Option<String>);
 
-/// `tessera_use_standalone_member` (migration `group_commit_standalone`) once per member,
-/// then the tenants' live-ticket counters lowered once each for the tickets the
-/// batch used up. The counter UPDATE aggregates over every call, so it runs after
-/// the loop has locked all the batch's ticket rows: counters are always locked
-/// last, whichever batch or `delete` takes them. As for redemptions, a member
-/// vouched for by a key from memory is first kept only if the key exists.
+/// `tessera_use_standalone_batch` (migration `standalone_use_set_based`) over the
+/// whole batch: the members whose key (if any) exists, their tickets locked in
+/// (tenant, hash) order, the uses granted as each ticket has them left, the used-up
+/// tickets deleted and the tenants' live-ticket counters lowered last.
 struct UseBatch<'q, 'a>(&'q UseColumns<'a>);
 
 impl QueryId for UseBatch<'_, '_> {
@@ -147,7 +151,7 @@ impl Query for UseBatch<'_, '_> {
 impl QueryFragment<Pg> for UseBatch<'_, '_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let c = self.0;
-        out.push_sql("WITH m AS MATERIALIZED (SELECT * FROM unnest(");
+        out.push_sql("SELECT b.ord, b.uses_left, b.payload FROM tessera_use_standalone_batch(");
         out.push_bind_param::<Array<Text>, _>(&c.tenant_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Bytea>, _>(&c.token_hash)?;
@@ -155,19 +159,7 @@ impl QueryFragment<Pg> for UseBatch<'_, '_> {
         out.push_bind_param::<Array<Timestamptz>, _>(&c.now)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Nullable<Text>>, _>(&c.caller_key_id)?;
-        out.push_sql(
-            ") WITH ORDINALITY AS v(tenant_id, token_hash, at, key_id, ord) \
-             WHERE v.key_id IS NULL OR (SELECT true FROM api_keys k \
-                 WHERE k.tenant_id = v.tenant_id AND k.id = v.key_id) IS TRUE), \
-             used AS MATERIALIZED (SELECT m.ord, m.tenant_id, u.uses_left, u.payload, u.removed \
-             FROM m CROSS JOIN LATERAL tessera_use_standalone_member(m.tenant_id, m.token_hash, m.at) AS u), \
-             counted AS (UPDATE tenant_counters c \
-                 SET live_standalone = c.live_standalone - g.removed \
-                 FROM (SELECT tenant_id, count(*) AS removed FROM used WHERE removed \
-                       GROUP BY tenant_id) g \
-                 WHERE c.tenant_id = g.tenant_id) \
-             SELECT ord, uses_left, payload FROM used",
-        );
+        out.push_sql(") AS b");
         Ok(())
     }
 }

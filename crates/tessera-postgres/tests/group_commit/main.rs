@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod queued;
+mod standalone_batch;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -123,6 +124,16 @@ impl Blocker {
 
     fn release(mut self) {
         sql_query("ROLLBACK").execute(&mut self.conn).unwrap();
+    }
+
+    /// Runs `statement` in the blocker's open transaction.
+    fn run(&mut self, statement: &str) {
+        sql_query(statement).execute(&mut self.conn).unwrap();
+    }
+
+    /// Commits what the blocker did, releasing its locks.
+    fn commit(mut self) {
+        sql_query("COMMIT").execute(&mut self.conn).unwrap();
     }
 }
 
