@@ -330,8 +330,8 @@ fn cpus() -> u32 {
 /// each executor keeps one database backend busy with its batch, and PostgreSQL
 /// shares the machine with this process. More executors only split the same load
 /// into smaller batches whose backends contend: on 2 CPUs, 1 executor (batches up
-/// to 32) did 6,900–9,700 redemptions/s where 2 did 5,600–9,700/s, and 23,000–
-/// 26,000 standalone uses/s where 2 did 21,000–24,800/s, side by side
+/// to 32) did 6,900–9,700 redemptions/s where 2 did 5,600–9,700/s, and 21,400–
+/// 29,200 standalone uses/s where 2 did 20,600–24,800/s, side by side
 /// (docs/performance.md); 2 had beaten 4 by about 35 % earlier. The CPUs that
 /// matter are the database's: with PostgreSQL on a larger machine of its own, set
 /// `TESSERA_GROUP_COMMIT_EXECUTORS`.
