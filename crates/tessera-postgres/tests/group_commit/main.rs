@@ -144,11 +144,7 @@ fn redeem_in_background(g: &Grouped, program: &Program, code: &str) -> JoinHandl
     std::thread::spawn(move || store.redeem(&attempt))
 }
 
-fn use_in_background(
-    g: &Grouped,
-    tenant: &TenantId,
-    token: &str,
-) -> JoinHandle<StoreResult<Option<StandaloneUse>>> {
+fn use_in_background(g: &Grouped, tenant: &TenantId, token: &str) -> JoinHandle<Used> {
     let (store, tenant, token) = (g.store.clone(), tenant.clone(), hash(token));
     std::thread::spawn(move || store.use_ticket(&tenant, token, now()))
 }
@@ -170,6 +166,28 @@ fn queue_behind(
         .map(|code| redeem_in_background(g, program, code))
         .collect();
     wait_until("every member is queued", || g.group.queued() == codes.len());
+    (blocked, queued)
+}
+
+type Used = StoreResult<Option<StandaloneUse>>;
+
+/// [`queue_behind`] for standalone uses: the blocker's use first (its row held
+/// by a [`Blocker`]), then `tokens` queued behind it.
+fn uses_behind(
+    g: &Grouped,
+    tenant: &TenantId,
+    blocker_token: &str,
+    tokens: &[&str],
+) -> (JoinHandle<Used>, Vec<JoinHandle<Used>>) {
+    let blocked = use_in_background(g, tenant, blocker_token);
+    wait_until("the executor took the blocked batch", || {
+        g.batches().len() == 1 && g.group.queued() == 0
+    });
+    let queued: Vec<_> = tokens
+        .iter()
+        .map(|token| use_in_background(g, tenant, token))
+        .collect();
+    wait_until("every use is queued", || g.group.queued() == tokens.len());
     (blocked, queued)
 }
 
@@ -348,16 +366,8 @@ fn the_same_standalone_ticket_twice_in_one_batch_is_used_only_as_often_as_it_has
     assert_eq!(count(&g, live), 3);
 
     let blocker = Blocker::standalone(&g.f, &tenant, &blocker_ticket.id);
-    let blocked = use_in_background(&g, &tenant, "blocker");
-    wait_until("the executor took the blocked batch", || {
-        g.batches().len() == 1 && g.group.queued() == 0
-    });
     let tokens = ["once", "twice", "once", "twice", "twice"];
-    let queued: Vec<_> = tokens
-        .iter()
-        .map(|token| use_in_background(&g, &tenant, token))
-        .collect();
-    wait_until("every use is queued", || g.group.queued() == tokens.len());
+    let (blocked, queued) = uses_behind(&g, &tenant, "blocker", &tokens);
     blocker.release();
     assert!(matches!(blocked.join().unwrap(), Ok(Some(_))));
     let results = joined(queued);

@@ -9,7 +9,10 @@ use tessera_app::model::UsesLeft;
 use tessera_app::ports::StandaloneStore;
 
 use super::common::{self, hash, now};
-use super::{count, grouped, joined, standalone, use_in_background, wait_until, Blocker, Grouped};
+use super::{
+    count, grouped, joined, standalone, use_in_background, uses_behind, wait_until, Blocker,
+    Grouped,
+};
 
 const LIVE: &str = "SELECT live_standalone AS n FROM tenant_counters";
 const TICKETS: &str = "SELECT count(*) AS n FROM standalone_tickets";
@@ -122,14 +125,7 @@ fn an_unlimited_ticket_used_in_a_batch_keeps_its_row_as_it_was() {
     let version = "SELECT xmin::text::bigint AS n FROM standalone_tickets WHERE uses_left IS NULL";
     let before = count(&g, version);
     let blocker = Blocker::standalone(&g.f, &tenant, &blocker_ticket.id);
-    let blocked = use_in_background(&g, &tenant, "blocker");
-    wait_until("the executor took the blocked batch", || {
-        g.sizes().len() == 1 && g.group.queued() == 0
-    });
-    let uses: Vec<_> = (0..5)
-        .map(|_| use_in_background(&g, &tenant, "unlimited"))
-        .collect();
-    wait_until("every use is queued", || g.group.queued() == 5);
+    let (blocked, uses) = uses_behind(&g, &tenant, "blocker", &["unlimited"; 5]);
     blocker.release();
     assert!(matches!(blocked.join().unwrap(), Ok(Some(_))));
     for answer in joined(uses) {
