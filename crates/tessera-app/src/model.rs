@@ -136,6 +136,55 @@ pub struct RedemptionAttempt {
     /// How long a fifth consecutive wrong email locks the ticket (doubled for each
     /// earlier lock): the operator's `TESSERA_EMAIL_LOCK_SECONDS`.
     pub email_lock_seconds: u32,
+    /// The failure the throttle counts if the store refuses the attempt, for the
+    /// store to add to the replicas' shared counts in the statement that records
+    /// the refusal; `None`: the throttle counts it itself (or only per process).
+    pub shared_failure: Option<SharedFailure>,
+}
+
+/// A failure to add to the shared throttle counts (`FailureLedger::add_failures`)
+/// in the store's refusal statement instead of a statement of its own: the
+/// subjects, the minute, and where the store reports each subject's count over
+/// every replica, which the throttle then adopts. Clones share that report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedFailure {
+    pub subjects: Vec<crate::throttle::FailureSubject>,
+    /// Seconds since the epoch / 60.
+    pub minute: i64,
+    counts: std::sync::Arc<std::sync::OnceLock<Vec<u32>>>,
+}
+
+impl SharedFailure {
+    pub fn new(subjects: Vec<crate::throttle::FailureSubject>, minute: i64) -> Self {
+        Self {
+            subjects,
+            minute,
+            counts: std::sync::Arc::default(),
+        }
+    }
+
+    /// The subjects' names in the shared store, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.subjects
+            .iter()
+            .map(crate::throttle::FailureSubject::key)
+            .collect()
+    }
+
+    /// The store added the failure: `counts` are the subjects' failures in the
+    /// minute over every replica, in the order of `subjects`. Only the first
+    /// report counts (a failure is added once).
+    pub fn counted(&self, counts: Vec<u32>) {
+        let _ = self.counts.set(counts);
+    }
+
+    /// What the store reported, if it added the failure (one count per subject).
+    pub fn reported(&self) -> Option<&[u32]> {
+        self.counts
+            .get()
+            .map(Vec::as_slice)
+            .filter(|counts| counts.len() == self.subjects.len())
+    }
 }
 
 /// What a successful redemption grants: built once from the store's row, then

@@ -21,8 +21,8 @@ use thiserror::Error;
 
 use crate::model::{
     AccessToken, ApiKey, CallerKey, Grant, ImportOutcome, ImportSource, NewTicket, Page,
-    RedemptionAttempt, SecretHash, StandaloneDeletion, StandaloneUse, Tenant, TicketChanges,
-    TicketView,
+    RedemptionAttempt, SecretHash, SharedFailure, StandaloneDeletion, StandaloneUse, Tenant,
+    TicketChanges, TicketView,
 };
 use crate::throttle::FailureSubject;
 
@@ -263,6 +263,10 @@ pub trait RedemptionStore: Send + Sync {
     /// failed attempt (stamping `lastFailedAt`), locking the ticket at the fifth
     /// (`ticket.locked`). Other failures MUST NOT write to the ticket, so that a
     /// known code failing a rule costs, and takes, what an unknown code does.
+    /// With `attempt.shared_failure`, a refusal MUST also add the failure to the
+    /// shared throttle counts (as `FailureLedger::add_failures` does) in the
+    /// statement that records it, and report the counts through
+    /// `SharedFailure::counted`; a success MUST NOT touch them.
     fn redeem(&self, attempt: &RedemptionAttempt) -> StoreResult<Result<Grant, RedemptionFailure>>;
 
     /// Does the work `redeem` does for an unknown code of `program` at `now` — the
@@ -270,8 +274,14 @@ pub trait RedemptionStore: Send + Sync {
     /// so that an attempt refused before any lookup takes the time of an unknown
     /// code. It runs under the store's own probe tenant, which no tenant is: it
     /// MUST change nothing any tenant can see, and what it writes MUST be gone
-    /// after event maintenance.
-    fn probe(&self, program: &ProgramId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// after event maintenance. With `shared`, the failure is added to the shared
+    /// throttle counts as `redeem` adds a refused attempt's.
+    fn probe(
+        &self,
+        program: &ProgramId,
+        now: DateTime<Utc>,
+        shared: Option<SharedFailure>,
+    ) -> StoreResult<()>;
 
     /// `redeem`'s conditional statement, queued for the store's own threads and
     /// answered once its batch committed: `Some(grant)` for a counted use, `None`
@@ -300,8 +310,13 @@ pub trait RedemptionStore: Send + Sync {
     fn probe_later(&self, program: &ProgramId, now: DateTime<Utc>) -> Option<Later<()>>;
 
     /// The rest of `probe` after `probe_later`: what `classify_refused` does for
-    /// an unknown code, statement for statement.
-    fn probe_refused(&self, program: &ProgramId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// an unknown code, statement for statement, `shared` counted as `probe` does.
+    fn probe_refused(
+        &self,
+        program: &ProgramId,
+        now: DateTime<Utc>,
+        shared: Option<SharedFailure>,
+    ) -> StoreResult<()>;
 }
 
 /// The redemption lifecycle. Every decision is a conditional statement on the

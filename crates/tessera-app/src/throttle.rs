@@ -17,6 +17,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tessera_domain::ProgramId;
 
+use crate::model::SharedFailure;
 use crate::ports::FailureLedger;
 use crate::slow_lane::SlowLane;
 
@@ -119,6 +120,15 @@ fn retry_after(now: DateTime<Utc>) -> u32 {
         .max(1)
 }
 
+/// How an admitted attempt ends.
+#[derive(Debug, Clone, Copy)]
+enum Settled<'a> {
+    /// No failure: a success, or an attempt withdrawn or refused unevaluated.
+    Clean,
+    /// A failure; `reported`: the shared counts, when the store added it itself.
+    Failed { reported: Option<&'a [u32]> },
+}
+
 /// An admitted attempt. It counts as a failure unless [`Admission::succeeded`] is
 /// called, so every early return — including a database error — is counted.
 #[derive(Debug)]
@@ -128,6 +138,8 @@ pub struct Admission<'a> {
     subjects: Vec<FailureSubject>,
     now: DateTime<Utc>,
     settled: bool,
+    /// Handed to the store, which may add the failure to the shared ledger itself.
+    shared: Option<SharedFailure>,
 }
 
 impl Admission<'_> {
@@ -142,10 +154,23 @@ impl Admission<'_> {
         self.release();
     }
 
+    /// The failure this attempt would count, for the store to add to the shared
+    /// ledger in the statement that refuses it (then the throttle adopts the
+    /// counts the store reports and writes nothing itself). `None` without a
+    /// ledger. Ask once the attempt's subjects are complete (after
+    /// [`FailureThrottle::join_program`]).
+    pub fn shared_failure(&mut self) -> Option<SharedFailure> {
+        self.throttle.ledger.as_ref()?;
+        let shared = SharedFailure::new(self.subjects.clone(), minute_of(self.now));
+        self.shared = Some(shared.clone());
+        Some(shared)
+    }
+
     /// Settles without a failure (a success, or an attempt refused unevaluated).
     fn release(&mut self) {
         if !self.settled {
-            self.throttle.settle(&self.subjects, self.now, false);
+            self.throttle
+                .settle(&self.subjects, self.now, Settled::Clean);
             self.settled = true;
         }
     }
@@ -154,7 +179,14 @@ impl Admission<'_> {
 impl Drop for Admission<'_> {
     fn drop(&mut self) {
         if !self.settled {
-            self.throttle.settle(&self.subjects, self.now, true);
+            let shared = self.shared.take();
+            // The counts the store reports hold for these subjects only.
+            let reported = shared
+                .as_ref()
+                .filter(|shared| shared.subjects == self.subjects)
+                .and_then(SharedFailure::reported);
+            self.throttle
+                .settle(&self.subjects, self.now, Settled::Failed { reported });
         }
     }
 }
@@ -234,6 +266,7 @@ impl FailureThrottle {
             subjects,
             now,
             settled: false,
+            shared: None,
         })
     }
 
@@ -318,14 +351,15 @@ impl FailureThrottle {
         }
     }
 
-    fn settle(&self, subjects: &[FailureSubject], now: DateTime<Utc>, failed: bool) {
+    /// Leaves the in-flight counts, and counts a failure if there was one.
+    fn settle(&self, subjects: &[FailureSubject], now: DateTime<Utc>, settled: Settled<'_>) {
         let minute = minute_of(now);
         {
             let mut windows = self.lock();
             for subject in subjects {
                 if let Some(window) = windows.by_subject.get_mut(subject) {
                     window.in_flight = window.in_flight.saturating_sub(1);
-                    if failed {
+                    if matches!(settled, Settled::Failed { .. }) {
                         if window.minute != minute {
                             window.minute = minute;
                             window.failures = 0;
@@ -335,16 +369,17 @@ impl FailureThrottle {
                 }
             }
         }
-        if failed {
-            self.share_failure(subjects, minute);
+        if let Settled::Failed { reported } = settled {
+            self.share_failure(subjects, minute, reported);
         }
     }
 
-    /// Adds a failure of `subjects` to the ledger and adopts the replicas' counts
-    /// it returns (never lowering a local one). Without the lock held: the
-    /// ledger is a round trip. When the ledger fails, the local count stands —
-    /// the throttle then holds per replica, as it would without a ledger.
-    fn share_failure(&self, subjects: &[FailureSubject], minute: i64) {
+    /// Adds a failure of `subjects` to the ledger — unless the store already did,
+    /// reporting the counts as `reported` — and adopts the replicas' counts
+    /// (never lowering a local one). Without the lock held: the ledger is a round
+    /// trip. When the ledger fails, the local count stands — the throttle then
+    /// holds per replica, as it would without a ledger.
+    fn share_failure(&self, subjects: &[FailureSubject], minute: i64, reported: Option<&[u32]>) {
         let Some(ledger) = &self.ledger else {
             return;
         };
@@ -356,7 +391,11 @@ impl FailureThrottle {
                 tracing::warn!(%error, "could not prune the shared throttle counts");
             }
         }
-        match ledger.add_failures(subjects, minute) {
+        let counts = match reported {
+            Some(counts) => Ok(counts.to_vec()),
+            None => ledger.add_failures(subjects, minute),
+        };
+        match counts {
             Ok(counts) => {
                 let mut windows = self.lock();
                 for (subject, count) in subjects.iter().zip(counts) {

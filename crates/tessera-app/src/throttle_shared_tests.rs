@@ -187,3 +187,73 @@ fn an_attempt_naming_nothing_reaches_no_ledger() {
     let throttle = FailureThrottle::new(1).with_ledger(Arc::new(ledger));
     fail(&throttle, None, at(1));
 }
+
+#[test]
+fn a_failure_the_store_counted_is_adopted_and_not_written_again() {
+    let mut ledger = MockFailureLedger::new();
+    // The store's statement added the failure: the throttle must not add it twice.
+    ledger.expect_add_failures().never();
+    ledger.expect_forget_before().returning(|_| Ok(0));
+    let throttle = FailureThrottle::new(5).with_ledger(Arc::new(ledger));
+    let mut admission = throttle.admit(ip(1), None, at(1)).expect("admitted");
+    let shared = admission.shared_failure().expect("a ledger is configured");
+    assert_eq!(shared.keys(), ["client:192.0.2.1"]);
+    assert_eq!(shared.minute, minute_of(at(1)));
+    // Other replicas' failures: four before this one.
+    shared.counted(vec![5]);
+    drop(admission);
+    assert!(
+        throttle.admit(ip(1), None, at(2)).is_err(),
+        "the reported count (5 of 5) was adopted"
+    );
+}
+
+#[test]
+fn a_failure_the_store_did_not_count_is_written_by_the_throttle() {
+    let mut ledger = MockFailureLedger::new();
+    ledger
+        .expect_add_failures()
+        .times(1)
+        .returning(|subjects, _| Ok(vec![1; subjects.len()]));
+    ledger.expect_forget_before().returning(|_| Ok(0));
+    let throttle = FailureThrottle::new(5).with_ledger(Arc::new(ledger));
+    let mut admission = throttle.admit(ip(1), None, at(1)).expect("admitted");
+    // Handed to a store that failed before its refusal statement ran.
+    let _shared = admission.shared_failure().expect("a ledger is configured");
+    drop(admission);
+}
+
+#[test]
+fn a_report_for_other_subjects_is_not_adopted() {
+    let mut ledger = MockFailureLedger::new();
+    ledger
+        .expect_add_failures()
+        .times(1)
+        .returning(|subjects, _| Ok(vec![1; subjects.len()]));
+    ledger.expect_forget_before().returning(|_| Ok(0));
+    let throttle = FailureThrottle::new(5).with_ledger(Arc::new(ledger));
+    let program = ProgramId::generate();
+    let mut admission = throttle.admit(ip(1), None, at(1)).expect("admitted");
+    // Asked before the program joined: the report covers the client only.
+    let shared = admission.shared_failure().expect("a ledger is configured");
+    throttle
+        .join_program(&mut admission, &program)
+        .expect("within budget");
+    shared.counted(vec![5]);
+    drop(admission);
+    assert!(
+        throttle
+            .admit(ip(1), None, at(2))
+            .map(super::Admission::succeeded)
+            .is_ok(),
+        "the client's own count (1) stands, not the mismatched report"
+    );
+}
+
+#[test]
+fn without_a_ledger_there_is_nothing_to_share() {
+    let throttle = FailureThrottle::new(5);
+    let mut admission = throttle.admit(ip(1), None, at(1)).expect("admitted");
+    assert!(admission.shared_failure().is_none());
+    admission.succeeded();
+}

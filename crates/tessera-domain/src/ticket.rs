@@ -218,7 +218,8 @@ impl Ticket {
     /// Why this ticket cannot be redeemed now with `presented_email`, if it cannot.
     /// The order is the order a person would fix things in: the program first,
     /// then the ticket's state, its uses, and last the email.
-    /// Mirrored by SQL function `tessera_redeem`; tessera-postgres/tests/rules_agree.rs pins both.
+    /// Mirrored by SQL functions `tessera_redeem` (whether) and `tessera_refusal_reason`
+    /// (why, in this order); tessera-postgres/tests/rules_agree.rs pins all three.
     pub fn check_redeemable(
         &self,
         program: &Program,
@@ -247,7 +248,8 @@ impl Ticket {
     /// after `check_redeemable`. `redeemer_uses` is `None` when no `redeemerId` was
     /// presented, else how many uses that redeemer has had. A ticket without a
     /// `per_redeemer_limit` accepts any redeemer, or none.
-    /// Mirrored by SQL function `tessera_redeem`; tessera-postgres/tests/rules_agree.rs pins both.
+    /// Mirrored by SQL functions `tessera_redeem` and `tessera_refusal_reason`;
+    /// tessera-postgres/tests/rules_agree.rs pins all three.
     ///
     /// ```
     /// # use tessera_domain::chrono::{TimeZone, Utc};

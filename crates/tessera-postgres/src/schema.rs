@@ -130,10 +130,11 @@ diesel::table! {
 }
 
 diesel::table! {
-    throttle_windows (subject, minute) {
+    throttle_windows (subject, minute, shard) {
         subject -> Text,
         minute -> Int8,
         failures -> Int4,
+        shard -> Int2,
     }
 }
 

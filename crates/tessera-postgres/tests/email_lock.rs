@@ -8,6 +8,7 @@ use chrono::Duration;
 use common::{at, attempt_at, events, fixture, EMAIL_LOCK_SECONDS};
 use diesel::sql_types::{BigInt, Text};
 use diesel::{sql_query, QueryableByName, RunQueryDsl};
+use serde_json::json;
 use tessera_app::events::EventStore;
 use tessera_app::ports::{RedemptionStore, TicketStore};
 use tessera_domain::{
@@ -42,6 +43,28 @@ fn lock_at(store: &PgStore, program: &Program, when: chrono::DateTime<chrono::Ut
             Err(RedemptionFailure::EmailMismatch)
         );
     }
+}
+
+#[derive(QueryableByName)]
+struct EventData {
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    data: serde_json::Value,
+}
+
+/// The data of the tenant's `ticket.locked` events, oldest first.
+fn lock_events(f: &common::Fixture, tenant: &TenantId) -> Vec<serde_json::Value> {
+    let mut conn = f.db.pool().get().unwrap();
+    // Hand-written: reads what the refusal statement wrote, independently of it.
+    sql_query(
+        "SELECT data FROM events WHERE tenant_id = $1 AND type = 'ticket.locked' \
+         ORDER BY created_at",
+    )
+    .bind::<Text, _>(tenant.as_str())
+    .load::<EventData>(&mut conn)
+    .unwrap()
+    .into_iter()
+    .map(|row| row.data)
+    .collect()
 }
 
 #[test]
@@ -82,6 +105,14 @@ fn a_lock_lasts_the_configured_time_then_doubles_on_the_next_lock() {
         events(&f.db.pool(), &tenant, "ticket.locked"),
         2,
         "one event per lock"
+    );
+    assert_eq!(
+        lock_events(&f, &tenant),
+        [
+            json!({ "failedAttempts": 5, "lockedUntil": at(0) + base }),
+            json!({ "failedAttempts": 5, "lockedUntil": later + base * 2 }),
+        ],
+        "each lock's event carries its count and its end, as the API writes times"
     );
 
     // After the doubled lock, the owner redeems; a success ends the series.
@@ -140,7 +171,7 @@ fn the_probe_does_an_unknown_code_s_work_and_leaves_nothing_past_maintenance() {
     let others = "SELECT count(*) AS n FROM events WHERE tenant_id <> $1";
     let before = count(&f, others, PROBE_TENANT);
     for _ in 0..3 {
-        f.store.probe(&program.id, at(0)).unwrap();
+        f.store.probe(&program.id, at(0), None).unwrap();
     }
     // Written under the probe tenant, as a real failure writes its event (and
     // commits it); no other tenant has any.

@@ -42,6 +42,7 @@ fn redeem_by_link(
         now: now(),
         redeemer: None,
         email_lock_seconds: 900,
+        shared_failure: None,
     };
     Some(store.redeem(&attempt).unwrap())
 }

@@ -148,12 +148,11 @@ const CLAIM: &str = "SELECT t.id, t.per_redeemer_limit FROM tickets t \
       AND t.per_redeemer_limit IS NOT NULL";
 const CLAIM_ARGS: &str = "'ten_a', sha256('7'::bytea), 'prg_a'";
 
-/// The classification's read of the ticket (`find_ticket`): by its unique
-/// (tenant, code hash) alone, the program compared in Rust.
-const FIND_TICKET: &str = "SELECT t.* FROM tickets t \
-    JOIN programs p ON p.tenant_id = t.tenant_id AND p.id = t.program_id \
-    WHERE t.tenant_id = $1 AND t.code_hash = $2";
-const FIND_TICKET_ARGS: &str = "'ten_a', sha256('7'::bytea)";
+/// The refusal's read of the ticket (in `tessera_refuse`): by its unique
+/// (tenant, code hash) alone, the program a filter.
+const FIND_TICKET: &str = "SELECT * FROM tickets t \
+    WHERE t.tenant_id = $1 AND t.code_hash = $2 AND (t.program_id = $3) IS TRUE";
+const FIND_TICKET_ARGS: &str = "'ten_a', sha256('7'::bytea), 'prg_a'";
 
 /// The group commit's check of a key taken from memory (`statements.rs`).
 const CALLER_KEY: &str =
@@ -191,8 +190,14 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
     let claim = prepared_plan(&mut conn, "text, bytea, text", CLAIM, CLAIM_ARGS);
     assert_probes(&claim, "tickets", TICKET_PROBE);
 
-    // The classification of a refusal: the ticket, the program, the wrong email.
-    let find_ticket = prepared_plan(&mut conn, "text, bytea", FIND_TICKET, FIND_TICKET_ARGS);
+    // The refusal (`tessera_refuse`): the ticket, the program, the wrong email,
+    // the redeemer's uses, and the shared throttle counts.
+    let find_ticket = prepared_plan(
+        &mut conn,
+        "text, bytea, text",
+        FIND_TICKET,
+        FIND_TICKET_ARGS,
+    );
     assert_probes(&find_ticket, "tickets", TICKET_PROBE);
     let find_program = prepared_plan(
         &mut conn,
@@ -210,6 +215,26 @@ fn hot_statements_probe_their_unique_index_right_after_a_bulk_insert() {
         "'ten_a', 'tkt_7', now()",
     );
     assert_probes(&mismatch, "tickets", &["tickets_pkey"]);
+    let redeemer_uses = prepared_plan(
+        &mut conn,
+        "text, text, bytea",
+        "SELECT u.uses FROM redeemer_uses u \
+         WHERE u.tenant_id = $1 AND u.ticket_id = $2 AND u.redeemer_key = $3",
+        "'ten_a', 'tkt_7', sha256('r'::bytea)",
+    );
+    assert_probes(&redeemer_uses, "redeemer_uses", &["redeemer_uses_pkey"]);
+    let other_shards = prepared_plan(
+        &mut conn,
+        "text, bigint, smallint",
+        "SELECT sum(o.failures) FROM throttle_windows o \
+         WHERE o.subject = $1 AND o.minute = $2 AND o.shard <> $3",
+        "'client:192.0.2.1', 29000000, 3::smallint",
+    );
+    assert_probes(
+        &other_shards,
+        "throttle_windows",
+        &["throttle_windows_pkey"],
+    );
 
     // The standalone use (function `tessera_use_standalone`).
     let standalone = prepared_plan(
@@ -400,8 +425,7 @@ fn a_program_the_statistics_never_saw_is_still_probed() {
     let args = "'ten_a', sha256('b7'::bytea), 'prg_b'";
     let claim = prepared_plan(&mut conn, "text, bytea, text", CLAIM, args);
     assert_probes(&claim, "tickets", TICKET_PROBE);
-    let args = "'ten_a', sha256('b7'::bytea)";
-    let find_ticket = prepared_plan(&mut conn, "text, bytea", FIND_TICKET, args);
+    let find_ticket = prepared_plan(&mut conn, "text, bytea, text", FIND_TICKET, args);
     assert_probes(&find_ticket, "tickets", TICKET_PROBE);
 }
 
@@ -439,6 +463,7 @@ fn the_functions_have_the_shapes_explained_here() {
         ("tessera_redeem", 2),
         ("tessera_hold", 2),
         ("tessera_validate", 1),
+        ("tessera_refuse", 1),
     ] {
         let found: Definition = sql_query(format!(
             "SELECT pg_get_functiondef(p.oid) AS definition FROM pg_proc p WHERE proname = '{function}'"

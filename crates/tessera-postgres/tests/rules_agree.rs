@@ -1,8 +1,10 @@
-//! The redemption rules exist twice: as the predicates of the SQL function
+//! The redemption rules exist three times: as the predicates of the SQL function
 //! `tessera_redeem` (migration `2026-11-25-000000_redeem_function`, called from
-//! `src/stores/redemption.rs`), which decides whether a use is counted, and as
-//! `Ticket::check_redeemable` / `Program::check_redeemable` in tessera-domain,
-//! which the store runs to say why the function refused. Released migrations are
+//! `src/stores/redemption.rs`), which decides whether a use is counted; as the
+//! ordered cases of `tessera_refusal_reason` (migration
+//! `refusal_in_one_statement`, called by `tessera_refuse` from
+//! `src/stores/refusal.rs`), which says why it refused; and as
+//! `Ticket::check_redeemable` / `Program::check_redeemable` in tessera-domain. Released migrations are
 //! never edited, so the SQL cannot point back here; this table pins the two
 //! together instead. For every combination of program state × window × ticket
 //! state × limit × email it checks that the store's redemption succeeds exactly
@@ -244,6 +246,7 @@ fn judge(
         now: case.window.now(),
         redeemer: None,
         email_lock_seconds: common::EMAIL_LOCK_SECONDS,
+        shared_failure: None,
     };
 
     // The domain judges the rows as stored, read back through the store.
@@ -398,6 +401,7 @@ fn the_sql_function_and_the_domain_agree_on_per_redeemer_limits() {
                         now: at(0),
                         redeemer: presented.then_some(key),
                         email_lock_seconds: common::EMAIL_LOCK_SECONDS,
+                        shared_failure: None,
                     };
                     let stored = ProgramStore::get(&f.store, &tenant, &program.id).unwrap();
                     let before = TicketStore::get(&f.store, &tenant, &new.ticket.id).unwrap();

@@ -1,15 +1,19 @@
 //! The failure throttle's shared counts (`FailureLedger` on `throttle_windows`):
-//! one atomic upsert per failure, exact under concurrent replicas.
+//! one atomic upsert per failure, none lost under concurrent replicas, and the
+//! refusal statement that counts it itself.
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Barrier};
 
 use diesel::sql_types::{BigInt, Text};
 use diesel::{sql_query, QueryableByName, RunQueryDsl};
-use tessera_app::ports::FailureLedger;
+use tessera_app::model::SharedFailure;
+use tessera_app::ports::{FailureLedger, RedemptionStore};
 use tessera_app::throttle::FailureSubject;
-use tessera_domain::ProgramId;
+use tessera_domain::{ProgramId, RedemptionFailure};
 use tessera_postgres::testing::TestDatabase;
 use tessera_postgres::PgStore;
 
@@ -47,6 +51,7 @@ fn concurrent_failures_on_many_connections_are_all_counted() {
     let store = PgStore::new(database.pool_with_size(16));
     let program = FailureSubject::Program(ProgramId::generate());
     let threads = 16;
+    let per_thread = 10;
     let barrier = Arc::new(Barrier::new(threads));
     let handles: Vec<_> = (0..threads)
         .map(|n| {
@@ -56,7 +61,7 @@ fn concurrent_failures_on_many_connections_are_all_counted() {
                 // Each thread's own client and the program they all share: row
                 // locks in one order, so no deadlock between them.
                 let client = client(u8::try_from(n % 4).unwrap());
-                (0..10)
+                (0..per_thread)
                     .map(|_| {
                         store
                             .add_failures(&[client.clone(), program.clone()], MINUTE)
@@ -66,15 +71,93 @@ fn concurrent_failures_on_many_connections_are_all_counted() {
             })
         })
         .collect();
-    let mut seen: Vec<u32> = handles
+    let seen: Vec<Vec<u32>> = handles
         .into_iter()
-        .flat_map(|handle| handle.join().unwrap())
+        .map(|handle| handle.join().unwrap())
         .collect();
-    seen.sort_unstable();
+    let total = u32::try_from(threads * per_thread).unwrap();
+    for counts in &seen {
+        // Each count includes the thread's own failures so far: its n-th failure
+        // reads at least n, and more than its previous one.
+        assert!(
+            counts
+                .iter()
+                .enumerate()
+                .all(|(n, &count)| count > u32::try_from(n).unwrap() && count <= total),
+            "{counts:?}"
+        );
+        assert!(
+            counts.windows(2).all(|pair| pair[0] < pair[1]),
+            "{counts:?}"
+        );
+    }
     assert_eq!(
-        seen,
-        (1..=160).collect::<Vec<u32>>(),
-        "every failure saw its own count: none lost, none doubled"
+        store
+            .add_failures(std::slice::from_ref(&program), MINUTE)
+            .unwrap(),
+        vec![total + 1],
+        "once they committed, every failure is counted: none lost, none doubled"
+    );
+    let mut conn = database.pool().get().unwrap();
+    let shards: Vec<Row> = sql_query(
+        "SELECT subject, minute FROM throttle_windows WHERE subject = $1 AND minute = $2",
+    )
+    .bind::<Text, _>(program.key())
+    .bind::<BigInt, _>(MINUTE)
+    .load(&mut conn)
+    .unwrap();
+    assert!(
+        shards.len() > 1,
+        "161 failures of one subject spread over its shards, not one hot row"
+    );
+}
+
+/// A refused attempt carrying its shared failure: the store's refusal statement
+/// counts it and reports the counts; a success counts nothing.
+#[test]
+fn a_refusal_counts_its_shared_failure_in_the_same_statement() {
+    let f = common::fixture();
+    let tenant = common::tenant(&f.store);
+    let program = common::program(&f.store, &tenant, |_| {});
+    common::issue(&f.store, &program, "KNOWN-CODE", |_| {});
+    let subjects = vec![client(9), FailureSubject::Program(program.id.clone())];
+    let minute = MINUTE + 5;
+    let with_shared = |code: &str| {
+        let mut attempt = common::attempt(&program, code, None);
+        attempt.shared_failure = Some(SharedFailure::new(subjects.clone(), minute));
+        attempt
+    };
+
+    let unknown = with_shared("NO-SUCH-CODE");
+    assert_eq!(
+        f.store.redeem(&unknown).unwrap().map(|_| ()),
+        Err(RedemptionFailure::TicketNotFound)
+    );
+    let reported = unknown.shared_failure.as_ref().unwrap().reported();
+    assert_eq!(reported, Some(&[1, 1][..]));
+
+    let known = with_shared("KNOWN-CODE");
+    assert!(f.store.redeem(&known).unwrap().is_ok());
+    assert_eq!(
+        known.shared_failure.as_ref().unwrap().reported(),
+        None,
+        "a success counts no failure"
+    );
+
+    let probed = SharedFailure::new(vec![client(9)], minute);
+    f.store
+        .probe(&program.id, common::now(), Some(probed.clone()))
+        .unwrap();
+    assert_eq!(
+        probed.reported(),
+        Some(&[2][..]),
+        "the probe counts as an unknown code does"
+    );
+
+    assert_eq!(
+        f.store.add_failures(&subjects, minute).unwrap(),
+        vec![3, 2],
+        "the statements wrote the shared counts"
     );
 }
 

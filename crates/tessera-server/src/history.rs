@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use tessera_app::events::EventUseCases;
 use tessera_app::events_service::EventService;
-use tessera_app::model::{Grant, RedemptionAttempt};
+use tessera_app::model::{Grant, RedemptionAttempt, SharedFailure};
 use tessera_app::ports::{Clock, Later, RedemptionStore, StoreResult};
 use tessera_domain::{ProgramId, RedemptionFailure};
 use tessera_postgres::PgStore;
@@ -31,8 +31,13 @@ impl RedemptionStore for MeteredRedemptions {
     }
 
     /// An equal-time probe is not a redemption: not counted.
-    fn probe(&self, program: &ProgramId, now: DateTime<Utc>) -> StoreResult<()> {
-        self.0.probe(program, now)
+    fn probe(
+        &self,
+        program: &ProgramId,
+        now: DateTime<Utc>,
+        shared: Option<SharedFailure>,
+    ) -> StoreResult<()> {
+        self.0.probe(program, now, shared)
     }
 
     /// A success is counted when it is known; a refusal is counted (with its
@@ -67,8 +72,13 @@ impl RedemptionStore for MeteredRedemptions {
         self.0.probe_later(program, now)
     }
 
-    fn probe_refused(&self, program: &ProgramId, now: DateTime<Utc>) -> StoreResult<()> {
-        self.0.probe_refused(program, now)
+    fn probe_refused(
+        &self,
+        program: &ProgramId,
+        now: DateTime<Utc>,
+        shared: Option<SharedFailure>,
+    ) -> StoreResult<()> {
+        self.0.probe_refused(program, now, shared)
     }
 }
 

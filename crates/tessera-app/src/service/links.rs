@@ -83,6 +83,7 @@ impl LinkUseCases for Tessera {
             // refuses it (`redeemer_required`), as the API would.
             redeemer: None,
             email_lock_seconds: self.limits.email_lock_seconds,
+            shared_failure: admission.shared_failure(),
         };
         // The same conditional statement, events and classification as a code.
         let grant = match self.ports.redemptions.redeem(&attempt)? {

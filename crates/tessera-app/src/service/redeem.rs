@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use tessera_domain::{has_valid_check, CodeInput, Permission, ProgramId, RedemptionFailure};
 
 use super::{ProgramFacts, Tessera, PROGRAM_FACTS_CAPACITY};
-use crate::model::RedemptionAttempt;
+use crate::model::{RedemptionAttempt, SharedFailure};
 use crate::usecases::{Principal, RedeemRequest, RedeemUseCases, Redemption};
 use crate::{AppError, AppResult};
 
@@ -125,10 +125,11 @@ impl Tessera {
         program: &ProgramId,
         now: DateTime<Utc>,
         stage: Stage,
+        shared: Option<SharedFailure>,
     ) -> AppResult<()> {
         match stage {
-            Stage::Whole => self.ports.redemptions.probe(program, now)?,
-            Stage::AfterQueue => self.ports.redemptions.probe_refused(program, now)?,
+            Stage::Whole => self.ports.redemptions.probe(program, now, shared)?,
+            Stage::AfterQueue => self.ports.redemptions.probe_refused(program, now, shared)?,
         }
         Ok(())
     }
@@ -143,12 +144,13 @@ impl Tessera {
         match self.screen(caller, &request, Reach::Store)? {
             Screened::Ready(prepared) => Ok(prepared),
             Screened::Hopeless {
-                admission,
+                mut admission,
                 program,
                 now,
                 error,
             } => {
-                self.probe(&program, now, stage)?;
+                let shared = admission.shared_failure();
+                self.probe(&program, now, stage, shared)?;
                 // Dropped unsettled: counted as the client's failure.
                 drop(admission);
                 Err(error)
@@ -291,6 +293,7 @@ impl Tessera {
             now,
             redeemer,
             email_lock_seconds: self.limits.email_lock_seconds,
+            shared_failure: admission.shared_failure(),
         };
         Ok(Screened::Ready(Prepared {
             admission,

@@ -258,7 +258,7 @@ impl Harness {
         let probes = Recorder::new();
         let mut redemptions = MockRedemptionStore::new();
         let seen = probes.clone();
-        redemptions.expect_probe().returning(move |program, _| {
+        redemptions.expect_probe().returning(move |program, _, _| {
             seen.record(program.clone());
             Ok(())
         });

@@ -265,7 +265,7 @@ impl Executor {
         let (mut redemptions, mut uses) = (Vec::new(), Vec::new());
         for job in jobs {
             match job {
-                Job::Redeem(job) => redemptions.push(job),
+                Job::Redeem(job) => redemptions.push(*job),
                 Job::Use(job) => uses.push(job),
             }
         }

@@ -117,7 +117,8 @@ struct UseJob {
 }
 
 enum Job {
-    Redeem(RedeemJob),
+    /// Boxed: an attempt is three times the size of a use.
+    Redeem(Box<RedeemJob>),
     Use(UseJob),
 }
 
@@ -201,14 +202,18 @@ impl GroupCommit {
         caller_key: Option<CallerKey>,
         reply: Reply<Option<Grant>>,
     ) -> Job {
-        Job::Redeem(RedeemJob {
-            attempt: attempt.clone(),
+        Job::Redeem(Box::new(RedeemJob {
+            // The batch refuses without classifying: no failure of it is counted.
+            attempt: RedemptionAttempt {
+                shared_failure: None,
+                ..attempt.clone()
+            },
             caller_key,
             redemption_id: RedemptionId::generate(),
             redeemed_event_id: EventId::generate(),
             exhausted_event_id: EventId::generate(),
             reply,
-        })
+        }))
     }
 
     /// `tessera_redeem` for `attempt` in the next batch: the grant once committed,

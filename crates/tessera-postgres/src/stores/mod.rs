@@ -13,6 +13,7 @@ mod links;
 mod programs;
 mod redemption;
 mod refill;
+mod refusal;
 mod replace;
 mod standalone;
 mod statistics;

@@ -1,54 +1,38 @@
 //! [`FailureLedger`]: the failure throttle's counts shared by every replica, in
-//! the UNLOGGED table `throttle_windows` (see its migration for why unlogged).
+//! the UNLOGGED table `throttle_windows` (see its migration for why unlogged),
+//! spread over shards per subject and minute (migration
+//! `refusal_in_one_statement`). A refused redemption adds its failure in its
+//! refusal statement (`stores/refusal.rs`); this is the path for the others.
 
 use diesel::prelude::*;
-use diesel::upsert::excluded;
+use diesel::sql_types::{Array, BigInt, Text};
 use tessera_app::ports::{FailureLedger, StoreError, StoreResult};
 use tessera_app::throttle::FailureSubject;
 
 use crate::schema::throttle_windows;
 use crate::PgStore;
 
+diesel::define_sql_function! {
+    /// Adds one failure to each subject in the minute, in one statement (row
+    /// locks taken in subject order, so concurrent failures cannot deadlock), and
+    /// returns each one's count over every replica, in the order given.
+    fn tessera_count_failures(subjects: Array<Text>, minute: BigInt) -> Array<Integer>;
+}
+
 impl FailureLedger for PgStore {
     fn add_failures(&self, subjects: &[FailureSubject], minute: i64) -> StoreResult<Vec<u32>> {
         let keys: Vec<String> = subjects.iter().map(FailureSubject::key).collect();
-        // Rows in one order, so that two failures upserting the same subjects on
-        // two replicas take their row locks in the same order and cannot deadlock.
-        // Deduplicated: one statement may not upsert a row twice.
-        let mut rows: Vec<&str> = keys.iter().map(String::as_str).collect();
-        rows.sort_unstable();
-        rows.dedup();
-        let rows: Vec<_> = rows
-            .into_iter()
-            .map(|subject| {
-                (
-                    throttle_windows::subject.eq(subject),
-                    throttle_windows::minute.eq(minute),
-                    throttle_windows::failures.eq(1),
-                )
-            })
-            .collect();
-        let counted: Vec<(String, i32)> = self.with_conn(|conn| {
-            // One statement decides: concurrent failures of one subject on several
-            // replicas each add one, and each reads a count that includes its own.
-            Ok(diesel::insert_into(throttle_windows::table)
-                .values(&rows)
-                .on_conflict((throttle_windows::subject, throttle_windows::minute))
-                .do_update()
-                .set(
-                    throttle_windows::failures
-                        .eq(throttle_windows::failures + excluded(throttle_windows::failures)),
-                )
-                .returning((throttle_windows::subject, throttle_windows::failures))
-                .get_results(conn)?)
+        let counted: Vec<i32> = self.with_conn(|conn| {
+            Ok(diesel::select(tessera_count_failures(&keys, minute)).get_result(conn)?)
         })?;
-        keys.iter()
-            .map(|key| {
-                counted
-                    .iter()
-                    .find(|(subject, _)| subject == key)
-                    .and_then(|(_, failures)| u32::try_from(*failures).ok())
-                    .ok_or_else(|| StoreError::Internal("a throttle count went missing".into()))
+        if counted.len() != keys.len() {
+            return Err(StoreError::Internal("a throttle count went missing".into()));
+        }
+        counted
+            .into_iter()
+            .map(|count| {
+                u32::try_from(count)
+                    .map_err(|_| StoreError::Internal("a throttle count is negative".into()))
             })
             .collect()
     }

@@ -158,6 +158,7 @@ pub fn attempt_at(
         now,
         redeemer: None,
         email_lock_seconds: EMAIL_LOCK_SECONDS,
+        shared_failure: None,
     }
 }
 

@@ -100,7 +100,9 @@ fn the_queued_probe_matches_nothing_and_leaves_nothing_a_tenant_sees() {
         .probe_later(&program.id, common::now())
         .expect("a store with a group commit queues");
     block_on(probe).unwrap();
-    g.store.probe_refused(&program.id, common::now()).unwrap();
+    g.store
+        .probe_refused(&program.id, common::now(), None)
+        .unwrap();
     let pool = g.f.db.pool();
     assert_eq!(
         common::events(&pool, &tenant, "ticket.redemption_failed"),

@@ -168,7 +168,7 @@ fn an_unknown_program_takes_the_queued_probe_then_the_probe_rest() {
     let record = rest.clone();
     h.redemptions
         .expect_probe_refused()
-        .returning(move |program, _| {
+        .returning(move |program, _, _| {
             record.record(program.clone());
             Ok(())
         });

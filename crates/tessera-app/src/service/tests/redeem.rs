@@ -270,6 +270,7 @@ fn the_attempt_carries_the_programs_tenant_its_id_the_code_hash_and_now() {
             now: now(),
             redeemer: None,
             email_lock_seconds: 900,
+            shared_failure: None,
         }
     );
 }
