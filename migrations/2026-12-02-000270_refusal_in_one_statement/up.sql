@@ -15,45 +15,45 @@
 -- rows say the attempt would now succeed (a change committed meanwhile): nothing
 -- is written and the caller runs its statement again.
 --
--- The throttle counts are spread over THROTTLE_SHARDS rows per subject and
--- minute: the failure's transaction now holds its row lock until the event's
--- commit (a WAL flush), and with one row every failure of a program (or of one
--- client network) would queue behind the one before it. Each failure adds one
--- to a random shard and returns that shard's new count plus the others' last
--- committed ones: never a lost failure, and each count includes its own; two
--- concurrent failures may read the same total (the throttle's budget then holds
--- to within what is in flight, as it already does between replicas).
-
-ALTER TABLE throttle_windows ADD COLUMN shard smallint NOT NULL DEFAULT 0;
-ALTER TABLE throttle_windows DROP CONSTRAINT throttle_windows_pkey;
-ALTER TABLE throttle_windows ADD PRIMARY KEY (subject, minute, shard);
+-- The refusal's transaction commits without waiting for its WAL flush
+-- (synchronous_commit = off, set by the function for its own transaction): what
+-- it writes is a record of a refusal — the failure event, a wrong email's count —
+-- which no client was promised is durable (invariant 6 is about a 2xx, and a
+-- success still waits for its flush). A crash of PostgreSQL can lose the last
+-- wal_writer_delay x 3 (0.6 s by default) of them. Without this, the throttle
+-- count's row lock, taken in the same transaction, would be held until the flush:
+-- every failure of one program (or one client network) would queue behind the
+-- flush of the one before it. Every refusal commits the same way, so a wrong
+-- email takes the time of an unknown code.
 
 -- Adds one failure to each of p_subjects in p_minute and returns, in the order
--- of p_subjects, each one's failures in that minute over every replica.
+-- of p_subjects, each one's failures in that minute over every replica. PL/pgSQL,
+-- not SQL: a SQL function with a data-modifying CTE is never inlined and is
+-- planned again on every call; PL/pgSQL keeps the plan per connection.
 CREATE FUNCTION tessera_count_failures(p_subjects text[], p_minute bigint)
 RETURNS integer[]
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
-    WITH shard AS (
-        SELECT floor(random() * 16)::smallint AS n
-    ), added AS (
-        -- In subject order: two transactions adding to the same shard lock its
-        -- rows in the same order and cannot deadlock.
-        INSERT INTO throttle_windows AS w (subject, minute, shard, failures)
-        SELECT DISTINCT s.subject, p_minute, shard.n, 1
-        FROM unnest(p_subjects) AS s(subject) CROSS JOIN shard
+#variable_conflict use_column
+DECLARE
+    v_counts integer[];
+BEGIN
+    WITH added AS (
+        -- In subject order: two transactions adding to the same subjects lock
+        -- their rows in the same order and cannot deadlock.
+        INSERT INTO throttle_windows AS w (subject, minute, failures)
+        SELECT DISTINCT s.subject, p_minute, 1
+        FROM unnest(p_subjects) AS s(subject)
         ORDER BY 1
-        ON CONFLICT (subject, minute, shard) DO UPDATE SET failures = w.failures + 1
-        RETURNING w.subject, w.shard, w.failures
+        ON CONFLICT (subject, minute) DO UPDATE SET failures = w.failures + 1
+        RETURNING w.subject, w.failures
     )
-    SELECT array_agg(
-        (a.failures + COALESCE((
-            SELECT sum(o.failures) FROM throttle_windows o
-            WHERE o.subject = a.subject AND o.minute = p_minute AND o.shard <> a.shard
-        ), 0))::integer
-        ORDER BY u.position)
+    SELECT array_agg(a.failures ORDER BY u.position)
+    INTO v_counts
     FROM unnest(p_subjects) WITH ORDINALITY AS u(subject, position)
-    JOIN added a ON a.subject = u.subject
+    JOIN added a ON a.subject = u.subject;
+    RETURN v_counts;
+END
 $$;
 
 -- Why an attempt on these rows fails, as the domain says it, or NULL when it
@@ -203,6 +203,10 @@ BEGIN
         RAISE EXCEPTION 'redemption state kept changing during classification';
     END IF;
 
+    -- A record of a refusal, not an acknowledgement: its commit does not wait
+    -- for the WAL flush (see the top of this file). Set here, once the attempt
+    -- is refused: a run that finds it redeemable commits as usual.
+    PERFORM set_config('synchronous_commit', 'off', true);
     INSERT INTO events (tenant_id, id, type, created_at, program_id, ticket_id, data)
     VALUES (p_tenant_id, p_failed_event_id, 'ticket.redemption_failed', p_now, p_program_id, v_ticket.id,
         jsonb_build_object('reason', v_reason));

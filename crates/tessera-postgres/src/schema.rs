@@ -130,11 +130,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    throttle_windows (subject, minute, shard) {
+    throttle_windows (subject, minute) {
         subject -> Text,
         minute -> Int8,
         failures -> Int4,
-        shard -> Int2,
     }
 }
 

@@ -285,3 +285,50 @@ fn a_success_resets_the_consecutive_mismatches() {
     assert_eq!(view.ticket.failed_attempts, 1);
     assert_eq!(view.ticket.state, TicketState::Active);
 }
+
+#[derive(diesel::QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    setting: String,
+}
+
+/// The commit mode `tessera_refuse` leaves its transaction in, for `code` of
+/// `program` (read inside an explicit transaction, then rolled back).
+fn refusal_commit_mode(
+    f: &common::Fixture,
+    program: &tessera_domain::Program,
+    code: &str,
+) -> String {
+    use diesel::sql_types::{Bytea, Text, Timestamptz};
+    use diesel::{sql_query, Connection, RunQueryDsl};
+    let mut conn = f.db.pool().get().expect("a connection");
+    conn.test_transaction(|conn| {
+        // Hand-written: the function's own call, as stores/refusal.rs makes it.
+        sql_query(
+            "SELECT reason FROM tessera_refuse($1, $2, $3, $4, NULL, NULL, \
+             ARRAY[$4]::timestamptz[], '[]'::jsonb, 5, 'evt_a', 'evt_b', ARRAY[]::text[], 0)",
+        )
+        .bind::<Text, _>(program.tenant_id.as_str())
+        .bind::<Bytea, _>(&common::hash(code).0[..])
+        .bind::<Text, _>(program.id.as_str())
+        .bind::<Timestamptz, _>(now())
+        .execute(conn)?;
+        let mode: Setting = sql_query("SELECT current_setting('synchronous_commit') AS setting")
+            .get_result(conn)?;
+        Ok::<_, diesel::result::Error>(mode.setting)
+    })
+}
+
+/// Invariant 6 holds for successes only: a refusal is a record no client was
+/// promised is durable, so its commit does not wait for the WAL flush (which
+/// would hold the throttle count's row lock meanwhile); a run that finds the
+/// ticket redeemable leaves the commit mode alone.
+#[test]
+fn only_a_refusal_commits_without_waiting_for_the_flush() {
+    let f = fixture();
+    let tenant = common::tenant(&f.store);
+    let program = common::program(&f.store, &tenant, |_| {});
+    common::issue(&f.store, &program, "redeemable", |_| {});
+    assert_eq!(refusal_commit_mode(&f, &program, "unknown"), "off");
+    assert_eq!(refusal_commit_mode(&f, &program, "redeemable"), "on");
+}

@@ -1,5 +1,5 @@
 //! The failure throttle's shared counts (`FailureLedger` on `throttle_windows`):
-//! one atomic upsert per failure, none lost under concurrent replicas, and the
+//! one atomic upsert per failure, exact under concurrent replicas, and the
 //! refusal statement that counts it itself.
 #![allow(clippy::unwrap_used)]
 
@@ -51,7 +51,6 @@ fn concurrent_failures_on_many_connections_are_all_counted() {
     let store = PgStore::new(database.pool_with_size(16));
     let program = FailureSubject::Program(ProgramId::generate());
     let threads = 16;
-    let per_thread = 10;
     let barrier = Arc::new(Barrier::new(threads));
     let handles: Vec<_> = (0..threads)
         .map(|n| {
@@ -61,7 +60,7 @@ fn concurrent_failures_on_many_connections_are_all_counted() {
                 // Each thread's own client and the program they all share: row
                 // locks in one order, so no deadlock between them.
                 let client = client(u8::try_from(n % 4).unwrap());
-                (0..per_thread)
+                (0..10)
                     .map(|_| {
                         store
                             .add_failures(&[client.clone(), program.clone()], MINUTE)
@@ -71,44 +70,15 @@ fn concurrent_failures_on_many_connections_are_all_counted() {
             })
         })
         .collect();
-    let seen: Vec<Vec<u32>> = handles
+    let mut seen: Vec<u32> = handles
         .into_iter()
-        .map(|handle| handle.join().unwrap())
+        .flat_map(|handle| handle.join().unwrap())
         .collect();
-    let total = u32::try_from(threads * per_thread).unwrap();
-    for counts in &seen {
-        // Each count includes the thread's own failures so far: its n-th failure
-        // reads at least n, and more than its previous one.
-        assert!(
-            counts
-                .iter()
-                .enumerate()
-                .all(|(n, &count)| count > u32::try_from(n).unwrap() && count <= total),
-            "{counts:?}"
-        );
-        assert!(
-            counts.windows(2).all(|pair| pair[0] < pair[1]),
-            "{counts:?}"
-        );
-    }
+    seen.sort_unstable();
     assert_eq!(
-        store
-            .add_failures(std::slice::from_ref(&program), MINUTE)
-            .unwrap(),
-        vec![total + 1],
-        "once they committed, every failure is counted: none lost, none doubled"
-    );
-    let mut conn = database.pool().get().unwrap();
-    let shards: Vec<Row> = sql_query(
-        "SELECT subject, minute FROM throttle_windows WHERE subject = $1 AND minute = $2",
-    )
-    .bind::<Text, _>(program.key())
-    .bind::<BigInt, _>(MINUTE)
-    .load(&mut conn)
-    .unwrap();
-    assert!(
-        shards.len() > 1,
-        "161 failures of one subject spread over its shards, not one hot row"
+        seen,
+        (1..=160).collect::<Vec<u32>>(),
+        "every failure saw its own count: none lost, none doubled"
     );
 }
 

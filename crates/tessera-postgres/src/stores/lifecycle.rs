@@ -278,9 +278,9 @@ impl LifecycleStore for PgStore {
             if let Some(valid) = try_validate(conn, attempt)? {
                 return Ok(Ok(valid));
             }
-            diesel::Connection::transaction(conn, |conn| {
-                classify(conn, attempt, |conn| try_validate(conn, attempt))
-            })
+            // No transaction around it: each refusal and each retry commits on
+            // its own (a refusal without waiting for the flush, a hold as usual).
+            classify(conn, attempt, |conn| try_validate(conn, attempt))
         })
     }
 
@@ -294,10 +294,8 @@ impl LifecycleStore for PgStore {
             if let Some(hold) = try_hold(conn, attempt, id, expires_at)? {
                 return Ok(Ok(hold));
             }
-            diesel::Connection::transaction(conn, |conn| {
-                classify(conn, attempt, |conn| {
-                    try_hold(conn, attempt, id, expires_at)
-                })
+            classify(conn, attempt, |conn| {
+                try_hold(conn, attempt, id, expires_at)
             })
         })
     }

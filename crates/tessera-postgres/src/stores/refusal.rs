@@ -5,8 +5,7 @@
 //! counts — one round trip and one commit, for an unknown code as for a known one.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, BigInt, Bytea, Integer, Jsonb, Nullable, Text, Timestamptz};
-use diesel::{sql_query, PgConnection, RunQueryDsl};
+use diesel::{PgConnection, RunQueryDsl};
 use tessera_app::model::{RedemptionAttempt, SecretHash};
 use tessera_app::ports::StoreError;
 use tessera_domain::{EventId, ProgramId, RedemptionFailure, EMAIL_MISMATCHES_BEFORE_LOCK};
@@ -30,12 +29,32 @@ fn lock_ends(attempt: &RedemptionAttempt) -> Vec<DateTime<Utc>> {
         .collect()
 }
 
-#[derive(diesel::QueryableByName)]
-struct Refused {
-    #[diesel(sql_type = Nullable<Text>)]
-    reason: Option<String>,
-    #[diesel(sql_type = Nullable<Array<Integer>>)]
-    failure_counts: Option<Vec<i32>>,
+// The SQL function's parameters are its contract, so the generated Rust function
+// has as many.
+#[allow(clippy::too_many_arguments)]
+mod sql {
+    use diesel::sql_types::*;
+
+    diesel::define_sql_function! {
+        /// `tessera_refuse` (migration `refusal_in_one_statement`). Called through
+        /// the query builder, the call is a cached prepared statement, and
+        /// PL/pgSQL caches the plans inside: nothing is parsed or planned per refusal.
+        fn tessera_refuse(
+            tenant_id: Text,
+            code_hash: Bytea,
+            program_id: Text,
+            now: Timestamptz,
+            email: Nullable<Text>,
+            redeemer_key: Nullable<Bytea>,
+            lock_ends: Array<Timestamptz>,
+            lock_ends_json: Jsonb,
+            mismatches_before_lock: Integer,
+            failed_event_id: Text,
+            locked_event_id: Text,
+            subjects: Array<Text>,
+            minute: BigInt,
+        ) -> Record<(Nullable<Text>, Nullable<Array<Integer>>)>;
+    }
 }
 
 /// The refusal of `attempt`, written down: `Some(reason)`, or `None` when the
@@ -51,29 +70,27 @@ fn refuse(
         .shared_failure
         .as_ref()
         .map_or((Vec::new(), 0), |shared| (shared.keys(), shared.minute));
-    // Hand-written: a set-returning PL/pgSQL function of thirteen parameters.
-    let refused: Refused = sql_query(
-        "SELECT reason, failure_counts FROM tessera_refuse(\
-         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind::<Text, _>(attempt.tenant_id.as_str())
-    .bind::<Bytea, _>(&attempt.code_hash.0[..])
-    .bind::<Text, _>(attempt.program_id.as_str())
-    .bind::<Timestamptz, _>(attempt.now)
-    .bind::<Nullable<Text>, _>(attempt.email.as_deref())
-    .bind::<Nullable<Bytea>, _>(attempt.redeemer.as_ref().map(|hash| &hash.0[..]))
-    .bind::<Array<Timestamptz>, _>(&ends)
-    .bind::<Jsonb, _>(serde_json::json!(ends))
-    .bind::<Integer, _>(i32::try_from(EMAIL_MISMATCHES_BEFORE_LOCK).unwrap_or(i32::MAX))
-    .bind::<Text, _>(EventId::generate().as_str())
-    .bind::<Text, _>(EventId::generate().as_str())
-    .bind::<Array<Text>, _>(&subjects)
-    .bind::<BigInt, _>(minute)
-    .get_result(conn)?;
-    let Some(reason) = refused.reason else {
+    let (reason, failure_counts): (Option<String>, Option<Vec<i32>>) =
+        diesel::select(sql::tessera_refuse(
+            attempt.tenant_id.as_str(),
+            &attempt.code_hash.0[..],
+            attempt.program_id.as_str(),
+            attempt.now,
+            attempt.email.as_deref(),
+            attempt.redeemer.as_ref().map(|hash| &hash.0[..]),
+            &ends,
+            serde_json::json!(ends),
+            i32::try_from(EMAIL_MISMATCHES_BEFORE_LOCK).unwrap_or(i32::MAX),
+            EventId::generate().as_str(),
+            EventId::generate().as_str(),
+            &subjects,
+            minute,
+        ))
+        .get_result(conn)?;
+    let Some(reason) = reason else {
         return Ok(None);
     };
-    if let (Some(shared), Some(counts)) = (&attempt.shared_failure, refused.failure_counts) {
+    if let (Some(shared), Some(counts)) = (&attempt.shared_failure, failure_counts) {
         let counts = counts
             .into_iter()
             .map(|count| u32::try_from(count).map_err(|e| corrupt("throttle count", e)))

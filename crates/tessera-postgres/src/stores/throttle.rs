@@ -1,8 +1,7 @@
 //! [`FailureLedger`]: the failure throttle's counts shared by every replica, in
-//! the UNLOGGED table `throttle_windows` (see its migration for why unlogged),
-//! spread over shards per subject and minute (migration
-//! `refusal_in_one_statement`). A refused redemption adds its failure in its
-//! refusal statement (`stores/refusal.rs`); this is the path for the others.
+//! the UNLOGGED table `throttle_windows` (see its migration for why unlogged).
+//! A refused redemption adds its failure in its refusal statement
+//! (`stores/refusal.rs`); this is the path for the others.
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
