@@ -356,46 +356,59 @@ impl FailureThrottle {
         let minute = minute_of(now);
         {
             let mut windows = self.lock();
-            for subject in subjects {
+            for (position, subject) in subjects.iter().enumerate() {
                 if let Some(window) = windows.by_subject.get_mut(subject) {
                     window.in_flight = window.in_flight.saturating_sub(1);
-                    if matches!(settled, Settled::Failed { .. }) {
+                    if let Settled::Failed { reported } = settled {
                         if window.minute != minute {
                             window.minute = minute;
                             window.failures = 0;
                         }
-                        window.failures = window.failures.saturating_add(1);
+                        window.failures = match reported.and_then(|counts| counts.get(position)) {
+                            // The store's count includes this failure (and any other
+                            // this window adopted before): adding one would count
+                            // it twice, once per failure still to settle.
+                            Some(&count) => window.failures.max(count),
+                            None => window.failures.saturating_add(1),
+                        };
                     }
                 }
             }
         }
-        if let Settled::Failed { reported } = settled {
-            self.share_failure(subjects, minute, reported);
+        match settled {
+            Settled::Failed { reported: None } => self.share_failure(subjects, minute),
+            Settled::Failed { reported: Some(_) } => self.prune_ledger(minute),
+            Settled::Clean => {}
         }
     }
 
-    /// Adds a failure of `subjects` to the ledger — unless the store already did,
-    /// reporting the counts as `reported` — and adopts the replicas' counts
-    /// (never lowering a local one). Without the lock held: the ledger is a round
-    /// trip. When the ledger fails, the local count stands — the throttle then
-    /// holds per replica, as it would without a ledger.
-    fn share_failure(&self, subjects: &[FailureSubject], minute: i64, reported: Option<&[u32]>) {
+    /// The first failure of each minute on this replica asks the ledger to
+    /// forget the minutes before.
+    fn prune_ledger(&self, minute: i64) {
+        let Some(ledger) = &self.ledger else {
+            return;
+        };
+        if self.ledger_pruned_to.fetch_max(minute, Ordering::Relaxed) < minute {
+            if let Err(error) = ledger.forget_before(minute) {
+                tracing::warn!(%error, "could not prune the shared throttle counts");
+            }
+        }
+    }
+
+    /// Adds a failure of `subjects` to the ledger and adopts the replicas' counts
+    /// it returns (never lowering a local one). Without the lock held: the
+    /// ledger is a round trip. When the ledger fails, the local count stands —
+    /// the throttle then holds per replica, as it would without a ledger. (A
+    /// failure the store already counted arrives in `settle` with its counts.)
+    fn share_failure(&self, subjects: &[FailureSubject], minute: i64) {
         let Some(ledger) = &self.ledger else {
             return;
         };
         if subjects.is_empty() {
             return;
         }
-        if self.ledger_pruned_to.fetch_max(minute, Ordering::Relaxed) < minute {
-            if let Err(error) = ledger.forget_before(minute) {
-                tracing::warn!(%error, "could not prune the shared throttle counts");
-            }
-        }
-        let counts = match reported {
-            Some(counts) => Ok(counts.to_vec()),
-            None => ledger.add_failures(subjects, minute),
-        };
-        match counts {
+        self.prune_ledger(minute);
+        match ledger.add_failures(subjects, minute) {
             Ok(counts) => {
                 let mut windows = self.lock();
                 for (subject, count) in subjects.iter().zip(counts) {

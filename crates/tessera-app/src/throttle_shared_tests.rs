@@ -257,3 +257,27 @@ fn without_a_ledger_there_is_nothing_to_share() {
     assert!(admission.shared_failure().is_none());
     admission.succeeded();
 }
+
+/// Counts the store took before either failure settled: settling the later count
+/// first must not add the earlier failure a second time (found by the end-to-end
+/// brute-force test, which was throttled after 17–19 of its 20 failures).
+#[test]
+fn counts_reported_out_of_order_are_not_counted_twice() {
+    let mut ledger = MockFailureLedger::new();
+    ledger.expect_add_failures().never();
+    ledger.expect_forget_before().returning(|_| Ok(0));
+    let throttle = FailureThrottle::new(3).with_ledger(Arc::new(ledger));
+    let mut first = throttle.admit(ip(1), None, at(1)).expect("admitted");
+    let mut second = throttle.admit(ip(1), None, at(1)).expect("admitted");
+    first.shared_failure().expect("shared").counted(vec![1]);
+    second.shared_failure().expect("shared").counted(vec![2]);
+    drop(second);
+    drop(first);
+    assert!(
+        throttle
+            .admit(ip(1), None, at(2))
+            .map(super::Admission::succeeded)
+            .is_ok(),
+        "two failures of a budget of three: the third attempt is admitted"
+    );
+}
