@@ -188,13 +188,22 @@ fn an_attempt_naming_nothing_reaches_no_ledger() {
     fail(&throttle, None, at(1));
 }
 
+/// A mock ledger expected to add exactly `times` failures (each counted as the
+/// subject's first), and to be asked to prune any number of times.
+fn ledger_adding(times: usize) -> MockFailureLedger {
+    let mut ledger = MockFailureLedger::new();
+    ledger
+        .expect_add_failures()
+        .times(times)
+        .returning(|subjects, _| Ok(vec![1; subjects.len()]));
+    ledger.expect_forget_before().returning(|_| Ok(0));
+    ledger
+}
+
 #[test]
 fn a_failure_the_store_counted_is_adopted_and_not_written_again() {
-    let mut ledger = MockFailureLedger::new();
     // The store's statement added the failure: the throttle must not add it twice.
-    ledger.expect_add_failures().never();
-    ledger.expect_forget_before().returning(|_| Ok(0));
-    let throttle = FailureThrottle::new(5).with_ledger(Arc::new(ledger));
+    let throttle = FailureThrottle::new(5).with_ledger(Arc::new(ledger_adding(0)));
     let mut admission = throttle.admit(ip(1), None, at(1)).expect("admitted");
     let shared = admission.shared_failure().expect("a ledger is configured");
     assert_eq!(shared.keys(), ["client:192.0.2.1"]);
@@ -210,13 +219,7 @@ fn a_failure_the_store_counted_is_adopted_and_not_written_again() {
 
 #[test]
 fn a_failure_the_store_did_not_count_is_written_by_the_throttle() {
-    let mut ledger = MockFailureLedger::new();
-    ledger
-        .expect_add_failures()
-        .times(1)
-        .returning(|subjects, _| Ok(vec![1; subjects.len()]));
-    ledger.expect_forget_before().returning(|_| Ok(0));
-    let throttle = FailureThrottle::new(5).with_ledger(Arc::new(ledger));
+    let throttle = FailureThrottle::new(5).with_ledger(Arc::new(ledger_adding(1)));
     let mut admission = throttle.admit(ip(1), None, at(1)).expect("admitted");
     // Handed to a store that failed before its refusal statement ran.
     let _shared = admission.shared_failure().expect("a ledger is configured");
@@ -225,13 +228,7 @@ fn a_failure_the_store_did_not_count_is_written_by_the_throttle() {
 
 #[test]
 fn a_report_for_other_subjects_is_not_adopted() {
-    let mut ledger = MockFailureLedger::new();
-    ledger
-        .expect_add_failures()
-        .times(1)
-        .returning(|subjects, _| Ok(vec![1; subjects.len()]));
-    ledger.expect_forget_before().returning(|_| Ok(0));
-    let throttle = FailureThrottle::new(5).with_ledger(Arc::new(ledger));
+    let throttle = FailureThrottle::new(5).with_ledger(Arc::new(ledger_adding(1)));
     let program = ProgramId::generate();
     let mut admission = throttle.admit(ip(1), None, at(1)).expect("admitted");
     // Asked before the program joined: the report covers the client only.
@@ -263,10 +260,7 @@ fn without_a_ledger_there_is_nothing_to_share() {
 /// brute-force test, which was throttled after 17–19 of its 20 failures).
 #[test]
 fn counts_reported_out_of_order_are_not_counted_twice() {
-    let mut ledger = MockFailureLedger::new();
-    ledger.expect_add_failures().never();
-    ledger.expect_forget_before().returning(|_| Ok(0));
-    let throttle = FailureThrottle::new(3).with_ledger(Arc::new(ledger));
+    let throttle = FailureThrottle::new(3).with_ledger(Arc::new(ledger_adding(0)));
     let mut first = throttle.admit(ip(1), None, at(1)).expect("admitted");
     let mut second = throttle.admit(ip(1), None, at(1)).expect("admitted");
     first.shared_failure().expect("shared").counted(vec![1]);

@@ -293,7 +293,14 @@ impl Tessera {
             now,
             redeemer,
             email_lock_seconds: self.limits.email_lock_seconds,
-            shared_failure: admission.shared_failure(),
+            // Only a path that classifies a refusal counts it in the store: the
+            // queued statement never does (its refusals come back through
+            // `redeem_refused`, which prepares the attempt again), so the hot
+            // path builds none.
+            shared_failure: match reach {
+                Reach::Store => admission.shared_failure(),
+                Reach::MemoryOnly => None,
+            },
         };
         Ok(Screened::Ready(Prepared {
             admission,

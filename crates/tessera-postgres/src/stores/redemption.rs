@@ -1,12 +1,12 @@
 use chrono::{DateTime, Utc};
 use diesel::{OptionalExtension, PgConnection, RunQueryDsl};
 use tessera_app::model::{CallerKey, Grant, RedemptionAttempt, SharedFailure};
-use tessera_app::ports::{Later, RedemptionStore, StoreError, StoreResult};
+use tessera_app::ports::{Later, RedemptionStore, StoreResult};
 use tessera_domain::{EventId, Payload, RedemptionFailure, TicketId};
 use tessera_domain::{ProgramId, RedemptionId, TenantId};
 
 pub(crate) use super::refusal::classify;
-use super::refusal::{probe_attempt, refuse_probe};
+use super::refusal::{probe_attempt, probe_matched, refuse_probe};
 use crate::error::{corrupt, Outcome};
 use crate::PgStore;
 
@@ -89,10 +89,6 @@ fn try_redeem(conn: &mut PgConnection, attempt: &RedemptionAttempt) -> Outcome<O
     .optional()?
     .map(|row| into_grant(&attempt.tenant_id, &attempt.program_id, redemption_id, row))
     .transpose()
-}
-
-fn probe_matched() -> crate::error::Failure {
-    StoreError::Internal("a probe matched a ticket".to_owned()).into()
 }
 
 impl PgStore {

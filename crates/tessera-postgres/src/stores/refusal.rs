@@ -153,10 +153,16 @@ pub(crate) fn probe_attempt(
     }
 }
 
+/// What a probe reports when a ticket answered it: nothing ever should (the
+/// probe tenant holds none).
+pub(crate) fn probe_matched() -> crate::error::Failure {
+    StoreError::Internal("a probe matched a ticket".to_owned()).into()
+}
+
 /// The refusal of a probe: what an unknown code's costs, statement for statement.
 pub(crate) fn refuse_probe(conn: &mut PgConnection, attempt: &RedemptionAttempt) -> Outcome<()> {
     match refuse(conn, attempt)? {
         Some(RedemptionFailure::TicketNotFound) => Ok(()),
-        _ => Err(StoreError::Internal("a probe matched a ticket".to_owned()).into()),
+        _ => Err(probe_matched()),
     }
 }
