@@ -476,47 +476,116 @@ struct Setting {
     setting: String,
 }
 
-/// The statement of the group commit's standalone batch, taken from the function
-/// itself (`tessera_use_standalone_batch`) with its arguments as placeholders.
-fn standalone_batch_statement(conn: &mut PgConnection) -> String {
-    let found: Definition = sql_query(
-        "SELECT pg_get_functiondef('tessera_use_standalone_batch'::regproc) AS definition",
-    )
-    .get_result(conn)
-    .unwrap();
-    let body = found.definition;
-    let start = body.find("RETURN QUERY").unwrap() + "RETURN QUERY".len();
-    let end = start + body[start..].find(";\nEND").unwrap();
-    [
-        ("p_tenant_id", "$1"),
-        ("p_token_hash", "$2"),
-        ("p_now", "$3"),
-        ("p_key_id", "$4"),
-    ]
-    .iter()
-    .fold(
-        body[start..end].to_owned(),
-        |statement, (name, placeholder)| statement.replace(name, placeholder),
-    )
+/// A group-commit batch function: its name, its parameters in order (with their
+/// types), and arguments for one member.
+struct BatchFunction {
+    name: &'static str,
+    parameters: &'static [(&'static str, &'static str)],
+    args: &'static str,
 }
 
-/// The scans of the standalone batch's generic plan under `settings`.
-fn standalone_batch_plan(
-    conn: &mut PgConnection,
-    settings: &[String],
-) -> Vec<(String, String, String)> {
-    let statement = standalone_batch_statement(conn);
-    for setting in settings {
-        sql_query(format!("SET {setting}")).execute(conn).unwrap();
+const STANDALONE_BATCH: BatchFunction = BatchFunction {
+    name: "tessera_use_standalone_batch",
+    parameters: &[
+        ("p_tenant_id", "text[]"),
+        ("p_token_hash", "bytea[]"),
+        ("p_now", "timestamptz[]"),
+        ("p_key_id", "text[]"),
+    ],
+    args: "ARRAY['ten_a'], ARRAY[sha256('s7'::bytea)], ARRAY[now()], ARRAY['key_a']",
+};
+
+const REDEEM_BATCH: BatchFunction = BatchFunction {
+    name: "tessera_redeem_batch",
+    parameters: &[
+        ("p_tenant_id", "text[]"),
+        ("p_code_hash", "bytea[]"),
+        ("p_program_id", "text[]"),
+        ("p_now", "timestamptz[]"),
+        ("p_email", "text[]"),
+        ("p_redeemed_event_id", "text[]"),
+        ("p_exhausted_event_id", "text[]"),
+        ("p_redemption_id", "text[]"),
+        ("p_key_tenant", "text[]"),
+        ("p_key_id", "text[]"),
+    ],
+    args: "ARRAY['ten_a'], ARRAY[sha256('7'::bytea)], ARRAY['prg_a'], ARRAY[now()], \
+           ARRAY[NULL::text], ARRAY['evt_1'], ARRAY['evt_2'], ARRAY['rdm_1'], \
+           ARRAY['ten_a'], ARRAY['key_a']",
+};
+
+impl BatchFunction {
+    /// The function's own statement, its arguments as placeholders.
+    fn statement(&self, conn: &mut PgConnection) -> String {
+        let found: Definition = sql_query(format!(
+            "SELECT pg_get_functiondef('{}'::regproc) AS definition",
+            self.name
+        ))
+        .get_result(conn)
+        .unwrap();
+        let body = found.definition;
+        let start = body.find("RETURN QUERY").unwrap() + "RETURN QUERY".len();
+        let end = start + body[start..].find(";\nEND").unwrap();
+        self.parameters.iter().enumerate().fold(
+            body[start..end].to_owned(),
+            |statement, (index, (name, _))| statement.replace(name, &format!("${}", index + 1)),
+        )
     }
-    let plan = prepared_plan(
-        conn,
-        "text[], bytea[], timestamptz[], text[]",
-        &statement,
-        "ARRAY['ten_a'], ARRAY[sha256('s7'::bytea)], ARRAY[now()], ARRAY['key_a']",
+
+    /// The planner settings the function carries (its `SET` clauses).
+    fn settings(&self, conn: &mut PgConnection) -> Vec<String> {
+        sql_query(format!(
+            "SELECT unnest(proconfig) AS setting FROM pg_proc WHERE proname = '{}'",
+            self.name
+        ))
+        .load::<Setting>(conn)
+        .unwrap()
+        .into_iter()
+        .map(|found| found.setting)
+        .collect()
+    }
+
+    /// The scans of the statement's generic plan under `settings`.
+    fn plan(&self, conn: &mut PgConnection, settings: &[String]) -> Vec<(String, String, String)> {
+        let statement = self.statement(conn);
+        for setting in settings {
+            sql_query(format!("SET {setting}")).execute(conn).unwrap();
+        }
+        let types: Vec<&str> = self.parameters.iter().map(|(_, kind)| *kind).collect();
+        let plan = prepared_plan(conn, &types.join(", "), &statement, self.args);
+        sql_query("RESET ALL").execute(conn).unwrap();
+        plan
+    }
+}
+
+/// Asserts `probes` of `function`'s plan, right after the bulk insert and with
+/// the small tables analysed as small, under the function's own settings; then
+/// that without them the analysed plan reads a table whole (the control: the
+/// assertion can fail).
+fn assert_batch_probes(function: &BatchFunction, probes: impl Fn(&[(String, String, String)])) {
+    let db = TestDatabase::new();
+    let mut conn = PgConnection::establish(db.url()).unwrap();
+    fresh_bulk(&mut conn);
+    sql_query("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut conn)
+        .unwrap();
+    let settings = function.settings(&mut conn);
+    assert!(
+        !settings.is_empty(),
+        "{} carries its planner settings",
+        function.name
     );
-    sql_query("RESET ALL").execute(conn).unwrap();
-    plan
+    for state in ["fresh", "analysed"] {
+        if state == "analysed" {
+            sql_query("ANALYZE").execute(&mut conn).unwrap();
+        }
+        probes(&function.plan(&mut conn, &settings));
+    }
+    let unset = function.plan(&mut conn, &[]);
+    assert!(
+        unset.iter().any(|(kind, _, _)| kind == "Seq Scan"),
+        "without the settings the small tables are read whole: {unset:?}"
+    );
 }
 
 /// The standalone batch is a nested loop of probes whatever the statistics: the
@@ -525,43 +594,24 @@ fn standalone_batch_plan(
 /// reads them whole (the control: the assertion can fail).
 #[test]
 fn the_standalone_batch_probes_every_table_it_reads() {
-    let db = TestDatabase::new();
-    let mut conn = PgConnection::establish(db.url()).unwrap();
-    fresh_bulk(&mut conn);
-    sql_query("SET plan_cache_mode = force_generic_plan")
-        .execute(&mut conn)
-        .unwrap();
-    let settings: Vec<String> = sql_query(
-        "SELECT unnest(proconfig) AS setting FROM pg_proc \
-         WHERE proname = 'tessera_use_standalone_batch'",
-    )
-    .load::<Setting>(&mut conn)
-    .unwrap()
-    .into_iter()
-    .map(|found| found.setting)
-    .collect();
-    assert!(
-        !settings.is_empty(),
-        "the function carries its planner settings"
-    );
-
-    // Right after the bulk insert, then with the small tables analysed as small.
-    for state in ["fresh", "analysed"] {
-        if state == "analysed" {
-            sql_query("ANALYZE").execute(&mut conn).unwrap();
-        }
-        let plan = standalone_batch_plan(&mut conn, &settings);
+    assert_batch_probes(&STANDALONE_BATCH, |plan| {
         assert_probes(
-            &plan,
+            plan,
             "standalone_tickets",
             &["standalone_tickets_token_hash_unique"],
         );
-        assert_probes(&plan, "api_keys", KEY_PROBE);
-        assert_probes(&plan, "tenant_counters", &["tenant_counters_pkey"]);
-    }
-    let unset = standalone_batch_plan(&mut conn, &[]);
-    assert!(
-        unset.iter().any(|(kind, _, _)| kind == "Seq Scan"),
-        "without the settings the small tables are read whole: {unset:?}"
-    );
+        assert_probes(plan, "api_keys", KEY_PROBE);
+        assert_probes(plan, "tenant_counters", &["tenant_counters_pkey"]);
+    });
+}
+
+/// The redemption batch likewise: the tickets by their unique (tenant, code
+/// hash) and the programs by their key, never the ticket's program column.
+#[test]
+fn the_redemption_batch_probes_every_table_it_reads() {
+    assert_batch_probes(&REDEEM_BATCH, |plan| {
+        assert_probes(plan, "tickets", TICKET_PROBE);
+        assert_probes(plan, "programs", PROGRAM_PROBE);
+        assert_probes(plan, "api_keys", KEY_PROBE);
+    });
 }

@@ -20,7 +20,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use common::{at, email, fixture, hash, limit};
-use tessera_app::model::RedemptionAttempt;
+use tessera_app::model::{Grant, RedemptionAttempt};
 use tessera_app::ports::{ProgramStore, RedemptionStore, TicketStore};
 use tessera_domain::{
     effective_limit, Program, RedemptionFailure, RedemptionLimit, TenantId, TicketId, TicketState,
@@ -228,14 +228,19 @@ fn arrange(store: &PgStore, tenant: &TenantId, case: Case, code: &str) -> (Progr
     (program, new.ticket.id)
 }
 
-/// Runs one case through the store and the domain: the domain's verdict, and a
-/// description of the case when the store's outcome differs from it.
-fn judge(
-    store: &PgStore,
-    tenant: &TenantId,
-    index: usize,
+/// A case written to the store, with the attempt and the domain's verdict on it.
+struct Prepared {
     case: Case,
-) -> (Result<(), RedemptionFailure>, Option<String>) {
+    ticket_id: TicketId,
+    attempt: RedemptionAttempt,
+    expected: Result<(), RedemptionFailure>,
+    /// The ticket's uses left and counted before the attempt.
+    left_before: u32,
+    counted_before: u32,
+}
+
+/// Writes one case and asks the domain about it.
+fn prepare(store: &PgStore, tenant: &TenantId, index: usize, case: Case) -> Prepared {
     let code = format!("code-{index}");
     let (program, ticket_id) = arrange(store, tenant, case, &code);
     let attempt = RedemptionAttempt {
@@ -255,25 +260,63 @@ fn judge(
     let expected = before
         .ticket
         .check_redeemable(&program, attempt.now, attempt.email.as_deref());
+    Prepared {
+        case,
+        ticket_id,
+        attempt,
+        expected,
+        left_before: before.ticket.remaining(&program),
+        counted_before: before.ticket.redemptions,
+    }
+}
 
-    let actual = store.redeem(&attempt);
-    let after = TicketStore::get(store, tenant, &ticket_id).unwrap();
-    let counted = i64::from(after.ticket.redemptions) - i64::from(before.ticket.redemptions);
+/// What the store answered: the grant, or a refusal with its reason (`None`: a
+/// batch refuses without naming one).
+type Answered = Result<Grant, Option<RedemptionFailure>>;
 
-    let agrees = match (&expected, &actual) {
-        (Ok(()), Ok(Ok(redeemed))) => {
-            redeemed.ticket_id == ticket_id
-                && redeemed.remaining + 1 == before.ticket.remaining(&program)
+/// A description of the case when the store's answer (and the uses it counted)
+/// differs from the domain's verdict.
+fn disagreement(
+    store: &PgStore,
+    tenant: &TenantId,
+    p: &Prepared,
+    actual: &Answered,
+) -> Option<String> {
+    let after = TicketStore::get(store, tenant, &p.ticket_id).unwrap();
+    let counted = i64::from(after.ticket.redemptions) - i64::from(p.counted_before);
+    let agrees = match (&p.expected, actual) {
+        (Ok(()), Ok(redeemed)) => {
+            redeemed.ticket_id == p.ticket_id
+                && redeemed.remaining + 1 == p.left_before
                 && counted == 1
         }
-        (Err(want), Ok(Err(got))) => want == got && counted == 0,
+        (Err(want), Err(got)) => got.is_none_or(|got| got == *want) && counted == 0,
         _ => false,
     };
-    let disagreement = (!agrees).then(|| {
-        let actual = actual.map(|outcome| outcome.map(|redeemed| redeemed.remaining));
-        format!("{case:?}: domain {expected:?}, store {actual:?}, uses counted {counted}")
-    });
-    (expected, disagreement)
+    (!agrees).then(|| {
+        let actual = actual.as_ref().map(|redeemed| redeemed.remaining);
+        format!(
+            "{:?}: domain {:?}, store {actual:?}, uses counted {counted}",
+            p.case, p.expected
+        )
+    })
+}
+
+/// Runs one case through the store and the domain: the domain's verdict, and a
+/// description of the case when the store's outcome differs from it.
+fn judge(
+    store: &PgStore,
+    tenant: &TenantId,
+    index: usize,
+    case: Case,
+) -> (Result<(), RedemptionFailure>, Option<String>) {
+    let prepared = prepare(store, tenant, index, case);
+    let actual = match store.redeem(&prepared.attempt) {
+        Ok(outcome) => outcome.map_err(Some),
+        Err(error) => panic!("{case:?}: the store failed: {error:?}"),
+    };
+    let disagreement = disagreement(store, tenant, &prepared, &actual);
+    (prepared.expected, disagreement)
 }
 
 /// Threads sharing the fixture's pool: the cases are independent.
@@ -316,20 +359,11 @@ fn the_sql_function_and_the_domain_agree_on_every_combination() {
     });
     assert_eq!(verdicts.len(), cases.len());
 
-    let disagreements: Vec<&String> = verdicts
-        .iter()
-        .filter_map(|(_, disagreement)| disagreement.as_ref())
-        .collect();
-    assert!(
-        disagreements.is_empty(),
-        "{} of {} cases disagree:\n{}",
-        disagreements.len(),
-        cases.len(),
-        disagreements
+    assert_none_disagree(
+        verdicts
             .iter()
-            .map(|line| line.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
+            .filter_map(|(_, disagreement)| disagreement.as_ref()),
+        cases.len(),
     );
     // The table reaches every outcome a stored ticket can have, so agreement
     // above is not agreement on a few easy answers.
@@ -349,6 +383,114 @@ fn the_sql_function_and_the_domain_agree_on_every_combination() {
     .into_iter()
     .collect();
     assert_eq!(outcomes, every_outcome);
+}
+
+/// Fails with every disagreement listed, if there is any.
+fn assert_none_disagree<'a>(disagreements: impl Iterator<Item = &'a String>, cases: usize) {
+    let disagreements: Vec<&str> = disagreements.map(String::as_str).collect();
+    assert!(
+        disagreements.is_empty(),
+        "{} of {cases} cases disagree:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+}
+
+/// Prepares every case, `WORKERS` at a time.
+fn prepare_all(store: &PgStore, tenant: &TenantId, cases: &[Case]) -> Vec<Prepared> {
+    let mut prepared: Vec<(usize, Prepared)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|worker| {
+                scope.spawn(move || {
+                    (worker..cases.len())
+                        .step_by(WORKERS)
+                        .map(|index| (index, prepare(store, tenant, index, cases[index])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap())
+            .collect()
+    });
+    prepared.sort_by_key(|(index, _)| *index);
+    prepared.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The same table through the group commit's set-based batch
+/// (`tessera_redeem_batch`, migration `redemption_set_based`), which states the
+/// rules once more: every case is queued first, held back by a ticket another
+/// session has locked, then run in batches of 64 mixing programs, times, states
+/// and emails. A batch refuses without naming a reason (the blocking path names
+/// it afterwards), so here a refusal must only count nothing.
+#[test]
+fn the_set_based_batch_and_the_domain_agree_on_every_combination() {
+    use diesel::{sql_query, Connection, PgConnection, RunQueryDsl};
+    use std::sync::{Arc, Mutex};
+    use tessera_postgres::{GroupCommit, GroupCommitSettings};
+
+    let f = fixture();
+    let tenant = common::tenant(&f.store);
+    let cases = cases();
+    let prepared = prepare_all(&f.store, &tenant, &cases);
+
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let seen = sizes.clone();
+    let settings = GroupCommitSettings {
+        executors: 1,
+        max_batch: 64,
+        queue_capacity: 1024,
+    };
+    let observer = Arc::new(move |_, size| seen.lock().unwrap().push(size));
+    let group =
+        Arc::new(GroupCommit::start(f.db.pool_with_size(1), settings, Some(observer)).unwrap());
+    let store = PgStore::new(f.db.pool()).with_group_commit(group.clone());
+
+    let blocker_program = common::program(&store, &tenant, |_| {});
+    let blocker = common::issue(&store, &blocker_program, "blocker", |_| {});
+    let mut other = PgConnection::establish(f.db.url()).unwrap();
+    sql_query("BEGIN").execute(&mut other).unwrap();
+    sql_query(format!(
+        "SELECT 1 FROM tickets WHERE id = '{}' FOR UPDATE",
+        blocker.as_str()
+    ))
+    .execute(&mut other)
+    .unwrap();
+    let held = store
+        .redeem_later(&common::attempt(&blocker_program, "blocker", None), None)
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(sizes.lock().unwrap().len() == 1 && group.queued() == 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the executor never took the blocker"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let pending: Vec<_> = prepared
+        .iter()
+        .map(|p| store.redeem_later(&p.attempt, None).unwrap())
+        .collect();
+    assert_eq!(group.queued(), cases.len());
+    sql_query("ROLLBACK").execute(&mut other).unwrap();
+    assert!(common::block_on(held).unwrap().is_some());
+
+    let disagreements: Vec<String> = prepared
+        .iter()
+        .zip(pending)
+        .filter_map(|(p, pending)| {
+            let answered = match common::block_on(pending) {
+                Ok(grant) => grant.ok_or(None),
+                Err(error) => panic!("{:?}: the batch failed: {error:?}", p.case),
+            };
+            disagreement(&f.store, &tenant, p, &answered)
+        })
+        .collect();
+    assert_none_disagree(disagreements.iter(), cases.len());
+    let sizes = sizes.lock().unwrap().clone();
+    assert_eq!(sizes[1..].iter().sum::<usize>(), cases.len());
+    assert!(sizes[1..9].iter().all(|size| *size == 64), "{sizes:?}");
 }
 
 /// The per-redeemer rule (`Ticket::check_redeemer`, after `check_redeemable`)

@@ -12,7 +12,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::PgConnection;
 use tessera_app::model::{Grant, StandaloneUse, UsesLeft};
 
-use super::statements::{redeem_batch, use_batch, RedeemColumns, UseColumns};
+use super::statements::{redeem_batch, use_batch, RedeemColumns, RedeemStatement, UseColumns};
 use super::{
     unavailable, BatchKind, BatchObserver, Job, RedeemJob, UseJob, EXECUTOR_PLANNER_SETTINGS,
 };
@@ -66,11 +66,19 @@ fn rolled_back_by_server(error: &DieselError) -> bool {
     }
 }
 
-/// Runs `members` as one statement through `evaluate`, answering each once.
+/// How a batch (or one member of it) is run: its answers in the members' order.
+type Evaluate<M> =
+    fn(&mut PgConnection, &[M]) -> Result<Vec<Outcome<<M as Member>::Answer>>, DieselError>;
+
+/// Runs `members` as one statement through `evaluate`, answering each once. When
+/// the server refused that statement, each member is run alone through `alone`:
+/// a statement the server cannot run for a batch (Citus refuses some multi-row
+/// modifying CTEs) still answers its members one by one.
 fn execute<M: Member>(
     conn: &mut PgConnection,
     members: Vec<M>,
-    evaluate: impl Fn(&mut PgConnection, &[M]) -> Result<Vec<Outcome<M::Answer>>, DieselError>,
+    evaluate: Evaluate<M>,
+    alone: Evaluate<M>,
 ) -> bool {
     let error = match evaluate(conn, &members) {
         Ok(answers) => {
@@ -89,7 +97,7 @@ fn execute<M: Member>(
         );
         let mut healthy = true;
         for member in members {
-            match evaluate(conn, std::slice::from_ref(&member)) {
+            match alone(conn, std::slice::from_ref(&member)) {
                 Ok(mut answers) => match answers.pop() {
                     Some(answer) => member.answer(answer),
                     None => member.answer(Err(corrupt("batch", "no answer"))),
@@ -126,9 +134,24 @@ fn position(ord: i64, len: usize) -> Outcome<usize> {
         .ok_or_else(|| corrupt("batch position", ord))
 }
 
+fn redeem_set_based(
+    conn: &mut PgConnection,
+    members: &[RedeemJob],
+) -> Result<Vec<Outcome<Option<Grant>>>, DieselError> {
+    evaluate_redemptions(conn, members, RedeemStatement::SetBased)
+}
+
+fn redeem_per_member(
+    conn: &mut PgConnection,
+    members: &[RedeemJob],
+) -> Result<Vec<Outcome<Option<Grant>>>, DieselError> {
+    evaluate_redemptions(conn, members, RedeemStatement::PerMember)
+}
+
 fn evaluate_redemptions(
     conn: &mut PgConnection,
     members: &[RedeemJob],
+    statement: RedeemStatement,
 ) -> Result<Vec<Outcome<Option<Grant>>>, DieselError> {
     let mut columns = RedeemColumns::default();
     for job in members {
@@ -156,7 +179,7 @@ fn evaluate_redemptions(
             .caller_key_id
             .push(key.map(|key| key.key_id.as_str()));
     }
-    let rows = redeem_batch(conn, &columns)?;
+    let rows = redeem_batch(conn, &columns, statement)?;
     let mut answers: Vec<Outcome<Option<Grant>>> = members.iter().map(|_| Ok(None)).collect();
     for (ord, row) in rows {
         match position(ord, members.len()) {
@@ -295,7 +318,18 @@ impl Executor {
             if let Some(observer) = &self.observer {
                 observer(BatchKind::Redemptions, redemptions.len());
             }
-            healthy &= execute(conn, redemptions, evaluate_redemptions);
+            // A per-redeemer share is claimed by tessera_redeem's own upsert: the
+            // members that name a redeemer are a statement of their own, after
+            // the others (each statement commits before its members are answered).
+            let (named, plain): (Vec<_>, Vec<_>) = redemptions
+                .into_iter()
+                .partition(|job| job.attempt.redeemer.is_some());
+            if !plain.is_empty() {
+                healthy &= execute(conn, plain, redeem_set_based, redeem_per_member);
+            }
+            if !named.is_empty() {
+                healthy &= execute(conn, named, redeem_per_member, redeem_per_member);
+            }
         }
         if !uses.is_empty() {
             sort_by_key(&mut uses, |job| {
@@ -304,7 +338,7 @@ impl Executor {
             if let Some(observer) = &self.observer {
                 observer(BatchKind::StandaloneUses, uses.len());
             }
-            healthy &= execute(conn, uses, evaluate_uses);
+            healthy &= execute(conn, uses, evaluate_uses, evaluate_uses);
         }
         if !healthy {
             // Start the next batch on a fresh connection: this one may be broken.

@@ -216,7 +216,7 @@ impl GroupCommit {
         }))
     }
 
-    /// `tessera_redeem` for `attempt` in the next batch: the grant once committed,
+    /// Redeems `attempt` in the next batch: the grant once committed,
     /// `None` when the statement refused it (the caller classifies why).
     pub(crate) fn redeem(&self, attempt: &RedemptionAttempt) -> Outcome<Option<Grant>> {
         let (reply, answer) = sync_channel(1);

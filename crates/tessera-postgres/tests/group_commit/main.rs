@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod queued;
+mod redeem_batch;
 mod standalone_batch;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::{attempt, fixture, hash, limit, now, Fixture};
 use diesel::sql_types::{BigInt, Text};
 use diesel::{sql_query, Connection, PgConnection, QueryableByName, RunQueryDsl};
-use tessera_app::model::{Grant, StandaloneUse, UsesLeft};
+use tessera_app::model::{Grant, RedemptionAttempt, StandaloneUse, UsesLeft};
 use tessera_app::ports::{RedemptionStore, StandaloneStore, StoreError, StoreResult, TicketStore};
 use tessera_domain::{
     Program, RedemptionFailure, StandaloneTicket, StandaloneTicketId, TenantId, TicketId, Uses,
@@ -140,7 +141,11 @@ impl Blocker {
 type Redeemed = StoreResult<Result<Grant, RedemptionFailure>>;
 
 fn redeem_in_background(g: &Grouped, program: &Program, code: &str) -> JoinHandle<Redeemed> {
-    let (store, attempt) = (g.store.clone(), attempt(program, code, None));
+    redeem_attempt_in_background(g, attempt(program, code, None))
+}
+
+fn redeem_attempt_in_background(g: &Grouped, attempt: RedemptionAttempt) -> JoinHandle<Redeemed> {
+    let store = g.store.clone();
     std::thread::spawn(move || store.redeem(&attempt))
 }
 
@@ -157,15 +162,31 @@ fn queue_behind(
     blocker_code: &str,
     codes: &[&str],
 ) -> (JoinHandle<Redeemed>, Vec<JoinHandle<Redeemed>>) {
-    let blocked = redeem_in_background(g, program, blocker_code);
+    let attempts = codes.iter().map(|code| attempt(program, code, None));
+    queue_attempts_behind(g, attempt(program, blocker_code, None), attempts.collect())
+}
+
+/// [`queue_behind`] for attempts of any kind (emails, redeemers, programs).
+fn queue_attempts_behind(
+    g: &Grouped,
+    blocker: RedemptionAttempt,
+    attempts: Vec<RedemptionAttempt>,
+) -> (JoinHandle<Redeemed>, Vec<JoinHandle<Redeemed>>) {
+    let blocked = redeem_attempt_in_background(g, blocker);
     wait_until("the executor took the blocked batch", || {
         g.batches().len() == 1 && g.group.queued() == 0
     });
-    let queued: Vec<_> = codes
-        .iter()
-        .map(|code| redeem_in_background(g, program, code))
+    // One at a time, so the queue (and the batch, for the same code) keeps
+    // the order of `attempts`.
+    let queued: Vec<_> = attempts
+        .into_iter()
+        .enumerate()
+        .map(|(index, attempt)| {
+            let handle = redeem_attempt_in_background(g, attempt);
+            wait_until("the member is queued", || g.group.queued() == index + 1);
+            handle
+        })
         .collect();
-    wait_until("every member is queued", || g.group.queued() == codes.len());
     (blocked, queued)
 }
 

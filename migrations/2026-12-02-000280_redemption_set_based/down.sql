@@ -1,0 +1,1 @@
+DROP FUNCTION tessera_redeem_batch(text[], bytea[], text[], timestamptz[], text[], text[], text[], text[], text[], text[]);
