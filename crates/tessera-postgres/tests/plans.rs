@@ -525,7 +525,8 @@ impl BatchFunction {
         .unwrap();
         let body = found.definition;
         let start = body.find("RETURN QUERY").unwrap() + "RETURN QUERY".len();
-        let end = start + body[start..].find(";\nEND").unwrap();
+        // The query ends at its first semicolon (it holds no other).
+        let end = start + body[start..].find(';').unwrap();
         self.parameters.iter().enumerate().fold(
             body[start..end].to_owned(),
             |statement, (index, (name, _))| statement.replace(name, &format!("${}", index + 1)),

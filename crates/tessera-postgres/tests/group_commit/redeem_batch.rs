@@ -216,3 +216,73 @@ fn members_that_name_a_redeemer_are_redeemed_by_the_per_member_statement_in_the_
     );
     assert_eq!(a.g.sizes(), vec![1, 6], "one batch of six");
 }
+
+#[derive(diesel::QueryableByName)]
+struct Committing {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    mode: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    locker: String,
+}
+
+/// `tessera_redeem_batch` for one member of `code`, in a transaction rolled back:
+/// the commit mode it leaves, and the xmax of the ticket's row (`0`: not locked).
+fn batch_of_one(
+    f: &common::Fixture,
+    program: &Program,
+    code: &str,
+    email: Option<&str>,
+) -> (String, String) {
+    use diesel::sql_types::{Bytea, Nullable, Text, Timestamptz};
+    use diesel::{sql_query, Connection, RunQueryDsl};
+    let mut conn = f.db.pool().get().expect("a connection");
+    conn.test_transaction(|conn| {
+        // Hand-written: the function's own call, as group_commit/statements.rs makes it.
+        sql_query(
+            "SELECT ord FROM tessera_redeem_batch(ARRAY[$1], ARRAY[$2], ARRAY[$3], ARRAY[$4], \
+             ARRAY[$5], ARRAY['evt_a'], ARRAY['evt_b'], ARRAY['rdm_a'], \
+             ARRAY[NULL::text], ARRAY[NULL::text])",
+        )
+        .bind::<Text, _>(program.tenant_id.as_str())
+        .bind::<Bytea, _>(&hash(code).0[..])
+        .bind::<Text, _>(program.id.as_str())
+        .bind::<Timestamptz, _>(common::now())
+        .bind::<Nullable<Text>, _>(email)
+        .execute(conn)?;
+        let found: Committing = sql_query(
+            "SELECT current_setting('synchronous_commit') AS mode, xmax::text AS locker \
+             FROM tickets WHERE code_hash = $1",
+        )
+        .bind::<Bytea, _>(&hash(code).0[..])
+        .get_result(conn)?;
+        Ok::<_, diesel::result::Error>((found.mode, found.locker))
+    })
+}
+
+/// A batch that grants nothing wrote row locks at most: its commit does not wait
+/// for the WAL flush, so a known code refused takes an unknown code's time. A
+/// used-up ticket is not even locked (nothing to flush, and a crowd asking for it
+/// does not queue on its row); a batch that grants waits for the flush
+/// (invariant 6).
+#[test]
+fn a_batch_that_grants_nothing_commits_without_waiting_for_the_flush() {
+    let f = common::fixture();
+    let tenant = common::tenant(&f.store);
+    let program = common::program(&f.store, &tenant, |_| {});
+    common::issue(&f.store, &program, "used-up", |t| {
+        t.max_redemptions = Some(limit(1));
+        t.redemptions = 1;
+    });
+    common::issue(&f.store, &program, "bound", |t| {
+        t.email = Some(email("ann@example.com"))
+    });
+    common::issue(&f.store, &program, "redeemable", |_| {});
+    assert_eq!(
+        batch_of_one(&f, &program, "used-up", None),
+        ("off".into(), "0".into())
+    );
+    let (mode, locker) = batch_of_one(&f, &program, "bound", Some("bob@example.com"));
+    assert_eq!(mode, "off");
+    assert_ne!(locker, "0", "a ticket a member might redeem is locked");
+    assert_eq!(batch_of_one(&f, &program, "redeemable", None).0, "on");
+}
