@@ -340,23 +340,7 @@ fn the_sql_function_and_the_domain_agree_on_every_combination() {
         .collect();
     assert_eq!(left, [1, 0, 1, 0, 1, 0]);
 
-    let verdicts: Vec<_> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..WORKERS)
-            .map(|worker| {
-                let (store, tenant, cases) = (&f.store, &tenant, &cases);
-                scope.spawn(move || {
-                    (worker..cases.len())
-                        .step_by(WORKERS)
-                        .map(|index| judge(store, tenant, index, cases[index]))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| worker.join().unwrap())
-            .collect()
-    });
+    let verdicts = in_workers(&cases, |index, case| judge(&f.store, &tenant, index, case));
     assert_eq!(verdicts.len(), cases.len());
 
     assert_none_disagree(
@@ -396,15 +380,17 @@ fn assert_none_disagree<'a>(disagreements: impl Iterator<Item = &'a String>, cas
     );
 }
 
-/// Prepares every case, `WORKERS` at a time.
-fn prepare_all(store: &PgStore, tenant: &TenantId, cases: &[Case]) -> Vec<Prepared> {
-    let mut prepared: Vec<(usize, Prepared)> = std::thread::scope(|scope| {
+/// `run` on every case, `WORKERS` threads at a time (the cases are independent),
+/// the results in the cases' order.
+fn in_workers<T: Send>(cases: &[Case], run: impl Fn(usize, Case) -> T + Sync) -> Vec<T> {
+    let run = &run;
+    let mut results: Vec<(usize, T)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..WORKERS)
             .map(|worker| {
                 scope.spawn(move || {
                     (worker..cases.len())
                         .step_by(WORKERS)
-                        .map(|index| (index, prepare(store, tenant, index, cases[index])))
+                        .map(|index| (index, run(index, cases[index])))
                         .collect::<Vec<_>>()
                 })
             })
@@ -414,8 +400,8 @@ fn prepare_all(store: &PgStore, tenant: &TenantId, cases: &[Case]) -> Vec<Prepar
             .flat_map(|worker| worker.join().unwrap())
             .collect()
     });
-    prepared.sort_by_key(|(index, _)| *index);
-    prepared.into_iter().map(|(_, p)| p).collect()
+    results.sort_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 /// The same table through the group commit's set-based batch
@@ -433,7 +419,9 @@ fn the_set_based_batch_and_the_domain_agree_on_every_combination() {
     let f = fixture();
     let tenant = common::tenant(&f.store);
     let cases = cases();
-    let prepared = prepare_all(&f.store, &tenant, &cases);
+    let prepared = in_workers(&cases, |index, case| {
+        prepare(&f.store, &tenant, index, case)
+    });
 
     let sizes = Arc::new(Mutex::new(Vec::new()));
     let seen = sizes.clone();

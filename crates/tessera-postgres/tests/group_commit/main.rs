@@ -508,16 +508,29 @@ fn a_member_whose_statement_raises_fails_alone() {
     assert_eq!(redemptions_of(&g, &tenant, &other), 1);
 }
 
+/// How many statements naming `function` wait for a lock now.
+fn statements_waiting_on_a_lock(g: &Grouped, function: &str) -> i64 {
+    count(
+        g,
+        &format!(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND query LIKE '%{function}%'"
+        ),
+    )
+}
+
+/// Waits until a batch statement of `function` waits for a row lock.
+fn wait_for_the_batch_on_its_lock(g: &Grouped, function: &str) {
+    wait_until("a batch waits on the ticket's lock", || {
+        statements_waiting_on_a_lock(g, function) == 1
+    });
+}
+
 /// Waits until the second batch (of two) waits on a row lock, then kills its
 /// connection: the batch is in flight and uncommitted when it dies.
 fn kill_the_batch_of_two_on_its_lock(g: &Grouped) {
     wait_until("the batch of two waits on its lock", || {
-        g.sizes() == vec![1, 2]
-            && count(
-                g,
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-                 AND wait_event_type = 'Lock' AND query LIKE '%tessera_redeem%'",
-            ) == 1
+        g.sizes() == vec![1, 2] && statements_waiting_on_a_lock(g, "tessera_redeem") == 1
     });
     execute(
         g,

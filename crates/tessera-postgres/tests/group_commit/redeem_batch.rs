@@ -10,20 +10,9 @@ use tessera_domain::{Program, RedemptionFailure, TenantId, TicketId};
 
 use super::common::{self, attempt, email, hash, limit};
 use super::{
-    count, grouped, joined, queue_attempts_behind, redemptions_of, wait_until, Blocker, Grouped,
-    Redeemed,
+    count, grouped, joined, queue_attempts_behind, redemptions_of, wait_for_the_batch_on_its_lock,
+    Blocker, Grouped, Redeemed,
 };
-
-/// Waits until a redemption batch statement waits for a row lock.
-fn wait_for_the_batch_on_its_lock(g: &Grouped) {
-    wait_until("a redemption batch waits on the ticket's lock", || {
-        count(
-            g,
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-             AND wait_event_type = 'Lock' AND query LIKE '%tessera_redeem_batch%'",
-        ) == 1
-    });
-}
 
 /// The remaining count of each success, in the members' order (`None`: refused).
 fn remaining(results: &[Redeemed]) -> Vec<Option<u32>> {
@@ -73,7 +62,7 @@ impl Arranged {
         first.release();
         assert!(matches!(blocked.join().unwrap(), Ok(Ok(_))));
         if let Some(other) = meanwhile {
-            wait_for_the_batch_on_its_lock(&self.g);
+            wait_for_the_batch_on_its_lock(&self.g, "tessera_redeem_batch");
             other.commit();
         }
         let results = joined(queued);

@@ -10,23 +10,12 @@ use tessera_app::ports::StandaloneStore;
 
 use super::common::{self, hash, now};
 use super::{
-    count, grouped, joined, standalone, use_in_background, uses_behind, wait_until, Blocker,
-    Grouped,
+    count, grouped, joined, standalone, use_in_background, uses_behind,
+    wait_for_the_batch_on_its_lock, Blocker,
 };
 
 const LIVE: &str = "SELECT live_standalone AS n FROM tenant_counters";
 const TICKETS: &str = "SELECT count(*) AS n FROM standalone_tickets";
-
-/// Waits until a standalone batch statement waits for a row lock.
-fn wait_for_the_batch_on_its_lock(g: &Grouped) {
-    wait_until("a standalone batch waits on the ticket's lock", || {
-        count(
-            g,
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-             AND wait_event_type = 'Lock' AND query LIKE '%tessera_use_standalone_batch%'",
-        ) == 1
-    });
-}
 
 #[test]
 fn a_use_committed_while_the_batch_waits_for_the_ticket_is_counted() {
@@ -41,7 +30,7 @@ fn a_use_committed_while_the_batch_waits_for_the_ticket_is_counted() {
     let uses: Vec<_> = (0..2)
         .map(|_| use_in_background(&g, &tenant, "three"))
         .collect();
-    wait_for_the_batch_on_its_lock(&g);
+    wait_for_the_batch_on_its_lock(&g, "tessera_use_standalone_batch");
     other.commit();
     let answers: Vec<_> = joined(uses).into_iter().map(Result::unwrap).collect();
     let granted: Vec<_> = answers.iter().flatten().map(|u| u.uses_left).collect();
@@ -64,7 +53,7 @@ fn a_ticket_deleted_while_the_batch_waits_for_it_is_not_used() {
     let uses: Vec<_> = (0..2)
         .map(|_| use_in_background(&g, &tenant, "three"))
         .collect();
-    wait_for_the_batch_on_its_lock(&g);
+    wait_for_the_batch_on_its_lock(&g, "tessera_use_standalone_batch");
     other.commit();
     for answer in joined(uses) {
         assert!(matches!(answer, Ok(None)), "{answer:?}");
