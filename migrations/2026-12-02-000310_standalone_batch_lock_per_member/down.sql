@@ -1,0 +1,70 @@
+-- The function of migration standalone_use_set_based, with the generic plan of
+-- migration redemption_batch_generic_plan (CREATE OR REPLACE keeps only the SET
+-- clauses it is given).
+CREATE OR REPLACE FUNCTION tessera_use_standalone_batch(
+    p_tenant_id text[],
+    p_token_hash bytea[],
+    p_now timestamptz[],
+    p_key_id text[]
+)
+RETURNS TABLE (ord bigint, uses_left bigint, payload text)
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH m AS MATERIALIZED (
+        SELECT v.tenant_id, v.token_hash, v.at, v.ord
+        FROM unnest(p_tenant_id, p_token_hash, p_now, p_key_id)
+             WITH ORDINALITY AS v(tenant_id, token_hash, at, key_id, ord)
+        WHERE v.key_id IS NULL OR (SELECT true FROM api_keys k
+            WHERE k.tenant_id = v.tenant_id AND k.id = v.key_id) IS TRUE
+    ), locked AS MATERIALIZED (
+        SELECT t.tenant_id, t.token_hash, t.uses_left, t.expires_at, t.payload
+        FROM (SELECT DISTINCT d.tenant_id, d.token_hash FROM m d
+              ORDER BY d.tenant_id, d.token_hash) d
+        CROSS JOIN LATERAL (
+            SELECT s.tenant_id, s.token_hash, s.uses_left, s.expires_at, s.payload
+            FROM standalone_tickets s
+            WHERE s.tenant_id = d.tenant_id AND s.token_hash = d.token_hash
+              AND (s.uses_left IS NULL OR s.uses_left > 0)
+            FOR UPDATE
+        ) t
+    ), granted AS MATERIALIZED (
+        SELECT r.ord, r.tenant_id, r.token_hash, r.uses_left, r.payload, r.n
+        FROM (SELECT m.ord, l.tenant_id, l.token_hash, l.uses_left, l.payload,
+                     row_number() OVER (PARTITION BY l.tenant_id, l.token_hash
+                                        ORDER BY m.ord) AS n
+              FROM m JOIN locked l
+                ON l.tenant_id = m.tenant_id AND l.token_hash = m.token_hash
+              WHERE l.expires_at IS NULL OR l.expires_at > m.at) r
+        WHERE r.uses_left IS NULL OR r.n <= r.uses_left
+    ), spent AS MATERIALIZED (
+        SELECT g.tenant_id, g.token_hash, min(g.uses_left) - count(*) AS left_after
+        FROM granted g
+        WHERE g.uses_left IS NOT NULL
+        GROUP BY g.tenant_id, g.token_hash
+    ), lowered AS (
+        UPDATE standalone_tickets s SET uses_left = p.left_after
+        FROM spent p
+        WHERE s.tenant_id = p.tenant_id AND s.token_hash = p.token_hash
+          AND p.left_after > 0
+    ), removed AS (
+        DELETE FROM standalone_tickets s
+        USING spent p
+        WHERE s.tenant_id = p.tenant_id AND s.token_hash = p.token_hash
+          AND p.left_after = 0
+        RETURNING s.tenant_id
+    ), counted AS (
+        UPDATE tenant_counters c SET live_standalone = c.live_standalone - r.removed
+        FROM (SELECT x.tenant_id, count(*) AS removed FROM removed x
+              GROUP BY x.tenant_id) r
+        WHERE c.tenant_id = r.tenant_id
+    )
+    SELECT g.ord, g.uses_left - g.n, g.payload FROM granted g;
+END
+$$;
