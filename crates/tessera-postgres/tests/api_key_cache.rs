@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)]
 mod common;
 
-use common::{block_on, fixture, hash};
-use diesel::sql_types::{BigInt, Integer};
+use common::{block_on, fixture, hash, Count};
+use diesel::sql_types::Integer;
 use diesel::{sql_query, QueryableByName, RunQueryDsl};
 use tessera_app::model::ApiKey;
 use tessera_app::ports::AccessStore;
@@ -138,12 +138,6 @@ fn deleting_a_tenant_empties_every_cache() {
 struct Backend {
     #[diesel(sql_type = Integer)]
     pid: i32,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
 }
 
 #[test]

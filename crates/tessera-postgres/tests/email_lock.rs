@@ -5,8 +5,8 @@
 mod common;
 
 use chrono::Duration;
-use common::{at, attempt_at, events, fixture, EMAIL_LOCK_SECONDS};
-use diesel::sql_types::{BigInt, Text};
+use common::{at, attempt_at, events, fixture, Count, EMAIL_LOCK_SECONDS};
+use diesel::sql_types::Text;
 use diesel::{sql_query, QueryableByName, RunQueryDsl};
 use serde_json::json;
 use tessera_app::events::EventStore;
@@ -147,12 +147,6 @@ fn an_expired_lock_redeems_and_a_lock_from_before_expiry_existed_stays() {
             .unwrap(),
         Err(RedemptionFailure::TicketLocked)
     );
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
 }
 
 fn count(store: &common::Fixture, sql: &str, tenant: &str) -> i64 {

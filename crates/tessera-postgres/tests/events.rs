@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
-use common::{at, attempt, fixture, issue, program, tenant};
-use diesel::sql_types::{BigInt, Text, Timestamptz};
+use common::{at, attempt, fixture, issue, program, tenant, Count};
+use diesel::sql_types::{Text, Timestamptz};
 use diesel::{sql_query, QueryableByName, RunQueryDsl};
 use tessera_app::events::{EventLimit, EventQuery, EventStore, StatsInterval, StatsRange};
 use tessera_app::ports::{RedemptionStore, StoreError, TicketStore};
@@ -178,12 +178,6 @@ fn filters_by_type_and_program_and_stays_in_the_tenant() {
         EventStore::list(&f.store, &tenant, &query(Some(theirs), 10)),
         Err(StoreError::NotFound)
     );
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
 }
 
 fn partitions(pool: &PgPool, name: &str) -> i64 {

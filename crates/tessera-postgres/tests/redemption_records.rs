@@ -9,9 +9,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{attempt, fixture, hash, now, scalar, Fixture};
+use common::{attempt, fixture, hash, now, scalar, Count, Fixture};
 use diesel::connection::SimpleConnection;
-use diesel::sql_types::{BigInt, Bytea, Text, Timestamptz};
+use diesel::sql_types::{Bytea, Text, Timestamptz};
 use diesel::{sql_query, Connection, PgConnection, RunQueryDsl};
 use tessera_app::ports::{ProgramStore, RedemptionStore};
 use tessera_domain::{Program, RedemptionFailure, TenantId};
@@ -24,12 +24,6 @@ fn records(f: &Fixture, tenant: &TenantId) -> i64 {
 
 fn connect(f: &Fixture) -> PgConnection {
     PgConnection::establish(f.db.url()).unwrap()
-}
-
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
 }
 
 /// Waits until another session of this database waits for a lock.

@@ -162,10 +162,11 @@ pub fn attempt_at(
     }
 }
 
+/// One bigint column `n`: what the tests' `count(*) AS n` queries return.
 #[derive(QueryableByName)]
-struct Count {
+pub struct Count {
     #[diesel(sql_type = BigInt)]
-    n: i64,
+    pub n: i64,
 }
 
 /// How many events of `kind` the tenant has.

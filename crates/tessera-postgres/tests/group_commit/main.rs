@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{attempt, fixture, hash, limit, now, Fixture};
-use diesel::sql_types::{BigInt, Text};
-use diesel::{sql_query, Connection, PgConnection, QueryableByName, RunQueryDsl};
+use common::{attempt, fixture, hash, limit, now, Count, Fixture};
+use diesel::sql_types::Text;
+use diesel::{sql_query, Connection, PgConnection, RunQueryDsl};
 use tessera_app::model::{Grant, RedemptionAttempt, StandaloneUse, UsesLeft};
 use tessera_app::ports::{RedemptionStore, StandaloneStore, StoreError, StoreResult, TicketStore};
 use tessera_domain::{
@@ -221,12 +221,6 @@ fn redemptions_of(g: &Grouped, tenant: &TenantId, ticket: &TicketId) -> u32 {
         .unwrap()
         .ticket
         .redemptions
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
 }
 
 fn execute(g: &Grouped, statement: &str) {
